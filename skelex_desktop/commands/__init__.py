@@ -1,0 +1,13 @@
+"""CLI command handlers, one module per feature; `register_all` builds the command tree."""
+
+from __future__ import annotations
+
+from skelex_desktop.commands import db_cmd, ingest_cmd, label_cmd, planned_cmd, synth_cmd
+from skelex_desktop.commands.common import AddCommand
+
+MODULES = (ingest_cmd, synth_cmd, label_cmd, planned_cmd, db_cmd)
+
+
+def register_all(add: AddCommand) -> None:
+    for module in MODULES:
+        module.register(add)

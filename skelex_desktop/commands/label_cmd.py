@@ -1,0 +1,62 @@
+"""`label import FILE.csv` and `label list`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from skelex_desktop.commands.common import AddCommand, emit, needs_action, open_ws
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from skelex_desktop.core.labels import current_labels
+
+    ws = open_ws(args)
+    try:
+        with ws.db.read() as session:
+            labels = current_labels(session, args.task)
+    finally:
+        ws.close()
+    text = "\n".join(
+        f"{lv.image_id}\t{lv.task}\t{'uncertain' if lv.uncertain else lv.value}\t"
+        f"{lv.reader}\t{lv.source}"
+        for lv in labels
+    )
+    emit(args, [lv.to_json() for lv in labels], text or "no labels")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from skelex_desktop.core.labels import import_labels_csv
+
+    ws = open_ws(args)
+    try:
+        result = import_labels_csv(ws.db, Path(args.file), ws.settings.reader)
+    finally:
+        ws.close()
+    for error in result.errors:
+        print(f"skelex-desktop: {error}", file=sys.stderr)
+    emit(
+        args,
+        {"imported": result.imported, "errors": result.errors},
+        f"imported {result.imported} labels, {len(result.errors)} rows refused",
+    )
+    return 0
+
+
+def register(add: AddCommand) -> None:
+    label = add("label", needs_action("label"), "import and list labels")
+    sub = label.add_subparsers(dest="label_command", metavar="ACTION")
+    imp = sub.add_parser(
+        "import",
+        help="import labels from a CSV with columns image_id or sop_instance_uid, task, value "
+        "[, uncertain, reader]",
+    )
+    imp.add_argument("file", metavar="FILE.csv")
+    imp.add_argument("--json", action="store_true", help="machine-readable output")
+    imp.set_defaults(handler=cmd_import)
+    lst = sub.add_parser("list", help="list the current label of every image and task")
+    lst.add_argument("--task", help="only this task")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+    lst.set_defaults(handler=cmd_list)

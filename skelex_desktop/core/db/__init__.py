@@ -1,0 +1,1 @@
+"""Persistent storage: SQLAlchemy models, engine, Alembic migrations and repositories."""

@@ -1,0 +1,290 @@
+"""Label operations: every human decision is its own committed, audited transaction.
+
+A decision never overwrites an earlier one: the new `Label` row supersedes the current row for
+the same (image, task), so the history stays queryable and a crash cannot lose a committed label.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from skelex_desktop.core import audit
+from skelex_desktop.core.db.engine import Database
+from skelex_desktop.core.db.models import Image, Label, Prediction, Task
+from skelex_desktop.core.domain import (
+    Changes,
+    ImageStatus,
+    LabelSource,
+    PredictionRelation,
+    TaskKind,
+)
+
+
+class LabelError(ValueError):
+    """A label that cannot be stored; the message says which part is wrong."""
+
+
+@dataclass(frozen=True)
+class LabelView:
+    """A current label as shown to users and written by `label list`."""
+
+    id: int
+    image_id: int
+    sop_instance_uid: str
+    task: str
+    value: Any
+    uncertain: bool
+    source: str
+    reader: str
+    prediction_id: int | None
+    prediction_relation: str
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.__dict__.copy()
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+def get_task(session: Session, name: str) -> Task:
+    task = session.scalar(select(Task).where(Task.name == name))
+    if task is None:
+        raise LabelError(f"unknown task {name!r}")
+    return task
+
+
+def normalise_value(task: Task, value: Any) -> Any:
+    """The stored form of `value` for `task`, or a LabelError saying what is allowed."""
+    kind = TaskKind(task.kind)
+    classes = [str(c) for c in task.classes]
+    if kind == TaskKind.BINARY:
+        text = str(value).strip().lower()
+        truthy = {"1", "true", "yes", "positive", classes[1].lower()}
+        falsy = {"0", "false", "no", "negative", classes[0].lower()}
+        if text in truthy:
+            return 1
+        if text in falsy:
+            return 0
+        raise LabelError(f"task {task.name!r} is binary: use 0/1 or {classes[0]!r}/{classes[1]!r}")
+    if kind in (TaskKind.MULTICLASS, TaskKind.ORDINAL):
+        text = str(value).strip()
+        if text in classes:
+            return text
+        if kind == TaskKind.ORDINAL and text.isdigit() and int(text) < len(classes):
+            return classes[int(text)]
+        raise LabelError(f"task {task.name!r}: {text!r} is not one of {classes}")
+    if kind == TaskKind.REGRESSION:
+        try:
+            return float(value)
+        except (TypeError, ValueError) as exc:
+            raise LabelError(f"task {task.name!r} needs a number, got {value!r}") from exc
+    raise LabelError(f"task {task.name!r} is a region task: draw a region instead")
+
+
+def _current(session: Session, image_id: int, task_id: int) -> Label | None:
+    return session.scalar(
+        select(Label).where(
+            Label.image_id == image_id, Label.task_id == task_id, Label.superseded_by.is_(None)
+        )
+    )
+
+
+def _label_dict(label: Label) -> dict[str, Any]:
+    return {
+        "value": label.value,
+        "uncertain": label.uncertain,
+        "source": label.source,
+        "reader": label.reader,
+        "prediction_id": label.prediction_id,
+        "prediction_relation": label.prediction_relation,
+    }
+
+
+def set_label(
+    session: Session,
+    image_id: int,
+    task_name: str,
+    value: Any,
+    reader: str,
+    *,
+    uncertain: bool = False,
+    prediction_id: int | None = None,
+    source: LabelSource = LabelSource.HUMAN,
+) -> Label:
+    """Store a decision in the caller's transaction, superseding the current one."""
+    if not reader:
+        raise LabelError("a label needs a reader name")
+    task = get_task(session, task_name)
+    image = session.get(Image, image_id)
+    if image is None:
+        raise LabelError(f"no image with id {image_id}")
+    stored = None if uncertain and value is None else normalise_value(task, value)
+    relation = PredictionRelation.NONE
+    if prediction_id is not None:
+        prediction = session.get(Prediction, prediction_id)
+        if prediction is None or prediction.image_id != image_id or prediction.task_id != task.id:
+            raise LabelError(f"prediction {prediction_id} is not for this image and task")
+        relation = (
+            PredictionRelation.CONFIRMED
+            if _prediction_value(task, prediction) == stored
+            else PredictionRelation.OVERRODE
+        )
+    previous = _current(session, image_id, task.id)
+    label = Label(
+        image_id=image_id,
+        task_id=task.id,
+        value=stored,
+        uncertain=uncertain,
+        source=source.value,
+        reader=reader,
+        prediction_id=prediction_id,
+        prediction_relation=relation.value,
+    )
+    session.add(label)
+    session.flush()
+    if previous is not None:
+        previous.superseded_by = label.id
+    if source == LabelSource.HUMAN and image.status != ImageStatus.CONFIRMED:
+        image.status = ImageStatus.IN_REVIEW.value
+        image.reader = reader
+    audit.record(
+        session,
+        reader,
+        "label.set",
+        "label",
+        label.id,
+        before=_label_dict(previous) if previous else None,
+        after=_label_dict(label) | {"image_id": image_id, "task": task_name},
+    )
+    return label
+
+
+def _prediction_value(task: Task, prediction: Prediction) -> Any:
+    """The class a prediction proposes: the most probable one (binary: p >= 0.5)."""
+    probs = prediction.probabilities or {}
+    if TaskKind(task.kind) == TaskKind.BINARY:
+        p = probs.get(str(task.classes[1]), prediction.score)
+        return None if p is None else int(float(p) >= 0.5)
+    if not probs:
+        return None
+    return max(probs, key=lambda k: float(probs[k]))
+
+
+def confirm_label(
+    db: Database,
+    image_id: int,
+    task_name: str,
+    value: Any,
+    reader: str,
+    *,
+    uncertain: bool = False,
+    prediction_id: int | None = None,
+) -> Changes:
+    """Commit one human decision at once, as its own transaction."""
+    with db.write() as session:
+        label = set_label(
+            session,
+            image_id,
+            task_name,
+            value,
+            reader,
+            uncertain=uncertain,
+            prediction_id=prediction_id,
+        )
+        label_id = label.id
+    return Changes(images={image_id}, labels={label_id}, tasks={task_name}, worklist=True)
+
+
+def current_labels(session: Session, task_name: str | None = None) -> list[LabelView]:
+    """Every current (not superseded) label, optionally for one task."""
+    query = (
+        select(Label, Task.name, Image.sop_instance_uid)
+        .join(Task, Task.id == Label.task_id)
+        .join(Image, Image.id == Label.image_id)
+        .where(Label.superseded_by.is_(None))
+        .order_by(Label.image_id, Task.order)
+    )
+    if task_name:
+        query = query.where(Task.name == task_name)
+    return [
+        LabelView(
+            id=label.id,
+            image_id=label.image_id,
+            sop_instance_uid=sop,
+            task=name,
+            value=label.value,
+            uncertain=label.uncertain,
+            source=label.source,
+            reader=label.reader,
+            prediction_id=label.prediction_id,
+            prediction_relation=label.prediction_relation,
+            created_at=label.created_at,
+        )
+        for label, name, sop in session.execute(query)
+    ]
+
+
+@dataclass
+class LabelImportResult:
+    imported: int
+    errors: list[str]
+
+
+def import_labels_csv(db: Database, path: Path, reader: str) -> LabelImportResult:
+    """Import `image_id` or `sop_instance_uid`, `task`, `value` [, `uncertain`, `reader`] rows.
+
+    Every valid row is committed in one transaction; each invalid row is reported with its line
+    number and reason, and does not stop the others.
+    """
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise LabelError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    errors: list[str] = []
+    imported = 0
+    with handle, db.write() as session:
+        rows = csv.DictReader(handle)
+        missing = {"task", "value"} - set(rows.fieldnames or [])
+        if missing or not {"image_id", "sop_instance_uid"} & set(rows.fieldnames or []):
+            raise LabelError(
+                f"{path}: needs columns task, value and image_id or sop_instance_uid; "
+                f"found {rows.fieldnames}"
+            )
+        for line, row in enumerate(rows, start=2):
+            try:
+                image_id = _resolve_image(session, row)
+                uncertain = str(row.get("uncertain") or "").strip().lower() in {"1", "true", "yes"}
+                value = row.get("value")
+                with session.begin_nested():
+                    set_label(
+                        session,
+                        image_id,
+                        (row.get("task") or "").strip(),
+                        None if uncertain and not value else value,
+                        (row.get("reader") or "").strip() or reader,
+                        uncertain=uncertain,
+                    )
+                imported += 1
+            except LabelError as exc:
+                errors.append(f"line {line}: {exc}")
+    return LabelImportResult(imported=imported, errors=errors)
+
+
+def _resolve_image(session: Session, row: dict[str, str]) -> int:
+    if (row.get("image_id") or "").strip():
+        try:
+            return int(row["image_id"])
+        except ValueError as exc:
+            raise LabelError(f"image_id {row['image_id']!r} is not a number") from exc
+    uid = (row.get("sop_instance_uid") or "").strip()
+    image_id = session.scalar(select(Image.id).where(Image.sop_instance_uid == uid).limit(1))
+    if image_id is None:
+        raise LabelError(f"no image with SOP Instance UID {uid!r}")
+    return image_id
