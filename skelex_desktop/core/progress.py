@@ -22,7 +22,9 @@ class Cancelled(Exception):
 class Progress(Protocol):
     """What a long-running job reports to and asks of its caller."""
 
-    def set_total(self, total: int) -> None: ...
+    def set_total(self, total: int) -> None:
+        """Start a phase of `total` units; `done` counts from zero again."""
+        ...
 
     def advance(self, n: int = 1, current: str | None = None) -> None: ...
 
@@ -43,8 +45,10 @@ class BaseProgress:
         self.current: str | None = None
 
     def set_total(self, total: int) -> None:
+        """Start a phase of `total` units (a multi-phase job calls this once per phase)."""
         with self._lock:
             self.total = max(0, int(total))
+            self.done = 0
         self._report()
 
     def advance(self, n: int = 1, current: str | None = None) -> None:

@@ -1,0 +1,418 @@
+"""Reading DICOM files: validation with specific reasons, header metadata, frame decoding.
+
+Decoding prefers pylibjpeg and falls back to python-gdcm (e.g. 12-bit JPEG Extended), then to
+any other plugin pydicom has. Every problem becomes an `IngestError` with a readable reason.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, pixel_array
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGExtended12Bit,
+    MediaStorageDirectoryStorage,
+)
+
+from skelex_desktop.core.domain import Calibration
+from skelex_desktop.core.ingest.frame import (
+    Frame,
+    apply_window,
+    luminance,
+    percentile_window,
+    to_rgb8,
+)
+from skelex_desktop.core.ingest.layout import deterministic_uid
+from skelex_desktop.core.ingest.limits import IngestError, check_frame_size, skipped
+from skelex_desktop.core.ingest.records import PatientInfo, SeriesInfo, StudyInfo
+from skelex_desktop.core.ingest.text import clip, optional_int, parse_date, positive_float
+
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+COLOUR_PHOTOMETRICS = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420"}
+_PREFERRED_PLUGINS = ("pylibjpeg", "gdcm")
+
+
+@dataclass
+class DicomFile:
+    """A parsed, validated DICOM file whose frames can be decoded one at a time."""
+
+    ds: Dataset
+    transfer_syntax: UID
+    rows: int
+    cols: int
+    frames: int
+    samples: int
+    bits_allocated: int
+    bits_stored: int
+    photometric: str
+    note: str = ""
+
+    @property
+    def sop_instance_uid(self) -> str:
+        return clip(self.ds.get("SOPInstanceUID", ""), 64)
+
+
+def has_dicm_prefix(data: bytes) -> bool:
+    return len(data) >= 132 and data[128:132] == b"DICM"
+
+
+def looks_like_bare_dataset(data: bytes) -> bool:
+    """True when a file without preamble starts with a plausible group 0002/0008 tag."""
+    if len(data) < 8:
+        return False
+    little = int.from_bytes(data[0:2], "little")
+    big = int.from_bytes(data[0:2], "big")
+    return little in (0x0002, 0x0008) or big in (0x0002, 0x0008)
+
+
+def _read_dataset(data: bytes) -> Dataset:
+    force = not has_dicm_prefix(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pydicom.dcmread(io.BytesIO(data), force=force)
+    except Exception as exc:
+        raise IngestError(f"unreadable DICOM: {_short(exc)}") from exc
+
+
+def _transfer_syntax(ds: Dataset, prefixed: bool) -> tuple[UID, str]:
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid:
+        uid = UID(clip(uid, 64))
+        if not uid.is_valid:
+            raise IngestError(f"invalid Transfer Syntax UID {uid!r}")
+        return uid, ""
+    if prefixed:
+        raise IngestError("missing Transfer Syntax UID")
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if implicit:
+        guessed = ImplicitVRLittleEndian
+    else:
+        guessed = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    ds.file_meta = getattr(ds, "file_meta", None) or pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = guessed
+    return guessed, f"no file meta: transfer syntax inferred as {guessed.name}"
+
+
+def _required_int(ds: Dataset, keyword: str) -> int:
+    try:
+        value = ds.get(keyword)
+    except Exception as exc:
+        raise IngestError(f"invalid {keyword}: {_short(exc)}") from exc
+    if value is None or value == "":
+        raise IngestError(f"missing {keyword}")
+    number = optional_int(value)
+    if number is None:
+        raise IngestError(f"invalid {keyword}: {value!r}")
+    return number
+
+
+def _sop_class_name(ds: Dataset) -> str:
+    try:
+        uid = UID(clip(ds.get("SOPClassUID", ""), 64))
+    except Exception:
+        return ""
+    return uid.name if uid else ""
+
+
+def parse_dicom(data: bytes) -> DicomFile:
+    """Parse and validate `data`; raise IngestError when it cannot give an image."""
+    prefixed = has_dicm_prefix(data)
+    if not prefixed and not looks_like_bare_dataset(data):
+        raise IngestError("not a DICOM file: no 'DICM' prefix and no dataset at the start")
+    ds = _read_dataset(data)
+    if not prefixed and "SOPClassUID" not in ds and "PixelData" not in ds:
+        raise IngestError("not a DICOM file: no 'DICM' prefix and no SOP Class UID")
+    meta = getattr(ds, "file_meta", None)
+    storage = meta.get("MediaStorageSOPClassUID") if meta is not None else None
+    if storage == MediaStorageDirectoryStorage or "DirectoryRecordSequence" in ds:
+        raise skipped("DICOMDIR directory file (not an image)")
+    if not any(keyword in ds for keyword in PIXEL_KEYWORDS):
+        name = _sop_class_name(ds)
+        if "Image" in name:
+            raise IngestError(f"no pixel data ({name})")
+        raise skipped(f"not an image: {name or 'no SOP Class UID'}")
+    syntax, note = _transfer_syntax(ds, prefixed)
+    try:
+        get_decoder(syntax)
+    except NotImplementedError as exc:
+        raise IngestError(f"unsupported transfer syntax {syntax} ({syntax.name})") from exc
+    rows, cols = _required_int(ds, "Rows"), _required_int(ds, "Columns")
+    frames = optional_int(ds.get("NumberOfFrames", 1) or 1)
+    if frames is None:
+        raise IngestError(f"invalid NumberOfFrames: {ds.get('NumberOfFrames')!r}")
+    check_frame_size(rows, cols, frames)
+    samples = optional_int(ds.get("SamplesPerPixel", 1)) or 1
+    bits_allocated = _required_int(ds, "BitsAllocated")
+    bits_stored = optional_int(ds.get("BitsStored", bits_allocated)) or bits_allocated
+    if bits_allocated not in (1, 8, 16, 32, 64) or not 0 < bits_stored <= bits_allocated:
+        raise IngestError(f"invalid bit depth: BitsAllocated {bits_allocated}, BitsStored {bits_stored}")
+    if samples not in (1, 3):
+        raise IngestError(f"unsupported SamplesPerPixel {samples}")
+    photometric = clip(ds.get("PhotometricInterpretation", ""), 16).upper()
+    if not photometric:
+        photometric = "RGB" if samples == 3 else "MONOCHROME2"
+        ds.PhotometricInterpretation = photometric
+    source = DicomFile(ds, syntax, rows, cols, frames, samples, bits_allocated, bits_stored,
+                       photometric, note)
+    _check_pixel_length(source)
+    return source
+
+
+def _check_pixel_length(source: DicomFile) -> None:
+    ds = source.ds
+    keyword = next(k for k in PIXEL_KEYWORDS if k in ds)
+    try:
+        value = ds[keyword].value
+    except Exception as exc:
+        raise IngestError(f"unreadable pixel data: {_short(exc)}") from exc
+    found = len(value) if value is not None else 0
+    if source.transfer_syntax.is_encapsulated and keyword == "PixelData":
+        if found < 8 or value[:4] != b"\xfe\xff\x00\xe0":
+            raise IngestError("encapsulated pixel data is malformed: no item at its start")
+        return
+    bits = source.bits_allocated if keyword == "PixelData" else (32 if keyword == "FloatPixelData" else 64)
+    expected = math.ceil(source.rows * source.cols * source.frames * source.samples * bits / 8)
+    if found < expected:
+        raise IngestError(f"pixel data truncated: expected {expected} bytes, found {found}")
+
+
+def _plugin_order(syntax: UID) -> list[str]:
+    if not syntax.is_compressed:
+        return [""]
+    available = list(get_decoder(syntax).available_plugins)
+    preferred = [name for name in _PREFERRED_PLUGINS if name in available]
+    return preferred + [name for name in available if name not in preferred]
+
+
+def _decode_failure(source: DicomFile, errors: list[str]) -> IngestError:
+    syntax = source.transfer_syntax
+    if not errors:
+        if syntax == JPEGExtended12Bit and source.bits_stored > 8:
+            return IngestError("JPEG Extended 12-bit needs python-gdcm")
+        return IngestError(f"no decoder installed for {syntax.name}")
+    return IngestError(f"cannot decode {syntax.name} pixel data: " + "; ".join(errors))
+
+
+def decode_pixels(source: DicomFile, index: int) -> np.ndarray:
+    """The raw (stored) pixel array of frame `index`, colour converted to RGB."""
+    errors: list[str] = []
+    for plugin in _plugin_order(source.transfer_syntax):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                array = pixel_array(source.ds, index=index, decoding_plugin=plugin)
+        except Exception as exc:
+            errors.append(f"{plugin or 'pydicom'}: {_short(exc)}")
+            continue
+        if array.ndim == 3 and source.samples == 1:
+            array = array[0]
+        return array
+    raise _decode_failure(source, errors)
+
+
+def _first(value: Any) -> Any:
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return value[0] if len(value) else None
+    return value
+
+
+def _voi_lut_window(ds: Dataset) -> tuple[float, float] | None:
+    """The input range over which the first VOI LUT ramps, as (center, width)."""
+    try:
+        item = ds.VOILUTSequence[0]
+        entries, first, bits = (int(v) for v in item.LUTDescriptor)
+        entries = entries or 65536
+        raw = item.LUTData
+        lut = (
+            np.frombuffer(raw, dtype="<u2" if bits > 8 else np.uint8)
+            if isinstance(raw, bytes)
+            else np.asarray(raw, dtype=np.float64).ravel()
+        )[:entries].astype(np.float64)
+    except Exception:
+        return None
+    if lut.size < 2 or lut.max() == lut.min():
+        return None
+    low, high = lut.min(), lut.max()
+    margin = (high - low) * 0.01
+    rising = np.nonzero(lut > low + margin)[0]
+    below_top = np.nonzero(lut < high - margin)[0]
+    if rising.size == 0 or below_top.size == 0:
+        return None
+    start, end = first + int(rising[0]) - 1, first + int(below_top[-1]) + 1
+    if end <= start:
+        return None
+    return (start + end) / 2.0, float(end - start)
+
+
+def dicom_window(ds: Dataset) -> tuple[float, float] | None:
+    """Default window from the VOI LUT, else the first Window Center/Width, else None."""
+    if "VOILUTSequence" in ds:
+        window = _voi_lut_window(ds)
+        if window is not None:
+            return window
+    try:
+        center = float(_first(ds.get("WindowCenter")))
+        width = positive_float(_first(ds.get("WindowWidth")))
+    except (TypeError, ValueError):
+        return None
+    if width is None or not math.isfinite(center):
+        return None
+    return center, width
+
+
+def _spacing_pair(container: Dataset, keyword: str) -> tuple[float, float] | None:
+    try:
+        value = container.get(keyword)
+        if value is None or len(value) != 2:
+            return None
+        pair = positive_float(value[0]), positive_float(value[1])
+    except Exception:
+        return None
+    return (pair[0], pair[1]) if pair[0] and pair[1] else None
+
+
+def dicom_spacing(ds: Dataset) -> tuple[tuple[float, float] | None, Calibration, str]:
+    """Pixel spacing (row, col) in mm with its calibration and the tag(s) it came from."""
+    spacing = _spacing_pair(ds, "PixelSpacing")
+    if spacing:
+        return spacing, Calibration.CALIBRATED, "PixelSpacing"
+    try:
+        measures = ds.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0]
+        spacing = _spacing_pair(measures, "PixelSpacing")
+    except Exception:
+        spacing = None
+    if spacing:
+        source = "SharedFunctionalGroupsSequence>PixelMeasuresSequence>PixelSpacing"
+        return spacing, Calibration.CALIBRATED, source
+    spacing = _spacing_pair(ds, "ImagerPixelSpacing")
+    if spacing:
+        try:
+            factor = positive_float(ds.get("EstimatedRadiographicMagnificationFactor"))
+        except Exception:
+            factor = None
+        if factor:
+            corrected = (spacing[0] / factor, spacing[1] / factor)
+            source = "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor"
+            return corrected, Calibration.DETECTOR, source
+        return spacing, Calibration.DETECTOR, "ImagerPixelSpacing"
+    return None, Calibration.UNCALIBRATED, ""
+
+
+def _stored_range(source: DicomFile) -> tuple[float, float]:
+    """The range of modality values the stored bits can express (for MONOCHROME1 inversion)."""
+    bits = source.bits_stored
+    if int(source.ds.get("PixelRepresentation", 0) or 0) == 1:
+        raw = np.array([-(2 ** (bits - 1)), 2 ** (bits - 1) - 1])
+    else:
+        raw = np.array([0, 2**bits - 1])
+    ends = np.asarray(apply_modality_lut(raw, source.ds), dtype=np.float64)
+    return float(ends.min()), float(ends.max())
+
+
+def decode_frame(source: DicomFile, index: int) -> Frame:
+    """Frame `index` through the pipeline: modality LUT, default window, bone bright."""
+    array = decode_pixels(source, index)
+    spacing, calibration, spacing_source = dicom_spacing(source.ds)
+    photometric = source.photometric
+    rgb: np.ndarray | None = None
+    if array.ndim == 3 or photometric in COLOUR_PHOTOMETRICS or photometric == "PALETTE COLOR":
+        if photometric == "PALETTE COLOR" and array.ndim == 2:
+            try:
+                coloured = apply_color_lut(array, source.ds)
+            except Exception as exc:
+                raise IngestError(f"invalid palette colour lookup table: {_short(exc)}") from exc
+            bits = 16 if coloured.dtype != np.uint8 and coloured.max() > 255 else 8
+            rgb = to_rgb8(coloured, bits)
+        elif array.ndim == 3:
+            rgb = to_rgb8(array, source.bits_stored)
+    if rgb is not None:
+        values = luminance(rgb)
+        window = (127.5, 255.0)
+    else:
+        try:
+            values = np.asarray(apply_modality_lut(array, source.ds), dtype=np.float32)
+        except Exception as exc:
+            raise IngestError(f"invalid modality LUT / rescale: {_short(exc)}") from exc
+        window = dicom_window(source.ds)
+        if photometric == "MONOCHROME1":
+            if array.dtype.kind == "f":
+                low, high = float(np.nanmin(values)), float(np.nanmax(values))
+            else:
+                low, high = _stored_range(source)
+            values = np.float32(low + high) - values
+            if window is not None:
+                window = (low + high - window[0], window[1])
+        if window is None:
+            window = percentile_window(values)
+    return Frame(
+        values=values,
+        rgb=rgb,
+        gray=apply_window(values, *window),
+        window=(float(window[0]), float(window[1])),
+        pixel_spacing=spacing,
+        calibration=calibration,
+        spacing_source=spacing_source,
+        photometric=photometric,
+        bits_stored=source.bits_stored,
+        frames=source.frames,
+    )
+
+
+def dicom_subjects(source: DicomFile, content_hash: str) -> tuple[PatientInfo, StudyInfo, SeriesInfo]:
+    """Patient, study and series of a DICOM file; missing UIDs are derived deterministically."""
+    ds = source.ds
+    sop = source.sop_instance_uid or deterministic_uid("sop", content_hash)
+    patient = PatientInfo(
+        patient_id=_text(ds, "PatientID", 64) or "UNKNOWN",
+        name=_text(ds, "PatientName", 256),
+        birth_date=parse_date(_text(ds, "PatientBirthDate", 32)),
+        sex=_text(ds, "PatientSex", 16),
+    )
+    study = StudyInfo(
+        study_uid=_text(ds, "StudyInstanceUID", 64) or deterministic_uid("study", sop),
+        study_date=parse_date(_text(ds, "StudyDate", 32)),
+        accession_number=_text(ds, "AccessionNumber", 64),
+        description=_text(ds, "StudyDescription", 256),
+    )
+    series = SeriesInfo(
+        series_uid=_text(ds, "SeriesInstanceUID", 64) or deterministic_uid("series", sop),
+        modality=_text(ds, "Modality", 16),
+        series_number=optional_int(_text(ds, "SeriesNumber", 16)),
+        description=_text(ds, "SeriesDescription", 256),
+    )
+    return patient, study, series
+
+
+def image_attributes(ds: Dataset) -> dict[str, str]:
+    """Body part, view and laterality as stored (ImageLaterality before Laterality)."""
+    return {
+        "body_part": _text(ds, "BodyPartExamined", 64),
+        "view": _text(ds, "ViewPosition", 16),
+        "laterality": _text(ds, "ImageLaterality", 4) or _text(ds, "Laterality", 4),
+    }
+
+
+def _text(ds: Dataset, keyword: str, length: int) -> str:
+    """A header value as clipped text; unreadable values (bad VR) count as absent."""
+    try:
+        return clip(ds.get(keyword, ""), length)
+    except Exception:
+        return ""
+
+
+def _short(exc: BaseException, length: int = 300) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:length]

@@ -1,0 +1,46 @@
+"""Size limits of the importer and the error type that carries a per-file reason."""
+
+from __future__ import annotations
+
+from skelex_desktop.core.domain import ImportOutcome
+
+MAX_FRAME_PIXELS = 100_000_000
+"""Largest accepted frame (rows x columns); bigger images are refused before decoding."""
+
+MAX_FILE_PIXELS = 1_000_000_000
+"""Largest accepted file (frames x rows x columns), so a corrupt frame count cannot explode."""
+
+THUMBNAIL_PX = 256
+"""Longest side of a thumbnail."""
+
+
+class IngestError(Exception):
+    """One file cannot be imported; `outcome` is failed or skipped and the message says why."""
+
+    def __init__(self, reason: str, outcome: ImportOutcome = ImportOutcome.FAILED) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.outcome = outcome
+
+
+def skipped(reason: str) -> IngestError:
+    """An IngestError for a file that is readable but not an image (SR, KOS, text, ...)."""
+    return IngestError(reason, ImportOutcome.SKIPPED)
+
+
+def check_frame_size(rows: int, cols: int, frames: int = 1) -> None:
+    """Refuse empty or absurdly large images before any pixel is decoded."""
+    if rows <= 0 or cols <= 0:
+        raise IngestError(f"image has zero size: {rows} rows x {cols} columns")
+    if frames <= 0:
+        raise IngestError(f"invalid number of frames: {frames}")
+    if rows * cols > MAX_FRAME_PIXELS:
+        raise IngestError(
+            f"image too large: {rows} x {cols} = {rows * cols:,} pixels exceeds the limit of "
+            f"{MAX_FRAME_PIXELS:,}"
+        )
+    if rows * cols * frames > MAX_FILE_PIXELS:
+        raise IngestError(
+            f"file too large: {frames} frames of {rows} x {cols} exceed the limit of "
+            f"{MAX_FILE_PIXELS:,} pixels per file"
+        )

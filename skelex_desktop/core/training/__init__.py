@@ -1,0 +1,1 @@
+"""Training: the only package allowed to import torch (lazily, inside its modules)."""

@@ -1,0 +1,1 @@
+"""Modal dialogs (import, training, export)."""

@@ -1,0 +1,1 @@
+"""Dock and side panels of the main window."""

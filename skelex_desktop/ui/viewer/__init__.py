@@ -1,0 +1,1 @@
+"""The radiograph canvas (QGraphicsView): image, overlay and region items, tools."""

@@ -1,0 +1,110 @@
+"""CLI contract: every command has --help; failures are one line on stderr, non-zero."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from skelex_desktop.cli import main
+
+COMMANDS = [
+    [],
+    ["import"],
+    ["worklist"],
+    ["synth"],
+    ["model"],
+    ["model", "list"],
+    ["model", "import"],
+    ["model", "verify"],
+    ["analyze"],
+    ["errormap"],
+    ["pretrain"],
+    ["train"],
+    ["label"],
+    ["label", "import"],
+    ["label", "list"],
+    ["export"],
+    ["db"],
+    ["db", "upgrade"],
+    ["db", "info"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "main")
+def test_every_command_has_help(command: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: skelex-desktop" in capsys.readouterr().out
+
+
+def test_console_script_and_module_entry_point_agree(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("skelex-desktop")
+    for argv in ([str(script)], [sys.executable, "-m", "skelex_desktop"]):
+        out = subprocess.run(
+            [*argv, "--data-dir", str(tmp_path), "db", "info", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["revision"] == json.loads(out.stdout)["head"]
+
+
+def test_db_upgrade_then_info(tmp_path: Path, capsys) -> None:
+    assert main(["--data-dir", str(tmp_path), "db", "upgrade"]) == 0
+    assert "upgraded database from empty to 0002" in capsys.readouterr().out
+    assert main(["--data-dir", str(tmp_path), "db", "upgrade"]) == 0
+    assert "up to date at revision 0002" in capsys.readouterr().out
+    assert main(["--data-dir", str(tmp_path), "db", "info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["counts"]["tasks"] == 6 and info["data_dir"] == str(tmp_path)
+
+
+def test_environment_selects_the_database(tmp_path: Path, monkeypatch, capsys) -> None:
+    db_file = tmp_path / "elsewhere.sqlite3"
+    monkeypatch.setenv("SKELEX_DB", f"sqlite:///{db_file}")
+    assert main(["--data-dir", str(tmp_path / "d"), "db", "info"]) == 0
+    assert db_file.exists() and str(db_file) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["train", "--task", "fracture"], ["model", "list"], ["export", "--format", "csv", "--out", "x"]],
+)
+def test_commands_of_later_versions_fail_with_one_line(tmp_path: Path, argv, capsys) -> None:
+    assert main(["--data-dir", str(tmp_path), *argv]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("skelex-desktop: '") and "not available" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_group_without_action_and_bad_input_are_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["--data-dir", str(tmp_path), "db"]) == 2
+    assert "needs an action" in capsys.readouterr().err
+    assert main(["--data-dir", str(tmp_path), "label", "import", str(tmp_path / "no.csv")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "cannot read" in err and len(err.splitlines()) == 1
+
+
+def test_label_import_and_list_json(tmp_path: Path, capsys) -> None:
+    from skelex_desktop.core.settings import Settings
+    from skelex_desktop.core.workspace import open_workspace
+    from tests.core.factories import add_image
+
+    ws = open_workspace(Settings(data_dir=tmp_path))
+    with ws.db.write() as s:
+        image_id = add_image(s).id
+    ws.close()
+    csv_file = tmp_path / "l.csv"
+    csv_file.write_text(f"image_id,task,value\n{image_id},tumour_category,benign\n")
+    base = ["--data-dir", str(tmp_path), "--reader", "dr.cli"]
+    assert main([*base, "label", "import", str(csv_file)]) == 0
+    assert "imported 1 labels" in capsys.readouterr().out
+    assert main([*base, "label", "list", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["task"], row["value"], row["reader"]) == ("tumour_category", "benign", "dr.cli")
