@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ from skelex_desktop.core.ingest.frame import (
     percentile_window,
     to_rgb8,
 )
+from skelex_desktop.core.ingest.gdcm_fallback import decode_volume, gdcm_available
 from skelex_desktop.core.ingest.layout import deterministic_uid
 from skelex_desktop.core.ingest.limits import IngestError, check_frame_size, skipped
 from skelex_desktop.core.ingest.records import PatientInfo, SeriesInfo, StudyInfo
@@ -57,6 +59,8 @@ class DicomFile:
     bits_stored: int
     photometric: str
     note: str = ""
+    path: Path | None = None
+    _gdcm_volume: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def sop_instance_uid(self) -> str:
@@ -127,8 +131,8 @@ def _sop_class_name(ds: Dataset) -> str:
     return uid.name if uid else ""
 
 
-def parse_dicom(data: bytes) -> DicomFile:
-    """Parse and validate `data`; raise IngestError when it cannot give an image."""
+def parse_dicom(data: bytes, path: Path | None = None) -> DicomFile:
+    """Parse and validate `data` (read from `path`); raise IngestError unless it is an image."""
     prefixed = has_dicm_prefix(data)
     if not prefixed and not looks_like_bare_dataset(data):
         raise IngestError("not a DICOM file: no 'DICM' prefix and no dataset at the start")
@@ -141,7 +145,7 @@ def parse_dicom(data: bytes) -> DicomFile:
         raise skipped("DICOMDIR directory file (not an image)")
     if not any(keyword in ds for keyword in PIXEL_KEYWORDS):
         name = _sop_class_name(ds)
-        if "Image" in name:
+        if "Image" in name or "Rows" in ds:
             raise IngestError(f"no pixel data ({name})")
         raise skipped(f"not an image: {name or 'no SOP Class UID'}")
     syntax, note = _transfer_syntax(ds, prefixed)
@@ -166,7 +170,7 @@ def parse_dicom(data: bytes) -> DicomFile:
         photometric = "RGB" if samples == 3 else "MONOCHROME2"
         ds.PhotometricInterpretation = photometric
     source = DicomFile(ds, syntax, rows, cols, frames, samples, bits_allocated, bits_stored,
-                       photometric, note)
+                       photometric, note, path)
     _check_pixel_length(source)
     return source
 
@@ -184,7 +188,10 @@ def _check_pixel_length(source: DicomFile) -> None:
             raise IngestError("encapsulated pixel data is malformed: no item at its start")
         return
     bits = source.bits_allocated if keyword == "PixelData" else (32 if keyword == "FloatPixelData" else 64)
-    expected = math.ceil(source.rows * source.cols * source.frames * source.samples * bits / 8)
+    samples = source.samples
+    if source.photometric == "YBR_FULL_422" and samples == 3:
+        samples = 2  # chroma subsampled horizontally: two samples per pixel on average
+    expected = math.ceil(source.rows * source.cols * source.frames * samples * bits / 8)
     if found < expected:
         raise IngestError(f"pixel data truncated: expected {expected} bytes, found {found}")
 
@@ -199,11 +206,21 @@ def _plugin_order(syntax: UID) -> list[str]:
 
 def _decode_failure(source: DicomFile, errors: list[str]) -> IngestError:
     syntax = source.transfer_syntax
+    if not gdcm_available() and syntax == JPEGExtended12Bit and source.bits_stored > 8:
+        return IngestError("JPEG Extended 12-bit needs python-gdcm")
     if not errors:
-        if syntax == JPEGExtended12Bit and source.bits_stored > 8:
-            return IngestError("JPEG Extended 12-bit needs python-gdcm")
         return IngestError(f"no decoder installed for {syntax.name}")
     return IngestError(f"cannot decode {syntax.name} pixel data: " + "; ".join(errors))
+
+
+def _decode_with_gdcm(source: DicomFile, index: int) -> np.ndarray:
+    if source._gdcm_volume is None:
+        if source.path is None:
+            raise ValueError("GDCM needs the file on disk")
+        source._gdcm_volume = decode_volume(
+            source.path, source.rows, source.cols, source.frames, source.samples
+        )
+    return source._gdcm_volume[index]
 
 
 def decode_pixels(source: DicomFile, index: int) -> np.ndarray:
@@ -220,6 +237,11 @@ def decode_pixels(source: DicomFile, index: int) -> np.ndarray:
         if array.ndim == 3 and source.samples == 1:
             array = array[0]
         return array
+    if source.transfer_syntax.is_compressed and gdcm_available():
+        try:
+            return _decode_with_gdcm(source, index)
+        except Exception as exc:
+            errors.append(f"python-gdcm: {_short(exc)}")
     raise _decode_failure(source, errors)
 
 

@@ -65,7 +65,7 @@ def read_frame(path: Path, frame: int = 0) -> Frame:
     data = read_file(path)
     kind = classify(data, path)
     if kind == "dicom":
-        source = parse_dicom(data)
+        source = parse_dicom(data, path)
         if not 0 <= frame < source.frames:
             raise IngestError(f"frame {frame} out of range: the file has {source.frames}")
         return decode_frame(source, frame)

@@ -128,7 +128,7 @@ def _process(task: FileTask, config: WorkerConfig) -> DecodedFile:
 
 
 def _process_dicom(task: FileTask, data: bytes, digest: str, config: WorkerConfig) -> DecodedFile:
-    source = parse_dicom(data)
+    source = parse_dicom(data, Path(task.path))
     patient, study, series = dicom_subjects(source, digest)
     sop = source.sop_instance_uid or deterministic_uid("sop", digest)
     keys = [(sop, i) for i in range(source.frames)]

@@ -6,7 +6,7 @@ to draw its own pixel mask. Coordinates are image pixels; `xs` is a row, `ys` a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -77,7 +77,7 @@ class Lesion:
     breach: float = 0.0  # 0..1 cortical destruction inside the lesion
     site: str = ""
     severity: str = "moderate"
-    moth: np.ndarray | None = field(default=None, repr=False, compare=False)
+    holes: tuple[tuple[float, float, float], ...] = ()  # moth-eaten lucencies (x, y, r) px
 
     def polar(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normalised radius (1 on the margin) and the margin radius in px at each point."""
@@ -122,11 +122,14 @@ class Lesion:
             extra += self.depth * np.maximum(dome, w * 0.5) * w
             return w
         hole = self.depth * np.maximum(dome, 0.35) * w
-        if self.moth is not None:
+        if self.holes:
             # moth-eaten / permeative: punched-out lucencies around and inside the lesion
-            zone = np.clip((1.9 - rho) / 0.5, 0.0, 1.0)
-            hole = hole + self.depth * 0.9 * self.moth * zone
-            w = np.maximum(w, (self.moth > 0.25) * zone)
+            moth = np.zeros(np.broadcast_shapes(xs.shape, ys.shape), np.float32)
+            for hx, hy, hr in self.holes:
+                d = np.sqrt((xs - hx) ** 2 + (ys - hy) ** 2)
+                np.maximum(moth, np.clip(hr - d + 0.5, 0.0, 1.0), out=moth)
+            hole = hole + self.depth * 0.8 * moth
+            w = np.maximum(w, moth)
         take_t = np.minimum(trab, hole)
         trab -= take_t
         marrow -= np.minimum(marrow, hole - take_t)

@@ -1,0 +1,65 @@
+"""The shared-database case: the same migrations and rules on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+from skelex_desktop.core.db.engine import Database
+from skelex_desktop.core.db.models import Base, Label
+from skelex_desktop.core.labels import confirm_label
+from skelex_desktop.core.settings import Settings
+from skelex_desktop.core.workspace import Workspace, open_workspace
+from tests.core.factories import add_image
+from tests.core.postgres_server import find_pg_bin, postgres_cluster
+
+pytestmark = pytest.mark.skipif(find_pg_bin() is None, reason="PostgreSQL server not installed")
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="skelex-pg-") as tmp:
+        with postgres_cluster(Path(tmp) / "pg") as url:
+            yield url
+
+
+@pytest.fixture
+def pg_workspace(pg_url: str, tmp_path: Path) -> Iterator[Workspace]:
+    ws = open_workspace(Settings(data_dir=tmp_path, db_url=pg_url, reader="dr.pg"))
+    yield ws
+    with ws.db.engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    ws.close()
+
+
+def test_migrations_match_models_on_postgres(pg_workspace: Workspace) -> None:
+    with pg_workspace.db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_rules_hold_on_postgres(pg_workspace: Workspace) -> None:
+    db: Database = pg_workspace.db
+    with db.write() as s:
+        image_id = add_image(s).id
+    confirm_label(db, image_id, "kl_grade", 2, "dr.pg")
+    confirm_label(db, image_id, "kl_grade", 3, "dr.pg")
+    with db.read() as s:
+        assert s.scalars(select(Label.value).order_by(Label.id)).all() == ["2", "3"]
+    with pytest.raises(IntegrityError), db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO labels (image_id, task_id, uncertain, source, reader, "
+                "prediction_relation, created_at) VALUES (999, 1, false, 'human', 'x', 'none', now())"
+            )
+        )
+    with pytest.raises(ProgrammingError, match="append-only"), db.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET who = 'mallory'"))
