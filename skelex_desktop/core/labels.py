@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from skelex_desktop.core import audit
 from skelex_desktop.core.db.engine import Database
-from skelex_desktop.core.db.models import Image, Label, Prediction, Task
+from skelex_desktop.core.db.models import Image, Label, Prediction, Task, utcnow
 from skelex_desktop.core.domain import (
     Changes,
     ImageStatus,
@@ -88,11 +88,14 @@ def normalise_value(task: Task, value: Any) -> Any:
     raise LabelError(f"task {task.name!r} is a region task: draw a region instead")
 
 
+def is_current():  # noqa: ANN201 - a SQL expression
+    """The SQL condition for a current decision: neither superseded nor retracted."""
+    return Label.superseded_by.is_(None) & Label.retracted_at.is_(None)
+
+
 def _current(session: Session, image_id: int, task_id: int) -> Label | None:
     return session.scalar(
-        select(Label).where(
-            Label.image_id == image_id, Label.task_id == task_id, Label.superseded_by.is_(None)
-        )
+        select(Label).where(Label.image_id == image_id, Label.task_id == task_id, is_current())
     )
 
 
@@ -208,7 +211,7 @@ def current_labels(session: Session, task_name: str | None = None) -> list[Label
         select(Label, Task.name, Image.sop_instance_uid)
         .join(Task, Task.id == Label.task_id)
         .join(Image, Image.id == Label.image_id)
-        .where(Label.superseded_by.is_(None))
+        .where(is_current())
         .order_by(Label.image_id, Task.order)
     )
     if task_name:
@@ -229,6 +232,32 @@ def current_labels(session: Session, task_name: str | None = None) -> list[Label
         )
         for label, name, sop in session.execute(query)
     ]
+
+
+def undo_label(db: Database, label_id: int, reader: str) -> Changes:
+    """Retract a current decision; the decision it superseded (if any) becomes current again."""
+    with db.write() as session:
+        label = session.get(Label, label_id)
+        if label is None:
+            raise LabelError(f"no label with id {label_id}")
+        if label.superseded_by is not None or label.retracted_at is not None:
+            raise LabelError(f"label {label_id} is not the current decision; undo the later one first")
+        label.retracted_at = utcnow()
+        previous = session.scalar(select(Label).where(Label.superseded_by == label.id))
+        if previous is not None:
+            previous.superseded_by = None
+        task_name = session.scalar(select(Task.name).where(Task.id == label.task_id)) or ""
+        audit.record(
+            session,
+            reader,
+            "label.undo",
+            "label",
+            label.id,
+            before=_label_dict(label),
+            after={"current": previous.id if previous is not None else None},
+        )
+        image_id = label.image_id
+    return Changes(images={image_id}, labels={label_id}, tasks={task_name}, worklist=True)
 
 
 @dataclass

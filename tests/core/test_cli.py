@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from skelex_desktop.cli import main
+from skelex_desktop.core.db.migrate import head_revision
 
 COMMANDS = [
     [],
@@ -57,9 +58,10 @@ def test_console_script_and_module_entry_point_agree(tmp_path: Path) -> None:
 
 def test_db_upgrade_then_info(tmp_path: Path, capsys) -> None:
     assert main(["--data-dir", str(tmp_path), "db", "upgrade"]) == 0
-    assert "upgraded database from empty to 0002" in capsys.readouterr().out
+    head = head_revision()
+    assert f"upgraded database from empty to {head}" in capsys.readouterr().out
     assert main(["--data-dir", str(tmp_path), "db", "upgrade"]) == 0
-    assert "up to date at revision 0002" in capsys.readouterr().out
+    assert f"up to date at revision {head}" in capsys.readouterr().out
     assert main(["--data-dir", str(tmp_path), "db", "info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["counts"]["tasks"] == 6 and info["data_dir"] == str(tmp_path)

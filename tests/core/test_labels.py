@@ -14,6 +14,7 @@ from skelex_desktop.core.labels import (
     confirm_label,
     current_labels,
     import_labels_csv,
+    undo_label,
 )
 from tests.core.factories import add_image
 
@@ -132,3 +133,24 @@ def test_csv_without_required_columns_is_refused(db: Database, tmp_path: Path) -
     csv_file.write_text("a,b\n1,2\n")
     with pytest.raises(LabelError, match="needs columns"):
         import_labels_csv(db, csv_file, "dr.csv")
+
+
+def test_undo_restores_the_previous_decision_with_an_audit_row(db: Database, image_id: int):
+    confirm_label(db, image_id, "kl_grade", 1, "dr.a")
+    second = confirm_label(db, image_id, "kl_grade", 3, "dr.a")
+    (second_id,) = second.labels
+    undo_label(db, second_id, "dr.a")
+    with db.read() as s:
+        assert [c.value for c in current_labels(s)] == ["1"]
+        assert s.get(Label, second_id).retracted_at is not None
+        assert s.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "label.undo"))
+    with pytest.raises(LabelError, match="not the current decision"):
+        undo_label(db, second_id, "dr.a")
+    first_id = current_labels_ids(db)[0]
+    undo_label(db, first_id, "dr.a")
+    assert current_labels_ids(db) == []
+
+
+def current_labels_ids(db: Database) -> list[int]:
+    with db.read() as s:
+        return [c.id for c in current_labels(s)]

@@ -226,7 +226,11 @@ class Prediction(Base):
 
 
 class Label(Base):
-    """A decision for (image, task). The current one is the row with `superseded_by` NULL."""
+    """A decision for (image, task).
+
+    The current decision is the row that is neither superseded nor retracted (undone); an undo
+    retracts the row and makes the one it superseded current again, both with an audit row.
+    """
 
     __tablename__ = "labels"
     __table_args__ = (
@@ -251,6 +255,7 @@ class Label(Base):
     prediction_relation: Mapped[str] = mapped_column(String(16), default="none")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     superseded_by: Mapped[int | None] = mapped_column(ForeignKey("labels.id"))
+    retracted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Region(Base):

@@ -123,8 +123,8 @@ def upper_limb(rng: np.random.Generator, flexion: float, soft_scale: float) -> S
     # distal radius and ulna run to the elbow; the radius head sits at y ~ 265
     radius = tubular_bone(
         "radius",
-        np.array([-14.0, 262.0, 0.0]),
-        np.array([-9.0, 21.0, 0.0]),
+        np.array([-14.0, 262.0, 4.0]),
+        np.array([-9.0, 21.0, 3.0]),
         7.0,
         base_w=21.0,
         head_w=31.0,
@@ -136,8 +136,8 @@ def upper_limb(rng: np.random.Generator, flexion: float, soft_scale: float) -> S
     radius.parts.append(Capsule(np.array([-13.5, 250.0, 0]), np.array([-13.0, 228.0, 0]), 6.5, 6.2))
     ulna = tubular_bone(
         "ulna",
-        np.array([8.0, 292.0, -10.0]),
-        np.array([15.0, 24.0, 0.0]),
+        np.array([8.0, 292.0, -14.0]),
+        np.array([15.0, 24.0, -5.0]),
         6.3,
         base_w=24.0,
         head_w=16.0,

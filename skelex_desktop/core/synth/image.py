@@ -79,6 +79,30 @@ def _exposure(rng: np.random.Generator, region: str, size: int, bits: int) -> Ex
     )
 
 
+def _place(
+    rng: np.random.Generator, kind: str | None, scene, field, severity: str, spacing: float
+) -> list[tuple[Finding, str]]:
+    """Finding specs (with their types) for the requested kind; may be empty if nothing fits."""
+    out: list[tuple[Finding | None, str]] = []
+    if kind == "fracture":
+        out.append((place_fracture(rng, scene, field, severity, spacing), "fracture"))
+    elif kind in ("lytic_lesion", "benign_lesion"):
+        sub = (("aggressive", "intermediate") if kind == "lytic_lesion"
+               else ("lytic_benign", "sclerotic"))
+        lkind = sub[int(rng.random() < (0.35 if kind == "lytic_lesion" else 0.4))]
+        out.append((place_lesion(rng, scene, field, lkind, severity), kind))
+    elif kind == "implant":
+        placed = place_implant(rng, scene, field, spacing)
+        if placed is not None:
+            implant, t_mid = placed
+            out.append((implant, "implant"))
+            if rng.random() < 0.5:
+                frac = place_fracture(rng, scene, field, "subtle", spacing,
+                                      bone_name=implant.bone, t=t_mid)
+                out.append((frac, "fracture"))
+    return [(s, t) for s, t in out if s is not None]
+
+
 def generate_image(
     seed: int = 0,
     index: int = 0,
@@ -134,36 +158,17 @@ def generate_image(
     spacing = geo.spacing_mm
 
     f_rng = np.random.default_rng(rng.integers(2**63))
-    specs: list[Finding] = []
-    types: list[str] = []
-    details: list[str] = []
-    if kind == "fracture":
-        specs.append(place_fracture(f_rng, geo.scene, exp.field, severity, spacing))
-        types.append("fracture")
-    elif kind in ("lytic_lesion", "benign_lesion"):
-        sub = (("aggressive", "intermediate") if kind == "lytic_lesion"
-               else ("lytic_benign", "sclerotic"))
-        lkind = sub[int(f_rng.random() < (0.35 if kind == "lytic_lesion" else 0.4))]
-        specs.append(place_lesion(f_rng, geo.scene, exp.field, lkind, severity))
-        types.append(kind)
-    elif kind == "implant":
-        placed = place_implant(f_rng, geo.scene, exp.field, spacing)
-        if placed is not None:
-            implant, t_mid = placed
-            specs.append(implant)
-            types.append("implant")
-            if f_rng.random() < 0.5:
-                specs.append(place_fracture(f_rng, geo.scene, exp.field, "subtle", spacing,
-                                            bone_name=implant.bone, t=t_mid))
-                types.append("fracture")
-    keep = [k for k, s in enumerate(specs) if s is not None]
-    specs = [specs[k] for k in keep]
-    types = [types[k] for k in keep]
-
-    maps = render_paths(geo.scene, size, specs, dense_extra=1.0)
     tex = trabecular_texture(rng, size, spacing)
-    letter = laterality
-    marker_box = draw_marker(maps.metal, letter, exp, maps.soft, spacing)
+    specs: list[tuple[Finding, str]] = []
+    maps = None
+    for attempt in range(4):
+        try_kind = kind if attempt == 0 else "fracture"
+        specs = _place(f_rng, try_kind, geo.scene, exp.field, severity, spacing)
+        maps = render_paths(geo.scene, size, [s for s, _ in specs])
+        if not abnormal or kind == "osteoarthritis" or any(m.any() for m in maps.finding_masks):
+            break
+    assert maps is not None
+    marker_box = draw_marker(maps.metal, laterality, exp, maps.soft, spacing)
     mu_l = line_integral(maps, tex, spacing)
     quanta = expose(mu_l, exp, rng, spacing)
     body = (maps.soft > 0) & (maps.metal < 0.5)
@@ -174,29 +179,24 @@ def generate_image(
         wc = top - wc
 
     findings: list[SynthFinding] = []
-    for k, spec in enumerate(specs):
-        mask = maps.finding_masks[k]
+    tumour = "none"
+    for (spec, ftype), mask, host in zip(specs, maps.finding_masks, maps.host_masks, strict=True):
         if not mask.any():
             continue
-        detail = spec.kind if isinstance(spec, Lesion) else ""
-        if isinstance(spec, Fracture):
+        if isinstance(spec, Lesion):
+            detail = spec.kind
+            tumour = TUMOUR_OF_KIND[spec.kind]
+        elif isinstance(spec, Fracture):
             detail = "displaced" if spec.displaced else "non-displaced"
-        if isinstance(spec, Implant):
+        else:
             detail = "plate edge-on" if spec.edge_on else "plate en face"
-        findings.append(SynthFinding(types[k], mask, _box(mask), spec.site, spec.severity, detail,
-                                     maps.host_masks[k]))
-        details.append(detail)
+        findings.append(SynthFinding(ftype, mask, _box(mask), spec.site, spec.severity, detail,
+                                     host))
     if kind == "osteoarthritis" and kl_grade is not None and kl_grade >= 2:
         mask = (maps.osteophyte_mask | maps.joint_mask) & (maps.soft > 0)
-        site = "distal femur"
-        findings.append(SynthFinding("osteoarthritis", mask, _box(mask), site, severity,
+        findings.append(SynthFinding("osteoarthritis", mask, _box(mask), "distal femur", severity,
                                      f"KL{kl_grade}", maps.bone_mask))
 
-    tumour = "none"
-    for f, spec in zip(findings, [s for s, m in zip(specs, maps.finding_masks, strict=True)
-                                  if m.any()], strict=False):
-        if isinstance(spec, Lesion) and f.type in ("lytic_lesion", "benign_lesion"):
-            tumour = TUMOUR_OF_KIND[spec.kind]
     labels = {
         "abnormal": int(bool(findings)),
         "fracture": int(any(f.type == "fracture" for f in findings)),

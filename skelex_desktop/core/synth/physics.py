@@ -36,18 +36,19 @@ class Exposure:
 def trabecular_texture(
     rng: np.random.Generator, size: int, spacing_mm: float
 ) -> np.ndarray:
-    """Band-passed, ridged noise with ~1 mm structures: a multiplicative trabecular pattern."""
-    cell = max(1.0, 0.55 / spacing_mm)  # texture cells per pixel
-    n = max(8, int(np.ceil(size / cell)))
+    """Band-passed, ridged noise with sub-millimetre structures: a multiplicative trabecular map.
+
+    Mean 1; thin bright ridges (trabeculae) around darker marrow spaces.
+    """
+    cell = max(1.0, 0.45 / spacing_mm)  # pixels per noise cell
     out = np.zeros((size, size), np.float32)
-    for scale, weight in ((1.0, 0.65), (2.2, 0.35)):
-        m = max(8, int(n / scale))
+    for scale, weight in ((1.0, 0.6), (2.0, 0.4)):
+        m = max(8, int(size / (cell * scale)))
         noise = rng.standard_normal((m, m)).astype(np.float32)
         noise = cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC)
-        ridged = 1.0 - np.abs(np.clip(noise, -1.5, 1.5)) / 1.5  # thin bright ridges (trabeculae)
-        out += weight * ridged
-    out = out / float(out.mean() + 1e-6)
-    return np.clip(0.35 + 0.85 * (out - 1.0) * 1.8 + 0.65, 0.25, 2.0)
+        out += weight * np.exp(-2.0 * noise * noise)  # ridges where the noise crosses zero
+    out /= float(out.mean() + 1e-6)
+    return np.clip(1.0 + 0.55 * (out - 1.0), 0.3, 1.8)
 
 
 def line_integral(maps: PathMaps, tex: np.ndarray, spacing_mm: float) -> np.ndarray:

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage, QPixmap, QResizeEvent
+from PySide6.QtGui import QPixmap, QResizeEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from skelex_desktop.core.display import apply_window
-
-
-def to_qimage(pixels: np.ndarray) -> QImage:
-    """A deep-copied QImage of a uint8 gray (H, W) or RGB (H, W, 3) array."""
-    pixels = np.ascontiguousarray(pixels)
-    h, w = pixels.shape[:2]
-    if pixels.ndim == 2:
-        image = QImage(pixels.data, w, h, pixels.strides[0], QImage.Format.Format_Grayscale8)
-    else:
-        image = QImage(pixels.data, w, h, pixels.strides[0], QImage.Format.Format_RGB888)
-    return image.copy()
+from skelex_desktop.ui.viewer.rendering import to_qimage, windowed_uint8
 
 
 class ImagePreview(QWidget):
@@ -55,7 +43,7 @@ class ImagePreview(QWidget):
             pixels = loaded.rgb
         else:
             center, width = loaded.window
-            pixels = apply_window(loaded.values, center, width)
+            pixels = windowed_uint8(loaded.values, center, width)
         self._pixmap = QPixmap.fromImage(to_qimage(pixels))
         rows, cols = loaded.values.shape[:2]
         if loaded.pixel_spacing:

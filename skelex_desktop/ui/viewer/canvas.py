@@ -1,0 +1,287 @@
+"""The radiograph canvas: full-resolution image, window/level, zoom, pan, rotate, flip, readout.
+
+Scene coordinates are full-resolution image pixel coordinates (the image item sits at the
+origin, unscaled), so overlays, hotspots and regions need no conversion.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QMouseEvent,
+    QPainter,
+    QPen,
+    QPixmap,
+    QResizeEvent,
+    QTransform,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import (
+    QGraphicsPixmapItem,
+    QGraphicsRectItem,
+    QGraphicsScene,
+    QGraphicsView,
+    QLabel,
+)
+
+from skelex_desktop.core.ingest.frame import Frame
+from skelex_desktop.core.windowing import Window, drag_window, window_presets
+from skelex_desktop.ui.viewer.rendering import overlay_rgba, to_qimage, windowed_uint8
+
+MIN_ZOOM, MAX_ZOOM = 0.02, 40.0
+
+
+class RadiographView(QGraphicsView):
+    """Shows one frame; emits `readout` text as the mouse moves and `box_drawn` for regions."""
+
+    readout = Signal(str)
+    box_drawn = Signal(QRectF)
+    window_changed = Signal(float, float)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("imageView")
+        self.setScene(QGraphicsScene(self))
+        self.setBackgroundBrush(QBrush(Qt.GlobalColor.black))
+        self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setMouseTracking(True)
+        self.image_item = QGraphicsPixmapItem()
+        self.image_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.overlay_item = QGraphicsPixmapItem()
+        self.overlay_item.setZValue(1)
+        self.scene().addItem(self.image_item)
+        self.scene().addItem(self.overlay_item)
+        self.hotspot_items: list[QGraphicsRectItem] = []
+        self.region_items: list[QGraphicsRectItem] = []
+        self.frame: Frame | None = None
+        self.window: Window = (0.5, 1.0)
+        self.presets: dict[str, Window] = {}
+        self.invert = False
+        self.rotation = 0
+        self.flip_h = False
+        self.flip_v = False
+        self.zoom = 1.0
+        self.box_mode = False
+        self._drag_start: QPointF | None = None
+        self._drag_window: Window | None = None
+        self._box_start: QPointF | None = None
+        self._rubber: QGraphicsRectItem | None = None
+        self._value_range = 1.0
+        self.notice = QLabel(self.viewport())
+        self.notice.setStyleSheet("color: #ffd23f; background: transparent; font-weight: bold;")
+        self.notice.move(8, 8)
+        self.markers = QLabel(self.viewport())
+        self.markers.setStyleSheet("color: white; background: transparent; font-size: 16pt;")
+
+    # --- content -------------------------------------------------------------------------
+    def set_frame(self, frame: Frame, laterality: str = "", view: str = "") -> None:
+        """Show `frame` at its default window, fitted; clears overlay, hotspots and regions."""
+        self.frame = frame
+        self.presets = window_presets(frame.values, frame.window)
+        finite = frame.values[np.isfinite(frame.values)]
+        self._value_range = float(finite.max() - finite.min()) if finite.size else 1.0
+        self.window = frame.window
+        self.invert = False
+        self.rotation, self.flip_h, self.flip_v = 0, False, False
+        self.clear_overlay()
+        self.set_hotspots([])
+        self.set_regions([])
+        rows, cols = frame.shape
+        self.scene().setSceneRect(QRectF(0, 0, cols, rows))
+        self._render()
+        if frame.pixel_spacing is None:
+            self.notice.setText("UNCALIBRATED - no pixel spacing; distances in pixels only")
+        elif frame.calibration == "detector":
+            self.notice.setText("Detector spacing (not corrected to the patient)")
+        else:
+            self.notice.setText("")
+        self.notice.adjustSize()
+        self.markers.setText(" ".join(t for t in (laterality, view) if t))
+        self.markers.adjustSize()
+        self._place_markers()
+        self.fit()
+
+    def set_window(self, center: float, width: float) -> None:
+        self.window = (float(center), max(float(width), 1e-6))
+        self._render()
+        self.window_changed.emit(*self.window)
+
+    def apply_preset(self, name: str) -> None:
+        if name in self.presets:
+            self.set_window(*self.presets[name])
+
+    def toggle_invert(self) -> None:
+        self.invert = not self.invert
+        self._render()
+
+    def _render(self) -> None:
+        if self.frame is None:
+            return
+        if self.frame.rgb is not None and not self.invert:
+            pixels = self.frame.rgb
+        else:
+            pixels = windowed_uint8(self.frame.values, *self.window, invert=self.invert)
+        self.image_item.setPixmap(QPixmap.fromImage(to_qimage(pixels)))
+
+    # --- overlay, hotspots, regions ------------------------------------------------------
+    def set_overlay(
+        self,
+        error_map: np.ndarray,
+        colormap: str = "hot",
+        opacity: float = 0.55,
+        threshold: float = 0.0,
+        scale: tuple[float, float] | None = None,
+    ) -> None:
+        """Draw a full-resolution error map over the image (same shape as the frame)."""
+        if self.frame is not None and error_map.shape != self.frame.shape:
+            raise ValueError(
+                f"error map {error_map.shape} does not match the image {self.frame.shape}"
+            )
+        rgba = overlay_rgba(error_map, colormap, opacity, threshold, scale)
+        self.overlay_item.setPixmap(QPixmap.fromImage(to_qimage(rgba)))
+
+    def clear_overlay(self) -> None:
+        self.overlay_item.setPixmap(QPixmap())
+
+    def set_overlay_visible(self, visible: bool) -> None:
+        self.overlay_item.setVisible(visible)
+
+    def _boxes(
+        self, items: list[QGraphicsRectItem], boxes: list[tuple[float, float, float, float]], color
+    ) -> list[QGraphicsRectItem]:
+        for item in items:
+            self.scene().removeItem(item)
+        pen = QPen(QColor(color), 0)
+        pen.setCosmetic(True)
+        pen.setWidth(2)
+        created = []
+        for x0, y0, x1, y1 in boxes:
+            item = self.scene().addRect(QRectF(x0, y0, x1 - x0, y1 - y0), pen)
+            item.setZValue(2)
+            created.append(item)
+        return created
+
+    def set_hotspots(self, boxes: list[tuple[float, float, float, float]]) -> None:
+        self.hotspot_items = self._boxes(self.hotspot_items, boxes, "#00e5ff")
+
+    def set_regions(self, boxes: list[tuple[float, float, float, float]]) -> None:
+        self.region_items = self._boxes(self.region_items, boxes, "#7CFC00")
+
+    def zoom_to(self, box: tuple[float, float, float, float], margin: float = 0.5) -> None:
+        x0, y0, x1, y1 = box
+        w, h = x1 - x0, y1 - y0
+        rect = QRectF(x0 - w * margin, y0 - h * margin, w * (1 + 2 * margin), h * (1 + 2 * margin))
+        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        self.zoom = self.transform().mapRect(QRectF(0, 0, 1, 1)).width()
+
+    # --- geometry ------------------------------------------------------------------------
+    def _apply_transform(self) -> None:
+        t = QTransform()
+        t.rotate(self.rotation)
+        t.scale(-self.zoom if self.flip_h else self.zoom, -self.zoom if self.flip_v else self.zoom)
+        self.setTransform(t)
+
+    def fit(self) -> None:
+        if self.frame is None:
+            return
+        rect = self.scene().sceneRect()
+        rotated = self.rotation % 180 == 90
+        w, h = (rect.height(), rect.width()) if rotated else (rect.width(), rect.height())
+        view = self.viewport().rect()
+        self.zoom = max(MIN_ZOOM, min(view.width() / max(w, 1), view.height() / max(h, 1)))
+        self._apply_transform()
+        self.centerOn(rect.center())
+
+    def actual_size(self) -> None:
+        self.zoom = 1.0
+        self._apply_transform()
+
+    def zoom_by(self, factor: float) -> None:
+        self.zoom = min(MAX_ZOOM, max(MIN_ZOOM, self.zoom * factor))
+        self._apply_transform()
+
+    def rotate_by(self, degrees: int) -> None:
+        self.rotation = (self.rotation + degrees) % 360
+        self.fit()
+
+    def toggle_flip(self, horizontal: bool = True) -> None:
+        if horizontal:
+            self.flip_h = not self.flip_h
+        else:
+            self.flip_v = not self.flip_v
+        self._apply_transform()
+
+    def image_point(self, view_pos: QPointF) -> tuple[float, float]:
+        """Full-resolution image coordinates of a viewport position."""
+        p = self.mapToScene(view_pos.toPoint())
+        return p.x(), p.y()
+
+    # --- events ------------------------------------------------------------------------------
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        self.zoom_by(1.25 if event.angleDelta().y() > 0 else 0.8)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.RightButton:
+            self._drag_start = event.position()
+            self._drag_window = self.window
+            return
+        if event.button() == Qt.MouseButton.LeftButton and self.box_mode and self.frame:
+            self._box_start = self.mapToScene(event.position().toPoint())
+            pen = QPen(QColor("#7CFC00"), 0)
+            pen.setStyle(Qt.PenStyle.DashLine)
+            self._rubber = self.scene().addRect(QRectF(self._box_start, self._box_start), pen)
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._drag_start is not None and self._drag_window is not None:
+            delta = event.position() - self._drag_start
+            self.set_window(*drag_window(self._drag_window, delta.x(), delta.y(), self._value_range))
+        elif self._box_start is not None and self._rubber is not None:
+            end = self.mapToScene(event.position().toPoint())
+            self._rubber.setRect(QRectF(self._box_start, end).normalized())
+        self.readout.emit(self.readout_text(event.position()))
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.RightButton and self._drag_start is not None:
+            self._drag_start = self._drag_window = None
+            return
+        if event.button() == Qt.MouseButton.LeftButton and self._box_start is not None:
+            rect = self._rubber.rect() if self._rubber else QRectF()
+            if self._rubber is not None:
+                self.scene().removeItem(self._rubber)
+            self._box_start, self._rubber = None, None
+            rect = rect.intersected(self.scene().sceneRect())
+            if rect.width() >= 2 and rect.height() >= 2:
+                self.box_drawn.emit(rect)
+            return
+        super().mouseReleaseEvent(event)
+
+    def readout_text(self, view_pos: QPointF) -> str:
+        """Pixel value, x/y and (when calibrated) mm under a viewport position."""
+        if self.frame is None:
+            return ""
+        x, y = self.image_point(view_pos)
+        rows, cols = self.frame.shape
+        if not (0 <= x < cols and 0 <= y < rows):
+            return ""
+        value = self.frame.values[int(y), int(x)]
+        text = f"x {int(x)}  y {int(y)}  value {value:.0f}"
+        if self.frame.pixel_spacing is not None:
+            row_mm, col_mm = self.frame.pixel_spacing
+            text += f"  ({x * col_mm:.1f} mm, {y * row_mm:.1f} mm)"
+        c, w = self.window
+        return f"{text}  W {w:.0f} L {c:.0f}"
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._place_markers()
+
+    def _place_markers(self) -> None:
+        self.markers.move(self.viewport().width() - self.markers.width() - 12, 8)
