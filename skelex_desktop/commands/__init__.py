@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from skelex_desktop.commands import db_cmd, ingest_cmd, label_cmd, planned_cmd, synth_cmd
+from skelex_desktop.commands import (
+    db_cmd,
+    ingest_cmd,
+    label_cmd,
+    model_cmd,
+    planned_cmd,
+    synth_cmd,
+)
 from skelex_desktop.commands.common import AddCommand
 
-MODULES = (ingest_cmd, synth_cmd, label_cmd, planned_cmd, db_cmd)
+MODULES = (ingest_cmd, synth_cmd, label_cmd, model_cmd, planned_cmd, db_cmd)
 
 
 def register_all(add: AddCommand) -> None:

@@ -139,6 +139,8 @@ def parse_dicom(data: bytes, path: Path | None = None) -> DicomFile:
     ds = _read_dataset(data)
     if not prefixed and "SOPClassUID" not in ds and "PixelData" not in ds:
         raise IngestError("not a DICOM file: no 'DICM' prefix and no SOP Class UID")
+    if len(ds) == 0:
+        raise IngestError("no data set after the file meta information (truncated file?)")
     meta = getattr(ds, "file_meta", None)
     storage = meta.get("MediaStorageSOPClassUID") if meta is not None else None
     if storage == MediaStorageDirectoryStorage or "DirectoryRecordSequence" in ds:

@@ -54,7 +54,9 @@ def process_task(task: FileTask, config: WorkerConfig | None = None) -> DecodedF
     if config is None:
         return DecodedFile(task.path, ImportOutcome.FAILED, "worker not initialised")
     try:
-        return _process(task, config)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _process(task, config)
     except IngestError as exc:
         return DecodedFile(task.path, exc.outcome, exc.reason)
     except MemoryError:

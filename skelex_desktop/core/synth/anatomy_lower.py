@@ -32,9 +32,17 @@ class LowerLimbParams:
     ankle_flexion: float = 0.0
     kl_grade: int = 0
     joint_space: float = 5.5
-    leg_cut: float | None = None  # drop everything above this y (foot dorsoplantar views)
+    drop_leg: bool = False  # foot dorsoplantar views: the leg is not in the beam
     soft_scale: float = 1.0
     include_toes: bool = True
+
+
+def _trumpet(profile: tuple[tuple[float, float], ...], z: float) -> list[Primitive]:
+    """A concave metaphyseal flare as a stack of cones through (y, radius) profile points."""
+    return [
+        Capsule(V([0.0, y0, z]), V([0.0, y1, z]), r0, r1, 0.86, caps=False)
+        for (y0, r0), (y1, r1) in zip(profile[:-1], profile[1:], strict=True)
+    ]
 
 
 def _knee(rng: np.random.Generator, p: LowerLimbParams) -> tuple[list[Bone], list[Primitive]]:
@@ -44,9 +52,9 @@ def _knee(rng: np.random.Generator, p: LowerLimbParams) -> tuple[list[Bone], lis
     femur = Bone(
         "femur",
         [
-            Capsule(V([0.0, -330.0, 0]), V([0.0, -75.0, 0]), 14.0, 15.0, 0.58),
-            Capsule(V([0.0, -95.0, 0]), V([0.0, -38.0, -3]), 15.0, 36.0, 0.86),
-            ellipsoid_along(V([-42.0, -33.0, -5]), V([42.0, -33.0, -5]), 30.0, 58.0, 0.88),
+            Capsule(V([0.0, -330.0, 0]), V([0.0, -100.0, 0]), 14.0, 15.0, 0.58),
+            *_trumpet(((-115.0, 15.0), (-80.0, 18.5), (-58.0, 24.0), (-46.0, 28.0)), z=-4.0),
+            Ellipsoid(V([0.0, -36.0, -5.0]), (40.0, 16.0, 29.0), np.eye(3), 0.88),
             Ellipsoid(V([-20.0, -20.0, -6.0]), (17.5, 21.0, 30.0), np.eye(3), 0.88),
             Ellipsoid(V([20.0, -20.0, -6.0]), (17.0, 20.5, 30.0), np.eye(3), 0.88),
         ],
@@ -63,12 +71,12 @@ def _knee(rng: np.random.Generator, p: LowerLimbParams) -> tuple[list[Bone], lis
             Ellipsoid(V([19.0, yp_l, -4.0]), (20.0, 10.0, 25.0), np.eye(3), 0.88),
             Ellipsoid(V([-4.5, yp_m - 9.5, -2.0]), (3.5, 5.0, 5.0), np.eye(3), 0.7),
             Ellipsoid(V([4.5, yp_l - 9.0, -2.0]), (3.5, 4.5, 5.0), np.eye(3), 0.7),
-            Ellipsoid(V([0.0, 27.0, -2.0]), (36.0, 17.0, 27.0), np.eye(3), 0.88),
-            Capsule(V([0.0, 35.0, 0]), V([0.0, 95.0, 0]), 24.0, 16.0, 0.8),
-            Capsule(V([0.0, 70.0, 0]), V([0.0, 225.0, 0]), 16.0, 12.5, 0.55),
+            Ellipsoid(V([0.0, 26.0, -2.0]), (37.0, 13.0, 27.0), np.eye(3), 0.88),
+            *_trumpet(((34.0, 26.0), (52.0, 21.0), (75.0, 17.0), (100.0, 15.0)), z=-2.0),
+            Capsule(V([0.0, 95.0, 0]), V([0.0, 225.0, 0]), 15.0, 12.5, 0.55),
             Capsule(V([0.0, 225.0, 0]), V([1.0, 340.0, 0]), 12.5, 14.0, 0.55),
-            Capsule(V([1.0, 325.0, 0]), V([1.0, 366.0, 0]), 14.0, 22.0, 0.85),
-            Ellipsoid(V([1.0, 372.0, 2.0]), (23.0, 10.0, 21.0), np.eye(3), 0.88),
+            *_trumpet(((320.0, 14.0), (345.0, 17.0), (362.0, 20.0)), z=1.0),
+            Ellipsoid(V([1.0, 368.0, 2.0]), (23.0, 12.0, 21.0), np.eye(3), 0.88),
             Capsule(V([-18.0, 365.0, 2]), V([-19.5, 392.0, 2]), 7.0, 5.0, 0.75),
         ],
         (V([0.0, 8.0, 0]), V([1.0, 380.0, 0])),
@@ -86,7 +94,7 @@ def _knee(rng: np.random.Generator, p: LowerLimbParams) -> tuple[list[Bone], lis
         end_len=0.06,
         cortex=0.5,
     )
-    patella = small_bone("patella", V([0.0, -32.0, 38.0]), (22.0, 25.0, 10.0), site="patella")
+    patella = small_bone("patella", V([0.0, -32.0, 33.0]), (22.0, 25.0, 10.0), site="patella")
     soft: list[Primitive] = []
     if osteo > 0:
         # marginal osteophytes: spurs at the medial and lateral joint margins of femur and tibia
@@ -108,11 +116,14 @@ def _knee(rng: np.random.Generator, p: LowerLimbParams) -> tuple[list[Bone], lis
 
 def _foot(rng: np.random.Generator, p: LowerLimbParams) -> list[Bone]:
     bones: list[Bone] = []
+    talus = small_bone("talus", V([0.0, 399.0, 4.0]), (15.5, 15.0, 24.0), site="tarsal bones")
+    talus.parts.append(Ellipsoid(V([-5.0, 406.0, 28.0]), (11.0, 9.5, 13.0), np.eye(3), 0.84))
+    calc = small_bone("calcaneus", V([4.0, 426.0, -12.0]), (16.0, 17.0, 34.0), rotation(ax=-8.0),
+                      site="tarsal bones")
+    calc.parts.append(Ellipsoid(V([5.0, 432.0, -40.0]), (15.0, 20.0, 16.0), np.eye(3), 0.84))
+    calc.parts.append(Ellipsoid(V([1.0, 415.0, 4.0]), (13.0, 9.0, 12.0), np.eye(3), 0.84))
+    bones += [talus, calc]
     tarsals = (
-        ("talus", V([0.0, 399.0, 4.0]), (15.5, 14.0, 25.0), rotation()),
-        ("talar_head", V([-5.0, 406.0, 30.0]), (11.0, 9.5, 12.0), rotation()),
-        ("calcaneus", V([4.0, 426.0, -14.0]), (16.0, 17.0, 38.0), rotation(ax=-12.0)),
-        ("calc_tuber", V([5.0, 437.0, -46.0]), (14.0, 17.0, 13.0), rotation()),
         ("navicular", V([-8.0, 411.0, 45.0]), (14.0, 9.0, 7.5), rotation()),
         ("cuboid", V([16.0, 427.0, 50.0]), (11.0, 11.0, 13.0), rotation()),
         ("cuneiform_m", V([-15.0, 418.0, 62.0]), (7.0, 12.0, 10.0), rotation()),
@@ -131,6 +142,8 @@ def _foot(rng: np.random.Generator, p: LowerLimbParams) -> list[Bone]:
     )
     gap = float(rng.uniform(1.5, 2.2))
     for k, (xb, zb, xh, zh, r, bw, hw) in enumerate(rays):
+        if not p.include_toes:
+            break  # AP ankle: the forefoot is outside the collimated field
         base = V([xb, 421.0, zb])
         head = V([xh, 440.0, zh])
         bones.append(tubular_bone(f"mt{k + 1}", base, head, r, bw, hw, ("metatarsals",),
@@ -182,24 +195,7 @@ def lower_limb(rng: np.random.Generator, p: LowerLimbParams) -> Scene:
             for b in bones
         ]
         soft = [q.moved(knee) if k >= 2 else q for k, q in enumerate(soft)]
-    if p.leg_cut is not None:
-        bones = [_cut(b, p.leg_cut) for b in bones if b.bbox()[3] > p.leg_cut]
-        soft = [_cut_prim(q, p.leg_cut) for q in soft if q.bbox()[3] > p.leg_cut]
+    if p.drop_leg:
+        bones = [b for b in bones if b.name not in ("femur", "patella", "tibia", "fibula")]
+        soft = soft[4:]
     return Scene(bones, soft, V([0.0, 0.0, 0.0]), joints)
-
-
-def _cut_prim(q: Primitive, y_cut: float) -> Primitive:
-    """Shorten a capsule so that it starts at y_cut (keeps ellipsoids as they are)."""
-    if not isinstance(q, Capsule):
-        return q
-    a, b = (q.p0, q.p1) if q.p0[1] < q.p1[1] else (q.p1, q.p0)
-    if a[1] >= y_cut or b[1] <= a[1]:
-        return q
-    t = (y_cut - a[1]) / (b[1] - a[1])
-    ra, rb = (q.r0, q.r1) if q.p0[1] < q.p1[1] else (q.r1, q.r0)
-    return Capsule(a + (b - a) * t, b, ra + (rb - ra) * t, rb, q.inner, q.tag)
-
-
-def _cut(b: Bone, y_cut: float) -> Bone:
-    parts = [_cut_prim(q, y_cut) for q in b.parts if q.bbox()[3] > y_cut]
-    return Bone(b.name, parts, b.axis, b.radius, b.sites, b.tubular, b.extras)

@@ -118,6 +118,7 @@ def upper_limb(rng: np.random.Generator, flexion: float, soft_scale: float) -> S
         c = mc1_head + np.array([side * 3.0, -1.0, 5.0])
         bones.append(small_bone(f"sesamoid{side:+.0f}", c, (2.3, 2.6, 2.3), site="hand phalanges"))
     for name, c, axes, rz in _CARPALS:
+        axes = tuple(a * 1.08 for a in axes)
         bones.append(small_bone(name, np.array(c), axes, rotation(az=rz), "carpal bones"))
 
     # distal radius and ulna run to the elbow; the radius head sits at y ~ 265
@@ -127,7 +128,7 @@ def upper_limb(rng: np.random.Generator, flexion: float, soft_scale: float) -> S
         np.array([-9.0, 21.0, 3.0]),
         7.0,
         base_w=21.0,
-        head_w=31.0,
+        head_w=29.0,
         sites=("proximal radius", "radial diaphysis", "distal radius"),
         end_len=0.045,
         cortex=0.5,

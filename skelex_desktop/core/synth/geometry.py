@@ -56,6 +56,7 @@ class Capsule:
     r1: float
     inner: float = 0.0
     tag: str = ""
+    caps: bool = True  # False: a truncated cone with flat ends instead of rounded ones
 
     def moved(self, pose: Pose) -> Capsule:
         return replace(
@@ -84,11 +85,14 @@ class Capsule:
             t = np.zeros(np.broadcast_shapes(np.shape(u), np.shape(v)), np.float32)
             stretch = 1.0
         else:
-            t = np.clip((u * ax + v * ay) / len2, 0.0, 1.0)
+            raw = (u * ax + v * ay) / len2
+            t = np.clip(raw, 0.0, 1.0)
             stretch = 1.0 / max(np.sqrt(len2) / max(len3, 1e-9), MIN_SIN_TILT)
         dx = u - t * ax
         dy = v - t * ay
         d2 = dx * dx + dy * dy
+        if not self.caps and len2 >= 1e-9:
+            d2 = np.where((raw < 0.0) | (raw > 1.0), np.float32(1e12), d2)
         r = self.r0 + t * (self.r1 - self.r0)
         r2 = r * r
         outer = (2.0 * stretch) * np.sqrt(np.maximum(r2 - d2, 0.0))

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .lesions import Fracture, Implant, Lesion
+from .lesions import Fracture, Lesion
 from .physics import Exposure, draw_marker, expose, line_integral, to_stored, trabecular_texture
 from .placement import SEVERITIES, place_fracture, place_implant, place_lesion
 from .render import Finding, render_paths

@@ -74,9 +74,9 @@ def place_fracture(
     width = max(1.0, float(rng.uniform(*((0.3, 0.6), (0.6, 1.2), (1.0, 2.4))[k])) * px_mm)
     depth = float(rng.uniform(0.55, 0.8)) if k == 0 else 1.0
     waves = tuple(
-        (float(rng.uniform(0.2, 0.8) * width + 0.3), float(2 * np.pi / rng.uniform(4, 18)),
-         float(rng.uniform(0, 2 * np.pi)))
-        for _ in range(3)
+        (float(rng.uniform(0.15, 0.5) * width + 0.3 * px_mm),
+         float(2 * np.pi / (rng.uniform(2.5, 9.0) * px_mm)), float(rng.uniform(0, 2 * np.pi)))
+        for _ in range(2)
     )
     angle, shift = 0.0, (0.0, 0.0)
     if k == 2 or (k == 1 and rng.random() < 0.5):
@@ -96,11 +96,13 @@ def place_lesion(
     rng: np.random.Generator, scene: Scene, field, kind: str, severity: str
 ) -> Lesion | None:
     """A lesion centred inside a visible bone (aggressive, intermediate, lytic_benign, sclerotic)."""
-    cands = _candidates(scene, field, min_radius=3.5)
+    # the patella hides behind the femur on AP views: a lesion there would be invisible
+    cands = [c for c in _candidates(scene, field, min_radius=3.5) if c[0].name != "patella"]
     if not cands:
         return None
     bone, ts = _pick(rng, cands, weight_by_radius=True)
-    t = float(rng.choice(ts))
+    inner_ts = [t for t in ts if 0.2 <= t <= 0.78] or ts  # keep clear of the articular ends
+    t = float(rng.choice(inner_ts))
     a, b, length = _axis2d(bone)
     e = (b - a) / length
     perp = np.array([-e[1], e[0]])
@@ -108,7 +110,7 @@ def place_lesion(
     k = SEVERITIES.index(severity)
     size = {"aggressive": (0.6, 1.1), "intermediate": (0.5, 0.9), "lytic_benign": (0.35, 0.75),
             "sclerotic": (0.2, 0.5)}[kind]
-    radius = r * float(rng.uniform(*size)) * (0.75 + 0.15 * k)
+    radius = r * float(rng.uniform(*size)) * (0.95 + 0.2 * k)
     offset = float(rng.uniform(-0.25, 0.25)) * r
     breach = 0.0
     if kind == "aggressive":
@@ -125,7 +127,7 @@ def place_lesion(
         n_holes = int(rng.integers(14, 34))
         ang = rng.uniform(0, 2 * np.pi, n_holes)
         rad = radius * np.sqrt(rng.uniform(0.2, 2.6, n_holes))
-        hr = np.maximum(radius * rng.uniform(0.07, 0.17, n_holes), 0.9)
+        hr = np.maximum(radius * rng.uniform(0.09, 0.22, n_holes), 1.0)
         holes = tuple((float(c[0] + q * np.cos(g)), float(c[1] + q * np.sin(g)), float(h))
                       for g, q, h in zip(ang, rad, hr, strict=True))
     axis_angle = float(np.degrees(np.arctan2(e[1], e[0])))

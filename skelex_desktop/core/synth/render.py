@@ -17,6 +17,7 @@ from .lesions import Fracture, Implant, Lesion, _soft_step
 from .scene import Bone, Scene
 
 Finding = Fracture | Lesion | Implant
+SOFT_SCALE = 64.0  # keeps the fourth powers of soft-tissue chords within float32 range
 FOOTPRINT_MIN = 0.75  # px of bone chord that counts as "bone" in the anatomy mask
 
 
@@ -141,8 +142,11 @@ def render_paths(
             continue
         o, _ = q.chords(*_grid(win))
         sl = np.s_[win[1] : win[3], win[0] : win[2]]
-        np.maximum(maps["soft"][sl], o, out=maps["soft"][sl])
+        o *= 1.0 / SOFT_SCALE
+        maps["soft"][sl] += (o * o) ** 2  # a p-norm union blends overlapping envelopes smoothly
 
+    np.sqrt(np.sqrt(maps["soft"], out=maps["soft"]), out=maps["soft"])
+    maps["soft"] *= SOFT_SCALE
     for bone in scene.bones:
         fracs = [(k, f) for k, f in enumerate(findings)
                  if isinstance(f, Fracture) and f.bone == bone.name]

@@ -108,11 +108,13 @@ def tubular_bone(
     parts: list[Primitive] = [
         Capsule(base + e * lb * 0.8, (base + head) / 2, shaft_r * 1.08, shaft_r * 0.97, cortex),
         Capsule((base + head) / 2, head - e * lh * 0.8, shaft_r * 0.97, shaft_r * 1.05, cortex),
-        # metaphyseal flares: short cones between shaft and ends
-        Capsule(base + e * lb, base + e * lb * 2.6, base_w * 0.42, shaft_r * 1.02, 0.8),
-        Capsule(head - e * lh, head - e * lh * 2.6, head_w * 0.42, shaft_r * 1.02, 0.8),
-        ellipsoid_along(base, base + e * lb * 2.1, base_w, base_w * depth_ratio, 0.86),
-        ellipsoid_along(head - e * lh * 2.1, head, head_w, head_w * depth_ratio, 0.86),
+        # metaphyseal flares: cones from the shaft to the articular ends
+        Capsule(base + e * lb * 0.6, base + e * lb * 3.0, base_w * 0.46, shaft_r * 1.02, 0.8,
+                caps=False),
+        Capsule(head - e * lh * 0.6, head - e * lh * 3.0, head_w * 0.46, shaft_r * 1.02, 0.8,
+                caps=False),
+        ellipsoid_along(base, base + e * lb * 1.5, base_w, base_w * depth_ratio, 0.86),
+        ellipsoid_along(head - e * lh * 1.5, head, head_w, head_w * depth_ratio, 0.86),
     ]
     return Bone(name, parts, (base, head), shaft_r, sites)
 

@@ -28,7 +28,7 @@ BODY_PARTS: dict[str, BodyPart] = {
     "wrist": BodyPart("WRIST", "upper", ("PA", "LAT"), (-2.0, 4.0, 0.0), (120.0, 150.0)),
     "forearm": BodyPart("FOREARM", "upper", ("AP", "LAT"), (0.0, 150.0, 0.0), (340.0, 390.0)),
     "knee": BodyPart("KNEE", "lower", ("AP", "LAT"), (0.0, -8.0, 0.0), (210.0, 260.0)),
-    "ankle": BodyPart("ANKLE", "lower", ("AP", "LAT"), (0.0, 385.0, 0.0), (190.0, 240.0)),
+    "ankle": BodyPart("ANKLE", "lower", ("AP", "LAT"), (0.0, 372.0, 0.0), (190.0, 240.0)),
     "foot": BodyPart("FOOT", "lower", ("AP", "LAT"), tuple(FOOT_CENTER), (240.0, 285.0)),
 }
 REGIONS = tuple(BODY_PARTS)
@@ -66,8 +66,9 @@ def build_view(
             ankle_flexion=float(rng.uniform(-12.0, 8.0)),
             kl_grade=kl_grade,
             joint_space=float(rng.uniform(4.6, 6.2)),
-            leg_cut=355.0 if region == "foot" and not lateral else None,
+            drop_leg=region == "foot" and not lateral,
             soft_scale=float(rng.uniform(0.88, 1.15)),
+            include_toes=not (region == "ankle" and not lateral),
         )
         scene = lower_limb(rng, params)
     center = np.array(part.center, float)

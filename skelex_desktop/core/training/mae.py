@@ -16,6 +16,7 @@ from torch import nn
 
 from skelex_desktop.core.training.mae_config import MaeConfig
 
+
 class QuickGelu(nn.Module):
     """x * sigmoid(1.702 x)."""
 

@@ -1,0 +1,215 @@
+"""What the GUI and the CLI call: error map + hotspots + anomaly score for an image.
+
+`ErrorMapService(settings).analyse_file(path)` reads the file through the pixel pipeline,
+checks the prediction cache, runs all passes in one batched onnxruntime call on a miss, and
+returns an `ErrorMapResult` whose map and boxes are in full-resolution pixel coordinates.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skelex_desktop.core.inference.cache import PredictionCache, cache_key, content_hash
+from skelex_desktop.core.inference.errormap import (
+    ErrorMap,
+    foreground_mask,
+    masked_error,
+    noise_for,
+)
+from skelex_desktop.core.inference.hotspots import (
+    DEFAULT_Z,
+    SCORE_PERCENTILE,
+    Hotspot,
+    anomaly_score,
+    find_hotspots,
+    scale_hotspots,
+)
+from skelex_desktop.core.inference.package import Manifest, PackageError
+from skelex_desktop.core.inference.preprocess import normalise, to_model_u8
+from skelex_desktop.core.inference.registry import Registry
+from skelex_desktop.core.inference.session import open_graph
+
+
+@dataclass
+class ErrorMapResult:
+    """An analysed image: full-resolution error map, hotspots, score and the zero-shot call."""
+
+    error_map: np.ndarray
+    hotspots: list[Hotspot]
+    score: float
+    abnormal: bool | None
+    threshold: float | None
+    model: str
+    model_sha256: str
+    mode: str
+    passes: int
+    cached: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description (everything but the map itself)."""
+        return {
+            "model": self.model,
+            "model_sha256": self.model_sha256,
+            "mode": self.mode,
+            "passes": self.passes,
+            "shape": list(self.error_map.shape),
+            "score": self.score,
+            "abnormal": self.abnormal,
+            "abnormal_threshold": self.threshold,
+            "hotspots": [h.to_json() for h in self.hotspots],
+            **self.extra,
+        }
+
+    @classmethod
+    def from_cache(cls, error_map: np.ndarray, s: dict[str, Any]) -> ErrorMapResult:
+        spots = [Hotspot(**h) for h in s["hotspots"]]
+        known = {"model", "model_sha256", "mode", "passes", "shape", "score", "abnormal",
+                 "abnormal_threshold", "hotspots"}
+        return cls(error_map, spots, s["score"], s["abnormal"], s["abnormal_threshold"],
+                   s["model"], s["model_sha256"], s["mode"], s["passes"], True,
+                   {k: v for k, v in s.items() if k not in known})
+
+
+class MaeRuntime:
+    """The onnxruntime sessions of one verified package, and the error-map algorithm."""
+
+    def __init__(self, manifest: Manifest, threads: int = 1, int8: bool = False) -> None:
+        self.manifest = manifest
+        self.threads = threads
+        self.graph = "reconstruction_int8" if int8 else "reconstruction"
+        if not manifest.has_graph(self.graph):
+            raise PackageError(f"package {manifest.name} has no {self.graph} graph")
+        self._sessions: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.session_runs = 0
+        cfg = manifest.data["architecture"]["config"]
+        self.grid = int(cfg["image_size"]) // manifest.patch_size
+
+    def _session(self, graph: str) -> Any:
+        with self._lock:
+            if graph not in self._sessions:
+                self._sessions[graph] = open_graph(self.manifest, graph, self.threads)
+            return self._sessions[graph]
+
+    def reconstruct(self, pixel_values: np.ndarray, noise: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """One batched call: ([B, L, P*P*C] reconstruction, [B, L] mask)."""
+        session = self._session(self.graph)
+        self.session_runs += 1
+        rec, mask = session.run(
+            ["reconstruction", "mask"],
+            {"pixel_values": np.ascontiguousarray(pixel_values, np.float32),
+             "noise": np.ascontiguousarray(noise, np.float32)},
+        )
+        return rec, mask
+
+    def embed(self, pixel_values: np.ndarray) -> np.ndarray:
+        """[B, D] embeddings of unmasked images."""
+        session = self._session("embedding")
+        self.session_runs += 1
+        (out,) = session.run(["embedding"], {"pixel_values": np.ascontiguousarray(
+            pixel_values, np.float32)})
+        return out
+
+    def error_map(self, pixels: np.ndarray, mode: str = "complementary",
+                  passes: int | None = None) -> ErrorMap:
+        """The model-space error map of decoded pixels (gray [H, W] or RGB [H, W, 3])."""
+        prep = self.manifest.preprocessing
+        rgb, geometry = to_model_u8(pixels, prep)
+        x = normalise(rgb, prep)
+        settings = self.manifest.errormap
+        if passes is None:
+            passes = int(settings.get("passes", 4) if mode == "complementary"
+                         else settings.get("reference_passes", 10))
+        noise = noise_for(mode, self.grid, self.manifest.mask_ratio, passes,
+                          int(settings.get("reference_seed", 0)))
+        batch = np.broadcast_to(x, (noise.shape[0], *x.shape))
+        rec, mask = self.reconstruct(batch, noise)
+        error, counts = masked_error(x, rec, mask, self.manifest.patch_size, prep)
+        return ErrorMap(error, counts, foreground_mask(rgb, geometry), geometry, mode,
+                        noise.shape[0])
+
+    def analyse(self, pixels: np.ndarray, mode: str = "complementary") -> ErrorMapResult:
+        """Error map at full resolution, hotspots and anomaly score of decoded pixels."""
+        emap = self.error_map(pixels, mode)
+        settings = self.manifest.errormap
+        threshold = settings.get("hotspot_threshold")
+        spots = find_hotspots(
+            emap.model_map, emap.foreground,
+            z_threshold=float(settings.get("hotspot_z", DEFAULT_Z)),
+            threshold=float(threshold) if threshold is not None else None,
+        )
+        spots = scale_hotspots(spots, emap.geometry.to_source, emap.geometry.source_shape)
+        score = anomaly_score(emap.model_map, emap.foreground,
+                              float(settings.get("score_percentile", SCORE_PERCENTILE)))
+        cut = settings.get("abnormal_threshold")
+        return ErrorMapResult(
+            emap.full_resolution(), spots, score,
+            None if cut is None else bool(score > float(cut)),
+            None if cut is None else float(cut),
+            self.manifest.name, self.manifest.sha256, mode, emap.passes,
+        )
+
+
+class ErrorMapService:
+    """Error maps for image files with a prediction cache; holds the sessions between calls."""
+
+    def __init__(self, settings: Any, model: str | None = None, int8: bool = False,
+                 registry: Registry | None = None) -> None:
+        self.settings = settings
+        self.model = model or settings.active_model
+        self.int8 = int8
+        self.registry = registry or Registry.from_settings(settings)
+        self.cache = PredictionCache.for_data_dir(Path(settings.data_dir))
+        self._runtime: MaeRuntime | None = None
+
+    @property
+    def runtime(self) -> MaeRuntime:
+        """The verified package's sessions (loaded, and hashed, on first use)."""
+        if self._runtime is None:
+            manifest = self.registry.manifest(self.model)
+            self._runtime = MaeRuntime(manifest, int(self.settings.inference_threads), self.int8)
+        return self._runtime
+
+    def analyse_pixels(self, pixels: np.ndarray, mode: str = "complementary") -> ErrorMapResult:
+        return self.runtime.analyse(pixels, mode)
+
+    def analyse_file(self, path: Path, frame: int = 0, mode: str = "complementary",
+                     use_cache: bool = True) -> ErrorMapResult:
+        """Error map, hotspots and score of a DICOM or raster file (full resolution)."""
+        from skelex_desktop.core.ingest.pixels import read_frame
+
+        runtime = self.runtime
+        key = cache_key(content_hash(Path(path)), runtime.manifest.sha256, frame=frame,
+                        mode=mode, graph=runtime.graph)
+        if use_cache and (hit := self.cache.get(key)) is not None:
+            return ErrorMapResult.from_cache(*hit)
+        decoded = read_frame(Path(path), frame)
+        pixels = decoded.rgb if decoded.rgb is not None else decoded.values
+        result = runtime.analyse(pixels, mode)
+        if use_cache:
+            self.cache.put(key, result.error_map, result.summary())
+        return result
+
+
+_services: dict[tuple[str, str, bool], ErrorMapService] = {}
+_services_lock = threading.Lock()
+
+
+def analyse_file(path: Path, settings: Any, model: str | None = None,
+                 mode: str = "complementary", frame: int = 0, int8: bool = False
+                 ) -> ErrorMapResult:
+    """Convenience for one-off calls: a per-process service per (data dir, model)."""
+    name = model or settings.active_model
+    key = (str(settings.data_dir), name, int8)
+    with _services_lock:
+        service = _services.get(key)
+        if service is None:
+            service = _services[key] = ErrorMapService(settings, name, int8)
+    return service.analyse_file(path, frame, mode)

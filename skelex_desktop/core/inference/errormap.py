@@ -1,0 +1,147 @@
+"""Zero-shot error maps: masked reconstruction error averaged over several masks.
+
+Complementary mode (default): K deterministic masks at ratio r with K*(1-r) an integer; every
+patch is visible in exactly K*(1-r) passes and masked in exactly K*r (K=4, r=0.75: masked 3
+times, visible once). For K a square whose root divides the patch grid, the visible patches
+form a regular lattice (each 2x2 block of patches shows one patch per pass for K=4); otherwise
+patches are split into K seeded, balanced groups. All passes run in ONE batched call.
+Reference mode: N seeded uniform-random masks, as the SKELEX reference (N=10).
+
+Per pass: de-normalise input and reconstruction to [0, 1] (clipped), squared difference
+averaged over RGB, kept only where the patch was masked; per pixel the sum is divided by the
+number of passes that masked it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from skelex_desktop.core.inference.preprocess import Geometry, Preprocessing, denormalise
+
+MODES = ("complementary", "reference")
+
+
+def patch_groups(grid: int, passes: int, seed: int = 0) -> np.ndarray:
+    """[L] group (0..passes-1) of every patch, each group the same size when L allows."""
+    root = math.isqrt(passes)
+    rows, cols = np.divmod(np.arange(grid * grid), grid)
+    if root * root == passes and grid % root == 0:
+        return ((rows % root) * root + (cols % root)).astype(np.int64)
+    order = np.random.default_rng(seed).permutation(grid * grid)
+    groups = np.empty(grid * grid, dtype=np.int64)
+    groups[order] = np.arange(grid * grid) % passes
+    return groups
+
+
+def complementary_noise(grid: int, passes: int = 4, mask_ratio: float = 0.75) -> np.ndarray:
+    """[passes, L] float32 noise whose HF masking gives complementary masks.
+
+    Pass k keeps the groups k*m .. k*m+m-1 (mod passes), m = passes*(1-mask_ratio): the lowest
+    noise values; a fraction of the patch index breaks ties so the order is unique.
+    """
+    visible_groups = passes * (1.0 - mask_ratio)
+    m = round(visible_groups)
+    if m < 1 or abs(visible_groups - m) > 1e-6:
+        raise ValueError(
+            f"{passes} complementary passes at mask ratio {mask_ratio} do not tile: "
+            "passes * (1 - mask_ratio) must be a whole number >= 1"
+        )
+    length = grid * grid
+    groups = patch_groups(grid, passes)
+    tiebreak = np.arange(length) / length
+    noise = np.stack([((groups - k * m) % passes) + tiebreak for k in range(passes)])
+    return (noise / passes).astype(np.float32)
+
+
+def reference_noise(length: int, passes: int = 10, seed: int = 0) -> np.ndarray:
+    """[passes, L] seeded uniform noise: independent random masks, as the reference."""
+    return np.random.default_rng(seed).random((passes, length), dtype=np.float32)
+
+
+def unpatchify(patches: np.ndarray, patch: int, channels: int = 3) -> np.ndarray:
+    """[K, L, P*P*C] (HF order) -> [K, C, S, S]."""
+    k, length, _ = patches.shape
+    grid = math.isqrt(length)
+    x = patches.reshape(k, grid, grid, patch, patch, channels).transpose(0, 5, 1, 3, 2, 4)
+    return x.reshape(k, channels, grid * patch, grid * patch)
+
+
+def expand_mask(mask: np.ndarray, patch: int) -> np.ndarray:
+    """[K, L] patch mask -> [K, S, S] pixel mask."""
+    k, length = mask.shape
+    grid = math.isqrt(length)
+    return np.repeat(np.repeat(mask.reshape(k, grid, grid), patch, axis=1), patch, axis=2)
+
+
+def masked_error(
+    pixel_values: np.ndarray, reconstruction: np.ndarray, mask: np.ndarray, patch: int,
+    prep: Preprocessing,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(error map [S, S] float32, times each pixel was masked [S, S]) for one image.
+
+    `pixel_values` [3, S, S] normalised; `reconstruction` [K, L, P*P*3]; `mask` [K, L].
+    """
+    target = denormalise(pixel_values, prep)[None]
+    recon = denormalise(unpatchify(reconstruction, patch, pixel_values.shape[0]), prep)
+    per_pass = ((recon - target) ** 2).mean(axis=1)
+    masked = expand_mask(mask.astype(np.float32), patch)
+    counts = masked.sum(axis=0)
+    total = (per_pass * masked).sum(axis=0)
+    error = np.divide(total, counts, out=np.zeros_like(total), where=counts > 0)
+    return error.astype(np.float32), counts.astype(np.float32)
+
+
+def to_source(model_map: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """A model-space map [S, S] resampled (bilinear) onto the full-resolution image grid,
+    undoing the plain resize or the letterbox."""
+    import cv2
+
+    x0, y0, x1, y1 = geometry.content
+    rows, cols = geometry.source_shape
+    content = np.ascontiguousarray(model_map[y0:y1, x0:x1], dtype=np.float32)
+    return cv2.resize(content, (cols, rows), interpolation=cv2.INTER_LINEAR)
+
+
+def foreground_mask(rgb_u8: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """[S, S] bool: the anatomy (Otsu on the 8-bit input, inside the content box); the whole
+    content box when Otsu finds almost nothing."""
+    import cv2
+
+    gray = np.ascontiguousarray(rgb_u8[..., 0])
+    x0, y0, x1, y1 = geometry.content
+    inside = np.zeros(gray.shape, bool)
+    inside[y0:y1, x0:x1] = True
+    level, _ = cv2.threshold(gray[y0:y1, x0:x1], 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    mask = (gray > level) & inside
+    mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    if mask.sum() < 0.05 * inside.sum():
+        return inside
+    return mask
+
+
+@dataclass
+class ErrorMap:
+    """An error map in model space with what is needed to place it on the source image."""
+
+    model_map: np.ndarray
+    counts: np.ndarray
+    foreground: np.ndarray
+    geometry: Geometry
+    mode: str
+    passes: int
+
+    def full_resolution(self) -> np.ndarray:
+        return to_source(self.model_map, self.geometry)
+
+
+def noise_for(mode: str, grid: int, mask_ratio: float, passes: int | None = None,
+              seed: int = 0) -> np.ndarray:
+    """The [K, L] noise of an error-map mode."""
+    if mode == "complementary":
+        return complementary_noise(grid, passes or 4, mask_ratio)
+    if mode == "reference":
+        return reference_noise(grid * grid, passes or 10, seed)
+    raise ValueError(f"unknown error-map mode {mode!r}; expected one of {MODES}")

@@ -1,0 +1,191 @@
+"""Model packages on disk: `manifest.json` + ONNX files, each checked against its sha256.
+
+A package's identity (`package_sha256`) is the sha256 of its manifest, which lists the sha256
+of every other file. Verification results are memoised per (path, size, mtime) for the process,
+so a package is hashed once per session unless a file changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from skelex_desktop.core.inference.preprocess import Preprocessing
+
+MANIFEST = "manifest.json"
+FORMAT = "skelex-model-package"
+FORMAT_VERSION = 1
+_CHUNK = 1 << 20
+
+_memo: dict[tuple[str, int, int], str] = {}
+_memo_lock = threading.Lock()
+
+
+class PackageError(ValueError):
+    """A model package that is missing, damaged or unusable; the message says why."""
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file, memoised while its size and modification time are unchanged."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _memo_lock:
+        if key in _memo:
+            return _memo[key]
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    value = digest.hexdigest()
+    with _memo_lock:
+        _memo[key] = value
+    return value
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One ONNX graph of a package: its main file, all its files, inputs and outputs."""
+
+    name: str
+    file: str
+    files: tuple[str, ...]
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+@dataclass
+class Manifest:
+    """The parsed `manifest.json` of a package, with the fields inference needs typed."""
+
+    data: dict[str, Any]
+    folder: Path
+    sha256: str
+    preprocessing: Preprocessing = field(init=False)
+
+    def __post_init__(self) -> None:
+        prep = self.data.get("preprocessing", {})
+        try:
+            self.preprocessing = Preprocessing(
+                size=int(prep["size"]), mean=tuple(prep["mean"]), std=tuple(prep["std"]),
+                resize=prep.get("resize", "resize"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PackageError(f"{self.folder.name}: manifest preprocessing is invalid: {exc}") from exc
+
+    @property
+    def name(self) -> str:
+        return str(self.data["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.data.get("version", ""))
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.data["patch_size"])
+
+    @property
+    def mask_ratio(self) -> float:
+        return float(self.data["mask_ratio"])
+
+    @property
+    def errormap(self) -> dict[str, Any]:
+        return dict(self.data.get("errormap", {}))
+
+    @property
+    def files(self) -> dict[str, dict[str, Any]]:
+        return dict(self.data.get("files", {}))
+
+    def graph(self, name: str) -> GraphSpec:
+        graphs = self.data.get("graphs", {})
+        if name not in graphs:
+            raise PackageError(f"package {self.name} has no '{name}' graph")
+        g = graphs[name]
+        return GraphSpec(name, g["file"], tuple(g.get("files", [g["file"]])), g.get("inputs", {}),
+                         g.get("outputs", {}))
+
+    def has_graph(self, name: str) -> bool:
+        return name in self.data.get("graphs", {})
+
+
+def read_manifest(folder: Path) -> Manifest:
+    """Parse and sanity-check `folder/manifest.json` (no file hashing here)."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise PackageError(f"{folder.name}: no {MANIFEST} (not a model package)")
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PackageError(f"{folder.name}: {MANIFEST} is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise PackageError(f"{folder.name}: {MANIFEST} is not a SKELEX model package manifest")
+    if int(data.get("format_version", 0)) > FORMAT_VERSION:
+        raise PackageError(
+            f"{folder.name}: package format {data.get('format_version')} is newer than this "
+            f"application supports ({FORMAT_VERSION}); update SKELEX Desktop"
+        )
+    for key in ("name", "files", "graphs", "patch_size", "mask_ratio", "preprocessing"):
+        if key not in data:
+            raise PackageError(f"{folder.name}: {MANIFEST} lacks '{key}'")
+    return Manifest(data, folder, sha256_bytes(raw))
+
+
+def verify_file(manifest: Manifest, name: str) -> None:
+    """Raise PackageError unless `name` exists with the size and sha256 the manifest records."""
+    entry = manifest.files.get(name)
+    if entry is None:
+        raise PackageError(f"{manifest.name}: {name} is not listed in the manifest")
+    path = manifest.folder / name
+    if not path.is_file():
+        raise PackageError(f"{manifest.name}: file {name} is missing; reinstall or re-import")
+    size = path.stat().st_size
+    if "bytes" in entry and size != int(entry["bytes"]):
+        raise PackageError(
+            f"{manifest.name}: file {name} is {size} bytes, the manifest says {entry['bytes']} "
+            "(truncated or replaced); the package is refused, reinstall or re-import it"
+        )
+    if sha256_file(path) != entry["sha256"]:
+        raise PackageError(
+            f"{manifest.name}: file {name} fails its sha256 check (damaged or tampered); "
+            "the package is refused, reinstall or re-import it"
+        )
+
+
+def verify_package(folder: Path) -> Manifest:
+    """The manifest of `folder` after every listed file passed its size and sha256 check."""
+    manifest = read_manifest(folder)
+    for name in manifest.files:
+        verify_file(manifest, name)
+    return manifest
+
+
+def read_verified(manifest: Manifest, name: str) -> bytes:
+    """The bytes of file `name`, checked against the manifest after reading (no window between
+    the check and the use)."""
+    entry = manifest.files.get(name)
+    if entry is None:
+        raise PackageError(f"{manifest.name}: {name} is not listed in the manifest")
+    path = manifest.folder / name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PackageError(f"{manifest.name}: cannot read {name}: {exc}") from exc
+    if len(data) != int(entry.get("bytes", len(data))) or sha256_bytes(data) != entry["sha256"]:
+        raise PackageError(
+            f"{manifest.name}: file {name} fails its sha256 check (damaged, truncated or "
+            "tampered); the package is refused, reinstall or re-import it"
+        )
+    return data
+
+
+def package_size(folder: Path, manifest: Manifest) -> int:
+    return sum((folder / n).stat().st_size for n in manifest.files if (folder / n).is_file())

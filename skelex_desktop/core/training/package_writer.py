@@ -1,0 +1,313 @@
+"""`model import`: a HF ViTMAE folder -> a verified model package, written atomically.
+
+The package is built in a hidden temporary folder next to the target (same file system), its
+graphs are checked against torch, optional int8 copies are measured, thresholds are optionally
+calibrated on SynthMSK, and only then is the folder renamed into place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from skelex_desktop import __version__
+from skelex_desktop.core.inference.hotspots import DEFAULT_Z, SCORE_PERCENTILE
+from skelex_desktop.core.inference.package import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST,
+    PackageError,
+    read_manifest,
+    sha256_file,
+)
+from skelex_desktop.core.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from skelex_desktop.core.progress import Progress, check
+from skelex_desktop.core.training.checkpoint import (
+    PYTORCH_BIN,
+    SAFETENSORS,
+    SAFETENSORS_INDEX,
+    load_checkpoint,
+)
+from skelex_desktop.core.training.mae import MaskedAutoencoder
+from skelex_desktop.core.training.onnx_export import (
+    EMBEDDING_INPUTS,
+    OPSET,
+    check_parity,
+    export_graphs,
+    quantise_dynamic,
+)
+
+PARITY_TOLERANCE = 1e-4
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+@dataclass
+class ImportOptions:
+    name: str
+    int8: bool = False
+    resize: str = "resize"
+    version: str = "1.0"
+    licence: str = "as distributed by the weights' authors"
+    calibrate_synth: int = 0
+    model_card: Path | None = None
+    threads: int = 1
+    replace: bool = False
+    provenance: dict[str, Any] | None = None
+
+
+def _graph_io(cfg: Any) -> dict[str, dict[str, Any]]:
+    size, length = cfg.image_size, cfg.num_patches
+    pixel = {"dtype": "float32", "shape": ["batch", cfg.num_channels, size, size],
+             "meaning": "preprocessed image (see preprocessing)"}
+    return {
+        "reconstruction": {
+            "inputs": {
+                "pixel_values": pixel,
+                "noise": {"dtype": "float32", "shape": ["batch", length],
+                          "meaning": "per-patch noise; the lowest int(L*(1-mask_ratio)) values "
+                                     "stay visible (HF ViTMAE masking)"},
+            },
+            "outputs": {
+                "reconstruction": {"dtype": "float32", "shape": ["batch", length, cfg.patch_dim],
+                                   "meaning": "predicted normalised pixels per patch, HF logits "
+                                              "layout (row, col, channel inside a patch)"},
+                "mask": {"dtype": "float32", "shape": ["batch", length],
+                         "meaning": "1 = patch was masked, 0 = visible"},
+            },
+        },
+        "embedding": {
+            "inputs": {EMBEDDING_INPUTS[0]: pixel},
+            "outputs": {"embedding": {"dtype": "float32", "shape": ["batch", cfg.hidden_size],
+                                      "meaning": "mean of the final-norm patch tokens of the "
+                                                 "unmasked encoder"}},
+        },
+    }
+
+
+def _source_files(hf_dir: Path) -> dict[str, str]:
+    names = [n for n in (SAFETENSORS, SAFETENSORS_INDEX, PYTORCH_BIN, "config.json")
+             if (hf_dir / n).is_file()]
+    return {n: sha256_file(hf_dir / n) for n in names}
+
+
+def _drift_inputs(model: MaskedAutoencoder, prep: Preprocessing, count: int = 4) -> np.ndarray:
+    """Realistic inputs for measuring int8 drift: normal SynthMSK images, preprocessed."""
+    from skelex_desktop.core.inference.preprocess import preprocess
+    from skelex_desktop.core.synth import generate_image
+
+    images = [preprocess(generate_image(7, i, size=prep.size * 2, abnormal=False).monochrome2(),
+                         prep)[0] for i in range(count)]
+    return np.stack(images).astype(np.float32)
+
+
+def measure_int8_drift(model: MaskedAutoencoder, folder: Path, prep: Preprocessing,
+                       threads: int) -> dict[str, float]:
+    """Relative L2 drift of the int8 reconstruction and embedding against fp32 (onnxruntime)."""
+    import onnxruntime as ort
+
+    from skelex_desktop.core.inference.errormap import complementary_noise
+    from skelex_desktop.core.inference.session import session_options
+
+    cfg = model.config
+    pixels = _drift_inputs(model, prep)
+    noise = complementary_noise(cfg.grid, 4, 0.75) if cfg.grid % 2 == 0 else np.random.default_rng(
+        0).random((4, cfg.num_patches), dtype=np.float32)
+    noise = noise[: len(pixels)]
+    out: dict[str, float] = {}
+    opts = session_options(threads)
+    for graph, feeds in (("reconstruction", {"pixel_values": pixels, "noise": noise}),
+                         ("embedding", {"pixel_values": pixels})):
+        ref = ort.InferenceSession(str(folder / f"{graph}.onnx"), opts,
+                                   providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        q = ort.InferenceSession(str(folder / f"{graph}.int8.onnx"), opts,
+                                 providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+        out[f"{graph}_relative_l2"] = float(np.linalg.norm(q - ref) / max(np.linalg.norm(ref),
+                                                                             1e-12))
+        out[f"{graph}_max_abs"] = float(np.abs(q - ref).max())
+    return out
+
+
+def build_manifest(model: MaskedAutoencoder, folder: Path, options: ImportOptions,
+                   graphs: dict[str, list[str]], parity: dict[str, Any],
+                   provenance: dict[str, Any]) -> dict[str, Any]:
+    cfg = model.config
+    prep = Preprocessing(size=cfg.image_size, resize=options.resize)
+    io = _graph_io(cfg)
+    graph_entries: dict[str, Any] = {}
+    for name, files in graphs.items():
+        base = name.removesuffix("_int8")
+        graph_entries[name] = {"file": files[0], "files": files, **io[base]}
+        if name.endswith("_int8"):
+            graph_entries[name]["quantisation"] = "dynamic int8 (MatMul weights, onnxruntime)"
+    files = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+             for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": options.name,
+        "version": options.version,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "architecture": {
+            "type": "vit_mae",
+            "hf_class": "ViTMAEForPreTraining",
+            "config": cfg.to_hf(),
+            "parameters": int(sum(p.numel() for p in model.parameters())),
+        },
+        "preprocessing": {
+            "size": prep.size,
+            "resize": prep.resize,
+            "resample": "bilinear, antialiased (PIL BILINEAR)",
+            "intensity": "per-image min-max to 8 bit (truncating)",
+            "channels": "grayscale replicated to RGB",
+            "letterbox_fill": 0,
+            "mean": list(IMAGENET_MEAN),
+            "std": list(IMAGENET_STD),
+        },
+        "patch_size": cfg.patch_size,
+        "num_patches": cfg.num_patches,
+        "mask_ratio": cfg.mask_ratio,
+        "norm_pix_loss": cfg.norm_pix_loss,
+        "errormap": {
+            "mode": "complementary",
+            "passes": 4,
+            "reference_passes": 10,
+            "reference_seed": 0,
+            "error": "masked-only squared error on [0,1] de-normalised RGB, averaged over "
+                     "channels, divided per pixel by the passes that masked it",
+            "hotspot_z": DEFAULT_Z,
+            "hotspot_threshold": None,
+            "score": f"percentile {SCORE_PERCENTILE:g} of the error inside the foreground",
+            "score_percentile": SCORE_PERCENTILE,
+            "abnormal_threshold": None,
+            "calibration": None,
+        },
+        "graphs": graph_entries,
+        "files": files,
+        "parity": parity,
+        "licence": options.licence,
+        "provenance": provenance,
+    }
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    os.replace(tmp, folder / MANIFEST)
+
+
+def _place(build: Path, target: Path, replace: bool) -> None:
+    """Rename the finished build into place; an existing package is swapped out atomically."""
+    if not target.exists():
+        os.rename(build, target)
+        return
+    if not replace:
+        raise FileExistsError(f"a model package named '{target.name}' already exists in "
+                              f"{target.parent}; choose another --name")
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.rename(target, old)
+    try:
+        os.rename(build, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def import_model(model: MaskedAutoencoder, models_dir: Path, options: ImportOptions,
+                 progress: Progress | None = None, provenance: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
+    """Package an in-memory MAE as `models_dir/<name>`; returns the manifest."""
+    if not options.name or set(options.name) - NAME_CHARS or options.name.startswith("."):
+        raise PackageError(f"invalid package name {options.name!r}: use letters, digits, - _ .")
+    models_dir.mkdir(parents=True, exist_ok=True)
+    target = models_dir / options.name
+    if target.exists() and not options.replace:
+        raise FileExistsError(f"a model package named '{options.name}' already exists in "
+                              f"{models_dir}; choose another --name")
+    steps = 3 + int(options.int8) + int(options.calibrate_synth > 0)
+    if progress:
+        progress.set_total(steps)
+    build = Path(tempfile.mkdtemp(prefix=f".{options.name}.build-", dir=models_dir))
+    try:
+        if progress:
+            progress.set_status("exporting ONNX graphs")
+        graphs = export_graphs(model, build)
+        check(progress)
+        if progress:
+            progress.advance()
+            progress.set_status("checking the graphs against torch")
+        report = check_parity(model, build, threads=options.threads)
+        if report.max_abs_reconstruction > PARITY_TOLERANCE or not report.masks_equal or (
+            report.max_abs_embedding > PARITY_TOLERANCE
+        ):
+            raise PackageError(f"exported graphs do not match torch: {report}")
+        parity = {**asdict(report), "tolerance": PARITY_TOLERANCE, "runtime": "onnxruntime"}
+        if progress:
+            progress.advance()
+        prep = Preprocessing(size=model.config.image_size, resize=options.resize)
+        if options.int8:
+            if progress:
+                progress.set_status("writing the int8 copies")
+            for graph in ("reconstruction", "embedding"):
+                quantise_dynamic(build / f"{graph}.onnx", build / f"{graph}.int8.onnx")
+                graphs[f"{graph}_int8"] = [f"{graph}.int8.onnx"] + sorted(
+                    p.name for p in build.glob(f"{graph}.int8.onnx.*"))
+            parity["int8_drift"] = measure_int8_drift(model, build, prep, options.threads)
+            if progress:
+                progress.advance()
+        if options.model_card is not None:
+            shutil.copyfile(options.model_card, build / "MODEL_CARD.md")
+        import onnx
+        import onnxruntime
+
+        prov = {
+            "imported_with": f"skelex-desktop {__version__}",
+            "torch": torch.__version__,
+            "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "opset": OPSET,
+            "exporter": "torch.onnx.export(dynamo=True)",
+            **(options.provenance or {}),
+            **(provenance or {}),
+        }
+        manifest = build_manifest(model, build, options, graphs, parity, prov)
+        if int8_note := parity.get("int8_drift"):
+            manifest["graphs"]["reconstruction_int8"]["drift"] = int8_note
+        write_manifest(build, manifest)
+        if progress:
+            progress.advance()
+        if options.calibrate_synth > 0:
+            from skelex_desktop.core.inference.calibration import calibrate_package
+
+            if progress:
+                progress.set_status(f"calibrating on {options.calibrate_synth} SynthMSK images")
+            manifest = calibrate_package(build, options.calibrate_synth, options.threads,
+                                         progress=None)
+            if progress:
+                progress.advance()
+        read_manifest(build)  # the package parses before it is placed
+        _place(build, target, options.replace)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return manifest
+
+
+def import_checkpoint(hf_dir: Path, models_dir: Path, options: ImportOptions,
+                      progress: Progress | None = None) -> dict[str, Any]:
+    """`model import`: load a HF ViTMAE folder and package it under `models_dir/<name>`."""
+    hf_dir = Path(hf_dir)
+    if progress:
+        progress.set_status(f"reading {hf_dir}")
+    model = load_checkpoint(hf_dir)
+    provenance = {"source_folder": hf_dir.name, "source_files_sha256": _source_files(hf_dir)}
+    return import_model(model, Path(models_dir), options, progress, provenance)
