@@ -63,9 +63,11 @@ def test_audit_events_cannot_be_updated_or_deleted(db: Database) -> None:
         "UPDATE audit_events SET who = 'mallory'",
         "DELETE FROM audit_events",
     ):
-        with pytest.raises((IntegrityError, OperationalError), match="append-only"):
-            with db.engine.begin() as conn:
-                conn.execute(text(sql))
+        with (
+            pytest.raises((IntegrityError, OperationalError), match="append-only"),
+            db.engine.begin() as conn,
+        ):
+            conn.execute(text(sql))
     with db.read() as s:
         assert s.get(AuditEvent, event.id).who == "a"
 
@@ -96,9 +98,11 @@ def test_stored_old_database_is_upgraded_after_a_backup(tmp_path: Path) -> None:
         with db.read() as s:
             label = s.scalars(select(Label)).one()
             assert (label.reader, label.value) == ("dr.old", 1)
-        with pytest.raises((IntegrityError, OperationalError), match="append-only"):
-            with db.engine.begin() as conn:
-                conn.execute(text("DELETE FROM audit_events"))
+        with (
+            pytest.raises((IntegrityError, OperationalError), match="append-only"),
+            db.engine.begin() as conn,
+        ):
+            conn.execute(text("DELETE FROM audit_events"))
         again = upgrade(db.engine)
         assert again.backup is None and again.before == again.after
     finally:

@@ -25,9 +25,11 @@ pytestmark = pytest.mark.skipif(find_pg_bin() is None, reason="PostgreSQL server
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="skelex-pg-") as tmp:
-        with postgres_cluster(Path(tmp) / "pg") as url:
-            yield url
+    with (
+        tempfile.TemporaryDirectory(prefix="skelex-pg-") as tmp,
+        postgres_cluster(Path(tmp) / "pg") as url,
+    ):
+        yield url
 
 
 @pytest.fixture
