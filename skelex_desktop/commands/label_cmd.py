@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from skelex_desktop.commands.common import AddCommand, emit, needs_action, open_ws
+from skelex_desktop.commands.common import AddCommand, CliError, emit, needs_action, open_ws
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -35,13 +35,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         result = import_labels_csv(ws.db, Path(args.file), ws.settings.reader)
     finally:
         ws.close()
-    for error in result.errors:
-        print(f"skelex-desktop: {error}", file=sys.stderr)
-    emit(
-        args,
-        {"imported": result.imported, "errors": result.errors},
-        f"imported {result.imported} labels, {len(result.errors)} rows refused",
-    )
+    if result.errors:
+        for error in result.errors:
+            print(f"skelex-desktop: {args.file}: {error}", file=sys.stderr)
+        raise CliError(f"{len(result.errors)} invalid rows; nothing was imported from {args.file}")
+    emit(args, {"imported": result.imported, "errors": []}, f"imported {result.imported} labels")
     return 0
 
 
@@ -50,8 +48,8 @@ def register(add: AddCommand) -> None:
     sub = label.add_subparsers(dest="label_command", metavar="ACTION")
     imp = sub.add_parser(
         "import",
-        help="import labels from a CSV with columns image_id or sop_instance_uid, task, value "
-        "[, uncertain, reader]",
+        help="import labels from a CSV with columns image (SOP Instance UID or imported file "
+        "path), task, value [, uncertain, reader]; a file with any invalid row imports nothing",
     )
     imp.add_argument("file", metavar="FILE.csv")
     imp.add_argument("--json", action="store_true", help="machine-readable output")

@@ -262,15 +262,25 @@ def undo_label(db: Database, label_id: int, reader: str) -> Changes:
 
 @dataclass
 class LabelImportResult:
+    """Rows applied (all of them, or none when `errors` is not empty) and per-line errors."""
+
     imported: int
     errors: list[str]
 
 
-def import_labels_csv(db: Database, path: Path, reader: str) -> LabelImportResult:
-    """Import `image_id` or `sop_instance_uid`, `task`, `value` [, `uncertain`, `reader`] rows.
+class _RollBack(Exception):
+    """Raised inside the import transaction so that a failing file applies nothing."""
 
-    Every valid row is committed in one transaction; each invalid row is reported with its line
-    number and reason, and does not stop the others.
+
+IMAGE_COLUMNS = ("image", "image_id", "sop_instance_uid")
+
+
+def import_labels_csv(db: Database, path: Path, reader: str) -> LabelImportResult:
+    """Import rows `image` (SOP Instance UID or imported file path) or `image_id`, `task`,
+    `value` [, `uncertain`, `reader`] as one transaction.
+
+    Every invalid row is reported with its line number and reason; if any row is invalid,
+    nothing from the file is applied.
     """
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
@@ -278,42 +288,58 @@ def import_labels_csv(db: Database, path: Path, reader: str) -> LabelImportResul
         raise LabelError(f"cannot read {path}: {exc.strerror or exc}") from exc
     errors: list[str] = []
     imported = 0
-    with handle, db.write() as session:
-        rows = csv.DictReader(handle)
-        missing = {"task", "value"} - set(rows.fieldnames or [])
-        if missing or not {"image_id", "sop_instance_uid"} & set(rows.fieldnames or []):
-            raise LabelError(
-                f"{path}: needs columns task, value and image_id or sop_instance_uid; "
-                f"found {rows.fieldnames}"
-            )
-        for line, row in enumerate(rows, start=2):
-            try:
-                image_id = _resolve_image(session, row)
-                uncertain = str(row.get("uncertain") or "").strip().lower() in {"1", "true", "yes"}
-                value = row.get("value")
-                with session.begin_nested():
-                    set_label(
-                        session,
-                        image_id,
-                        (row.get("task") or "").strip(),
-                        None if uncertain and not value else value,
-                        (row.get("reader") or "").strip() or reader,
-                        uncertain=uncertain,
-                    )
-                imported += 1
-            except LabelError as exc:
-                errors.append(f"line {line}: {exc}")
-    return LabelImportResult(imported=imported, errors=errors)
+    try:
+        with handle, db.write() as session:
+            rows = csv.DictReader(handle)
+            columns = set(rows.fieldnames or [])
+            if not {"task", "value"} <= columns or not columns & set(IMAGE_COLUMNS):
+                raise LabelError(
+                    f"{path}: needs columns task, value and one of {', '.join(IMAGE_COLUMNS)}; "
+                    f"found {', '.join(rows.fieldnames or []) or 'none'}"
+                )
+            for line, row in enumerate(rows, start=2):
+                try:
+                    with session.begin_nested():
+                        _apply_row(session, row, reader)
+                    imported += 1
+                except LabelError as exc:
+                    errors.append(f"line {line}: {exc}")
+            if errors:
+                raise _RollBack
+    except _RollBack:
+        return LabelImportResult(imported=0, errors=errors)
+    return LabelImportResult(imported=imported, errors=[])
+
+
+def _apply_row(session: Session, row: dict[str, str], reader: str) -> None:
+    uncertain = str(row.get("uncertain") or "").strip().lower() in {"1", "true", "yes"}
+    value = row.get("value")
+    set_label(
+        session,
+        _resolve_image(session, row),
+        (row.get("task") or "").strip(),
+        None if uncertain and not value else value,
+        (row.get("reader") or "").strip() or reader,
+        uncertain=uncertain,
+    )
 
 
 def _resolve_image(session: Session, row: dict[str, str]) -> int:
+    """The image a row names by id, SOP Instance UID or imported file path."""
     if (row.get("image_id") or "").strip():
         try:
             return int(row["image_id"])
         except ValueError as exc:
             raise LabelError(f"image_id {row['image_id']!r} is not a number") from exc
-    uid = (row.get("sop_instance_uid") or "").strip()
-    image_id = session.scalar(select(Image.id).where(Image.sop_instance_uid == uid).limit(1))
+    ref = (row.get("image") or row.get("sop_instance_uid") or "").strip()
+    if not ref:
+        raise LabelError("no image given")
+    image_id = session.scalar(
+        select(Image.id)
+        .where((Image.sop_instance_uid == ref) | (Image.file_path == ref))
+        .order_by(Image.frame)
+        .limit(1)
+    )
     if image_id is None:
-        raise LabelError(f"no image with SOP Instance UID {uid!r}")
+        raise LabelError(f"no image with SOP Instance UID or file path {ref!r}")
     return image_id

@@ -76,7 +76,7 @@ def test_environment_selects_the_database(tmp_path: Path, monkeypatch, capsys) -
 
 @pytest.mark.parametrize(
     "argv",
-    [["train", "--task", "fracture"], ["model", "list"], ["export", "--format", "csv", "--out", "x"]],
+    [["train", "--task", "fracture"], ["analyze", "--all"]],
 )
 def test_commands_of_later_versions_fail_with_one_line(tmp_path: Path, argv, capsys) -> None:
     assert main(["--data-dir", str(tmp_path), *argv]) == 3
@@ -110,3 +110,12 @@ def test_label_import_and_list_json(tmp_path: Path, capsys) -> None:
     assert main([*base, "label", "list", "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert (row["task"], row["value"], row["reader"]) == ("tumour_category", "benign", "dr.cli")
+
+
+def test_label_import_with_errors_exits_non_zero_and_imports_nothing(tmp_path: Path, capsys):
+    csv_file = tmp_path / "bad.csv"
+    csv_file.write_text("image,task,value\n1.2.3,fracture,1\n")
+    assert main(["--data-dir", str(tmp_path), "label", "import", str(csv_file)]) == 1
+    err = capsys.readouterr().err
+    assert "line 2: no image with SOP Instance UID or file path '1.2.3'" in err
+    assert "1 invalid rows; nothing was imported" in err

@@ -105,26 +105,42 @@ def test_prediction_confirmed_or_overrode(db: Database, image_id: int) -> None:
         confirm_label(db, image_id, "implant", 1, "dr.a", prediction_id=pred_id)
 
 
-def test_csv_import_reports_bad_rows_and_keeps_good_ones(
+def test_csv_import_with_a_bad_row_applies_nothing_and_names_every_line(
     db: Database, image_id: int, tmp_path: Path
 ) -> None:
     csv_file = tmp_path / "labels.csv"
     csv_file.write_text(
-        "sop_instance_uid,task,value,uncertain\n"
+        "image,task,value,uncertain\n"
         "1.2.826.0.1.1,fracture,1,\n"
         "1.2.826.0.1.1,kl_grade,9,\n"
         "9.9.9,fracture,1,\n"
-        "1.2.826.0.1.1,implant,,yes\n"
+        "/nowhere.dcm,implant,,yes\n"
         "1.2.826.0.1.1,nonsense,1,\n"
     )
     result = import_labels_csv(db, csv_file, "dr.csv")
-    assert result.imported == 2
+    assert result.imported == 0
     assert [e.split(":")[0] for e in result.errors] == ["line 3", "line 4", "line 6"]
-    assert "no image with SOP Instance UID '9.9.9'" in result.errors[1]
+    assert "no image with SOP Instance UID or file path '9.9.9'" in result.errors[1]
     with db.read() as s:
-        assert {(v.task, v.uncertain) for v in current_labels(s)} == {
-            ("fracture", False),
-            ("implant", True),
+        assert current_labels(s) == []
+        assert s.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "label.set")) == 0
+
+
+def test_csv_import_of_a_valid_file_applies_every_row(
+    db: Database, image_id: int, tmp_path: Path
+) -> None:
+    csv_file = tmp_path / "labels.csv"
+    csv_file.write_text(
+        "image,task,value,uncertain,reader\n"
+        "1.2.826.0.1.1,fracture,1,,dr.other\n"
+        "/nowhere.dcm,implant,,yes,\n"
+    )
+    result = import_labels_csv(db, csv_file, "dr.csv")
+    assert (result.imported, result.errors) == (2, [])
+    with db.read() as s:
+        assert {(v.task, v.uncertain, v.reader) for v in current_labels(s)} == {
+            ("fracture", False, "dr.other"),
+            ("implant", True, "dr.csv"),
         }
 
 

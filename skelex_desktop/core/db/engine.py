@@ -29,6 +29,9 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI types
+    # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin: otherwise
+    # SAVEPOINTs (per-row error handling in one transaction) silently commit early.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -45,6 +48,7 @@ def create_db_engine(url: str) -> Engine:
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
     return create_engine(url, pool_pre_ping=True)
 

@@ -83,6 +83,11 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
 def load_state(model: MaskedAutoencoder, raw: dict[str, torch.Tensor]) -> None:
     """Load `raw` into `model` strictly, after key normalisation; explain any mismatch."""
     state = {normalise_key(k): v for k, v in raw.items()}
+    if not any(k.startswith("decoder.") for k in state):
+        raise CheckpointError(
+            "the checkpoint has no decoder weights: it is a ViTMAEModel (encoder only), "
+            "but error maps need ViTMAEForPreTraining"
+        )
     cfg = model.config
     # Position tables are fixed sin-cos; a checkpoint without them gets the standard ones.
     state.setdefault(
@@ -92,11 +97,6 @@ def load_state(model: MaskedAutoencoder, raw: dict[str, torch.Tensor]) -> None:
         "decoder.decoder_pos_embed", sincos_position_embedding(cfg.grid, cfg.decoder_hidden_size)
     )
     expected = model.state_dict()
-    if not any(k.startswith("decoder.") for k in state):
-        raise CheckpointError(
-            "the checkpoint has no decoder weights: it is a ViTMAEModel (encoder only), "
-            "but error maps need ViTMAEForPreTraining"
-        )
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:

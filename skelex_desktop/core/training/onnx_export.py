@@ -118,6 +118,12 @@ def quantise_dynamic(source: Path, target: Path) -> None:
     """Dynamic int8 quantisation of the MatMul weights of an ONNX graph."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul", "Gemm"],
-                     use_external_data_format=source.stat().st_size > EXTERNAL_DATA_BYTES)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser logs advice on the root logger
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul", "Gemm"],
+                         use_external_data_format=source.stat().st_size > EXTERNAL_DATA_BYTES)
+    finally:
+        root.setLevel(level)

@@ -144,6 +144,11 @@ def learning_rate(cfg: PretrainConfig, step: int) -> float:
     return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def _identity(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings a resumed run must share with its checkpoint (the time limit may differ)."""
+    return {k: v for k, v in config.items() if k != "max_minutes"}
+
+
 def _save_atomic(obj: dict[str, Any], path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -184,7 +189,7 @@ def pretrain(
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.is_file():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        if state["config"] != cfg.to_json():
+        if _identity(state["config"]) != _identity(cfg.to_json()):
             raise ValueError(f"{ckpt_path} belongs to a run with other settings")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
