@@ -136,7 +136,7 @@ def set_label(
             raise LabelError(f"prediction {prediction_id} is not for this image and task")
         relation = (
             PredictionRelation.CONFIRMED
-            if _prediction_value(task, prediction) == stored
+            if prediction_value(task, prediction) == stored
             else PredictionRelation.OVERRODE
         )
     previous = _current(session, image_id, task.id)
@@ -169,7 +169,7 @@ def set_label(
     return label
 
 
-def _prediction_value(task: Task, prediction: Prediction) -> Any:
+def prediction_value(task: Task, prediction: Prediction) -> Any:
     """The class a prediction proposes: the most probable one (binary: p >= 0.5)."""
     probs = prediction.probabilities or {}
     if TaskKind(task.kind) == TaskKind.BINARY:

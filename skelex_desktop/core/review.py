@@ -1,0 +1,221 @@
+"""Review operations: what the reader sees for one image, and one-key decisions.
+
+The AI side (`Prediction`) and the human side (`Label`) stay separate: confirming a suggestion
+writes a human label that names the prediction it confirmed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from skelex_desktop.core import audit
+from skelex_desktop.core.db.engine import Database
+from skelex_desktop.core.db.models import (
+    Image,
+    Label,
+    ModelVersion,
+    Patient,
+    Prediction,
+    Series,
+    Study,
+    Task,
+)
+from skelex_desktop.core.domain import Changes, ImageStatus, TaskKind
+from skelex_desktop.core.labels import LabelError, is_current, prediction_value, set_label
+from skelex_desktop.core.schema import list_tasks
+
+
+@dataclass(frozen=True)
+class ImageDetails:
+    """Where an image's pixels are and the header facts the viewer shows."""
+
+    image_id: int
+    file_path: Path
+    frame: int
+    rows: int
+    cols: int
+    content_hash: str
+    laterality: str
+    view: str
+    body_part: str
+    modality: str
+    status: str
+    patient_id: str
+    patient_name: str
+    study_date: date | None
+
+
+def image_details(session: Session, image_id: int) -> ImageDetails:
+    row = session.execute(
+        select(Image, Patient.patient_id, Patient.name, Study.study_date)
+        .join(Series, Image.series_id == Series.id)
+        .join(Study, Series.study_id == Study.id)
+        .join(Patient, Study.patient_id == Patient.id)
+        .where(Image.id == image_id)
+    ).first()
+    if row is None:
+        raise LabelError(f"no image with id {image_id}")
+    image, patient_id, patient_name, study_date = row
+    return ImageDetails(
+        image_id=image.id,
+        file_path=Path(image.file_path),
+        frame=image.frame,
+        rows=image.rows,
+        cols=image.cols,
+        content_hash=image.content_hash,
+        laterality=image.laterality,
+        view=image.view,
+        body_part=image.body_part,
+        modality=image.modality,
+        status=image.status,
+        patient_id=patient_id,
+        patient_name=patient_name,
+        study_date=study_date,
+    )
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """One task for one image: the AI suggestion (if any) and the current human decision."""
+
+    name: str
+    title: str
+    kind: str
+    classes: list[str]
+    prediction_id: int | None
+    suggestion: Any
+    probability: float | None
+    label_id: int | None
+    value: Any
+    uncertain: bool
+    reader: str
+
+    @property
+    def has_suggestion(self) -> bool:
+        return self.prediction_id is not None and self.suggestion is not None
+
+
+def task_states(session: Session, image_id: int) -> list[TaskState]:
+    """Every schema task with its newest prediction (active model first) and current label."""
+    predictions: dict[int, Prediction] = {}
+    rows = session.execute(
+        select(Prediction, ModelVersion.active)
+        .join(ModelVersion, Prediction.model_version_id == ModelVersion.id)
+        .where(Prediction.image_id == image_id)
+        .order_by(ModelVersion.active, Prediction.created_at, Prediction.id)
+    )
+    for prediction, _active in rows:  # later rows (active, newest) win
+        predictions[prediction.task_id] = prediction
+    labels = {
+        label.task_id: label
+        for label in session.scalars(
+            select(Label).where(Label.image_id == image_id, is_current(), Label.source == "human")
+        )
+    }
+    states = []
+    for task in list_tasks(session):
+        prediction = predictions.get(task.id)
+        label = labels.get(task.id)
+        suggestion = prediction_value(task, prediction) if prediction else None
+        states.append(
+            TaskState(
+                name=task.name,
+                title=task.title,
+                kind=task.kind,
+                classes=[str(c) for c in task.classes],
+                prediction_id=prediction.id if prediction else None,
+                suggestion=suggestion,
+                probability=_probability(task, prediction, suggestion),
+                label_id=label.id if label else None,
+                value=label.value if label else None,
+                uncertain=bool(label.uncertain) if label else False,
+                reader=label.reader if label else "",
+            )
+        )
+    return states
+
+
+def _probability(task: Task, prediction: Prediction | None, suggestion: Any) -> float | None:
+    if prediction is None or suggestion is None:
+        return None
+    probs = prediction.probabilities or {}
+    if TaskKind(task.kind) == TaskKind.BINARY:
+        p = probs.get(str(task.classes[1]), prediction.score)
+        return None if p is None else float(p)
+    value = probs.get(str(suggestion))
+    return None if value is None else float(value)
+
+
+def confirm_image(db: Database, image_id: int, reader: str) -> Changes:
+    """Enter: accept every shown suggestion the reader has not decided, mark the image confirmed.
+
+    One transaction: either every confirmation and the status change are stored, or none.
+    """
+    changes = Changes(images={image_id}, worklist=True)
+    with db.write() as session:
+        image = session.get(Image, image_id)
+        if image is None:
+            raise LabelError(f"no image with id {image_id}")
+        for state in task_states(session, image_id):
+            if state.label_id is None and state.has_suggestion:
+                label = set_label(
+                    session,
+                    image_id,
+                    state.name,
+                    state.suggestion,
+                    reader,
+                    prediction_id=state.prediction_id,
+                )
+                changes.labels.add(label.id)
+                changes.tasks.add(state.name)
+        before = image.status
+        image.status = ImageStatus.CONFIRMED.value
+        image.reader = reader
+        audit.record(
+            session,
+            reader,
+            "image.confirm",
+            "image",
+            image_id,
+            before={"status": before},
+            after={"status": image.status, "labels": sorted(changes.labels)},
+        )
+    return changes
+
+
+def reopen_image(db: Database, image_id: int, reader: str, status: str) -> Changes:
+    """Undo of a confirmation: put the image back to `status` (audited)."""
+    with db.write() as session:
+        image = session.get(Image, image_id)
+        if image is None:
+            raise LabelError(f"no image with id {image_id}")
+        before = image.status
+        image.status = ImageStatus(status).value
+        audit.record(
+            session, reader, "image.reopen", "image", image_id, {"status": before}, {"status": status}
+        )
+    return Changes(images={image_id}, worklist=True)
+
+
+def ensure_model_version(
+    session: Session, name: str, version: str, file_sha256: dict[str, str]
+) -> ModelVersion:
+    """The ModelVersion row of a model package, created (and activated if first) on first use."""
+    found = session.scalar(
+        select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version)
+    )
+    if found is not None:
+        return found
+    any_active = session.scalar(select(ModelVersion.id).where(ModelVersion.active.is_(True)))
+    created = ModelVersion(
+        name=name, version=version, file_sha256=file_sha256, active=any_active is None
+    )
+    session.add(created)
+    session.flush()
+    return created
