@@ -91,7 +91,7 @@ class Registry:
             manifest = verify_package(folder) if verify else read_manifest(folder)
         except PackageError as exc:
             return PackageInfo(name, "", _dir_size(folder), False, origin, folder, None, str(exc))
-        return PackageInfo(manifest.name, manifest.version, package_size(folder, manifest),
+        return PackageInfo(name, manifest.version, package_size(folder, manifest),
                            True if verify else None, origin, folder, manifest.sha256)
 
     def list_packages(self, verify: bool = True) -> list[PackageInfo]:

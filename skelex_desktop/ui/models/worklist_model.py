@@ -72,7 +72,16 @@ class WorklistModel(QAbstractTableModel):
         self.endInsertRows()
 
     def row_at(self, row: int) -> WorklistRow | None:
+        """The row at `row`, fetching further pages when it is beyond the loaded ones."""
+        while row >= len(self._rows) and self.canFetchMore():
+            self.fetchMore()
         return self._rows[row] if 0 <= row < len(self._rows) else None
+
+    def row_of(self, image_id: int) -> int | None:
+        for i, row in enumerate(self._rows):
+            if row.image_id == image_id:
+                return i
+        return None
 
     # --- Qt model interface ----------------------------------------------------------------
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
