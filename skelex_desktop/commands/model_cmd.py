@@ -62,6 +62,7 @@ def cmd_model_import(args: argparse.Namespace) -> int:
         calibrate_synth=args.calibrate_synth,
         model_card=Path(args.model_card) if args.model_card else None,
         threads=settings.inference_threads,
+        replace=args.replace,
     )
     progress = TextProgress()
     try:
@@ -160,6 +161,8 @@ def register(add: AddCommand) -> None:
     mi.add_argument("--calibrate-synth", type=int, default=0, metavar="N",
                     help="calibrate thresholds on N SynthMSK images (half abnormal)")
     mi.add_argument("--model-card", metavar="FILE", help="copy this MODEL_CARD.md into the package")
+    mi.add_argument("--replace", action="store_true",
+                    help="atomically replace an existing package of that name")
     mi.add_argument("--models-dir", metavar="DIR",
                     help="write into DIR instead of the user models dir (data dir/models)")
     mi.add_argument("--json", action="store_true")

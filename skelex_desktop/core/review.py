@@ -91,6 +91,9 @@ class TaskState:
     prediction_id: int | None
     suggestion: Any
     probability: float | None
+    score: float | None
+    threshold: float | None
+    method: str
     label_id: int | None
     value: Any
     uncertain: bool
@@ -132,6 +135,9 @@ def task_states(session: Session, image_id: int) -> list[TaskState]:
                 prediction_id=prediction.id if prediction else None,
                 suggestion=suggestion,
                 probability=_probability(task, prediction, suggestion),
+                score=prediction.score if prediction else None,
+                threshold=(prediction.details or {}).get("threshold") if prediction else None,
+                method=(prediction.details or {}).get("method", "") if prediction else "",
                 label_id=label.id if label else None,
                 value=label.value if label else None,
                 uncertain=bool(label.uncertain) if label else False,
@@ -145,6 +151,8 @@ def _probability(task: Task, prediction: Prediction | None, suggestion: Any) -> 
     if prediction is None or suggestion is None:
         return None
     probs = prediction.probabilities or {}
+    if (prediction.details or {}).get("threshold") is not None:
+        return None  # a thresholded score, not a probability
     if TaskKind(task.kind) == TaskKind.BINARY:
         p = probs.get(str(task.classes[1]), prediction.score)
         return None if p is None else float(p)

@@ -1,7 +1,9 @@
 """Worklist queries: one image per row with its patient and study, filtered, sorted, paged.
 
-One SELECT with joins fetches the page (the study's image count is a correlated subquery on
-indexed columns) and one COUNT gives the total; no per-row queries.
+Three statements per page, whatever its size: a COUNT for the total, a SELECT of the page's
+image ids (joining only what the filter and sort need, so indexes drive it), and one SELECT
+with joins for those rows (the study's image count is a correlated subquery on indexed
+columns). No per-row queries.
 """
 
 from __future__ import annotations
@@ -97,8 +99,31 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _text_condition(text: str) -> ColumnElement[bool]:
+    """Free text on patient id/name, accession and body part.
+
+    Patients and studies are searched in their own (small) tables once, so the images are
+    only probed by key rather than joined and pattern-matched row by row.
+    """
+    pattern = f"%{_escape_like(text)}%"
+    patients = select(Patient.id).where(
+        or_(
+            Patient.patient_id.ilike(pattern, escape="\\"),
+            Patient.name.ilike(pattern, escape="\\"),
+        )
+    )
+    studies = select(Study.id).where(
+        or_(
+            Study.patient_id.in_(patients),
+            Study.accession_number.ilike(pattern, escape="\\"),
+        )
+    )
+    series = select(Series.id).where(Series.study_id.in_(studies))
+    return or_(Image.series_id.in_(series), Image.body_part.ilike(pattern, escape="\\"))
+
+
 def _filters(query: WorklistQuery) -> tuple[list[ColumnElement[bool]], bool]:
-    """WHERE conditions, and whether they touch study or patient columns."""
+    """WHERE conditions, and whether they need the study (and patient) joined."""
     conditions: list[ColumnElement[bool]] = []
     needs_study = False
     if query.status:
@@ -118,16 +143,7 @@ def _filters(query: WorklistQuery) -> tuple[list[ColumnElement[bool]], bool]:
         needs_study = True
     text = (query.text or "").strip()
     if text:
-        pattern = f"%{_escape_like(text)}%"
-        conditions.append(
-            or_(
-                Patient.patient_id.ilike(pattern, escape="\\"),
-                Patient.name.ilike(pattern, escape="\\"),
-                Study.accession_number.ilike(pattern, escape="\\"),
-                Image.body_part.ilike(pattern, escape="\\"),
-            )
-        )
-        needs_study = True
+        conditions.append(_text_condition(text))
     return conditions, needs_study
 
 
@@ -156,10 +172,26 @@ def query_worklist(session: Session, query: WorklistQuery) -> WorklistPage:
     if total == 0 or query.limit <= 0:
         return WorklistPage(rows=[], total=total)
 
-    in_study = _images_in_study().label("images_in_study")
-    key = in_study if query.sort == "images_in_study" else SORT_KEYS[query.sort]
+    # 1) the ids of the page: only the joins the filter and the sort need
+    if query.sort == "images_in_study":
+        key: ColumnElement = _images_in_study()
+        needs_join = True
+    else:
+        key = SORT_KEYS[query.sort]
+        needs_join = needs_study or key.table is not Image.__table__
     order = key.desc().nulls_last() if query.descending else key.asc().nulls_last()
     tie = Image.id.desc() if query.descending else Image.id.asc()
+    ids_query = select(Image.id).select_from(Image)
+    if needs_join:
+        ids_query = _joined(ids_query)
+    if where is not None:
+        ids_query = ids_query.where(where)
+    ids_query = ids_query.order_by(order, tie).offset(max(0, query.offset)).limit(query.limit)
+    page_ids = list(session.scalars(ids_query))
+    if not page_ids:
+        return WorklistPage(rows=[], total=total)
+
+    # 2) the rows of those ids, with patient, study and the study's image count
     statement = _joined(
         select(
             Image.id,
@@ -175,11 +207,8 @@ def query_worklist(session: Session, query: WorklistQuery) -> WorklistPage:
             Image.reader,
             Image.thumbnail_path,
             Study.study_instance_uid,
-            in_study,
+            _images_in_study(),
         ).select_from(Image)
-    )
-    if where is not None:
-        statement = statement.where(where)
-    statement = statement.order_by(order, tie).offset(max(0, query.offset)).limit(query.limit)
-    rows = [WorklistRow(*row) for row in session.execute(statement)]
-    return WorklistPage(rows=rows, total=total)
+    ).where(Image.id.in_(page_ids))
+    by_id = {row[0]: WorklistRow(*row) for row in session.execute(statement)}
+    return WorklistPage(rows=[by_id[i] for i in page_ids if i in by_id], total=total)

@@ -161,3 +161,41 @@ def test_second_analysis_comes_from_the_cache(service: ErrorMapService, tmp_path
     assert sorted(p.suffix for p in cached) == [".json", ".npy"]
     service.analyse_file(png, mode="reference")
     assert service.runtime.session_runs == runs + 1  # other parameters, other entry
+
+
+def test_errormap_command_writes_map_and_hotspots(tmp_path: Path, monkeypatch, capsys) -> None:
+    import json
+
+    from skelex_desktop.cli import main
+
+    monkeypatch.setenv("SKELEX_BUNDLED_MODELS", str(tmp_path / "bundled"))
+    copy_tiny_package(tmp_path / "data" / "models")
+    png = write_png(tmp_path / "c.png", rows=64, cols=48)
+    args = ["--data-dir", str(tmp_path / "data"), "errormap", str(png), "--model", "tiny",
+            "--out", str(tmp_path / "out" / "map.npy"), "--hotspots", str(tmp_path / "h.json")]
+    assert main(args) == 0
+    assert np.load(tmp_path / "out" / "map.npy").shape == (64, 48)
+    summary = json.loads((tmp_path / "h.json").read_text())
+    assert summary["shape"] == [64, 48] and summary["passes"] == 4
+    assert "wrote" in capsys.readouterr().out
+    assert main([*args[:4], "--model", "nope", "--out", str(tmp_path / "x.npy")]) == 1
+    assert "no model package named 'nope'" in capsys.readouterr().err
+    assert main([*args[:3], str(tmp_path / "missing.png"), *args[4:]]) == 1
+    assert "not found" in capsys.readouterr().err
+
+
+def test_foreground_is_the_anatomy_inside_the_collimated_field() -> None:
+    from skelex_desktop.core.inference.errormap import foreground_mask
+
+    rng = np.random.default_rng(1)
+    image = rng.normal(230, 15, (224, 224))  # bright, noisy collimation border
+    image[20:200, 30:210] = rng.normal(20, 3, (180, 180))  # exposed field: air
+    image[40:180, 90:140] = rng.normal(120, 5, (140, 50))  # anatomy
+    rgb = np.repeat(np.clip(image, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    mask = foreground_mask(rgb, Geometry((224, 224), 224, (0, 0, 224, 224)))
+    anatomy = np.zeros((224, 224), bool)
+    anatomy[40:180, 90:140] = True
+    assert (mask & anatomy).sum() / anatomy.sum() > 0.95
+    assert (mask & ~anatomy).sum() < 0.02 * anatomy.sum()
+    flat = np.full((224, 224, 3), 128, np.uint8)
+    assert foreground_mask(flat, Geometry((224, 224), 224, (0, 0, 224, 224))).all()

@@ -70,3 +70,12 @@ def test_manifest_documents_graphs_parity_and_int8_drift() -> None:
     for key in ("preprocessing", "patch_size", "mask_ratio", "errormap", "licence", "provenance"):
         assert key in manifest
     assert manifest["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
+
+
+def test_numpy_unpatchify_inverts_the_hf_patch_layout() -> None:
+    from skelex_desktop.core.inference.errormap import unpatchify
+    from skelex_desktop.core.training.mae import patchify
+
+    pixels = torch.randn(2, 3, 64, 64)
+    patches = patchify(pixels, 16).numpy()
+    assert np.array_equal(unpatchify(patches, 16, 3), pixels.numpy())

@@ -210,7 +210,12 @@ class ModelVersion(Base):
 
 
 class Prediction(Base):
-    """One model output for one image and task; never edited by a reader."""
+    """One model output for one image and task; never edited by a reader.
+
+    `details` says how the output was made, e.g. for the zero-shot abnormal suggestion
+    {"method": "error-map score", "threshold": t, "hotspots": [...]}: then `score` is compared
+    with the threshold instead of being read as a probability.
+    """
 
     __tablename__ = "predictions"
     __table_args__ = (Index("ix_predictions_image_task", "image_id", "task_id"),)
@@ -222,6 +227,7 @@ class Prediction(Base):
     probabilities: Mapped[dict[str, Any]] = mapped_column(default=dict)
     score: Mapped[float | None] = mapped_column(Float)
     error_map_path: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

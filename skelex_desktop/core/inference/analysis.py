@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from skelex_desktop.core.inference.cache import PredictionCache, cache_key, content_hash
+from skelex_desktop.core.inference.cache import PredictionCache, cache_key
 from skelex_desktop.core.inference.errormap import (
     ErrorMap,
     foreground_mask,
@@ -29,7 +29,7 @@ from skelex_desktop.core.inference.hotspots import (
     find_hotspots,
     scale_hotspots,
 )
-from skelex_desktop.core.inference.package import Manifest, PackageError
+from skelex_desktop.core.inference.package import Manifest, PackageError, sha256_bytes
 from skelex_desktop.core.inference.preprocess import normalise, to_model_u8
 from skelex_desktop.core.inference.registry import Registry
 from skelex_desktop.core.inference.session import open_graph
@@ -181,12 +181,18 @@ class ErrorMapService:
         return self.runtime.analyse(pixels, mode)
 
     def analyse_file(self, path: Path, frame: int = 0, mode: str = "complementary",
-                     use_cache: bool = True) -> ErrorMapResult:
-        """Error map, hotspots and score of a DICOM or raster file (full resolution)."""
-        from skelex_desktop.core.ingest.pixels import read_frame
+                     use_cache: bool = True, content_hash: str | None = None) -> ErrorMapResult:
+        """Error map, hotspots and score of a DICOM or raster file (full resolution).
+
+        `content_hash`: the sha256 of the file's bytes when already known (the database's
+        `content_hash` of an imported image); computed here otherwise.
+        """
+        from skelex_desktop.core.ingest.pixels import read_file, read_frame
 
         runtime = self.runtime
-        key = cache_key(content_hash(Path(path)), runtime.manifest.sha256, frame=frame,
+        # read_file raises IngestError with a readable reason (missing, unreadable, empty)
+        image_hash = content_hash or sha256_bytes(read_file(Path(path)))
+        key = cache_key(image_hash, runtime.manifest.sha256, frame=frame,
                         mode=mode, graph=runtime.graph)
         if use_cache and (hit := self.cache.get(key)) is not None:
             return ErrorMapResult.from_cache(*hit)

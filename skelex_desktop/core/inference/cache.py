@@ -11,21 +11,13 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 CACHE_VERSION = 1
-
-
-def content_hash(path: Path) -> str:
-    """sha256 of a file's bytes (the image content, whatever its name)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def cache_key(image_hash: str, package_sha256: str, **params: Any) -> str:
@@ -67,7 +59,7 @@ class PredictionCache:
         _atomic_write(meta, lambda f: f.write(json.dumps(summary).encode()))
 
 
-def _atomic_write(target: Path, write) -> None:  # noqa: ANN001
+def _atomic_write(target: Path, write: Callable[[BinaryIO], object]) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -105,20 +105,51 @@ def to_source(model_map: np.ndarray, geometry: Geometry) -> np.ndarray:
     return cv2.resize(content, (cols, rows), interpolation=cv2.INTER_LINEAR)
 
 
-def foreground_mask(rgb_u8: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """[S, S] bool: the anatomy (Otsu on the 8-bit input, inside the content box); the whole
-    content box when Otsu finds almost nothing."""
+def _otsu(values: np.ndarray) -> float:
     import cv2
 
-    gray = np.ascontiguousarray(rgb_u8[..., 0])
+    level, _ = cv2.threshold(values.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return float(level)
+
+
+def exposure_field(gray: np.ndarray) -> np.ndarray:
+    """bool mask of the exposed field: the convex hull of the largest dark (air or soft-tissue)
+    region, slightly eroded, so a bright collimation border and its edge are left out; the
+    whole image when no sizeable dark region exists."""
+    import cv2
+
+    dark = (gray <= _otsu(gray)).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    field = np.ones(gray.shape, bool)
+    if count < 2:
+        return field
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    if stats[largest, cv2.CC_STAT_AREA] < 0.05 * gray.size:
+        return field
+    points = cv2.findNonZero((labels == largest).astype(np.uint8))
+    hull = np.zeros(gray.shape, np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
+    margin = max(1, round(gray.shape[0] / 112))
+    hull = cv2.erode(hull, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
+    return hull > 0 if hull.sum() >= 0.2 * gray.size else field
+
+
+def foreground_mask(rgb_u8: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """[S, S] bool: the anatomy. Inside the exposed field (collimation border excluded) and the
+    content box, the pixels above Otsu's level (bone and soft tissue, not air); the whole field
+    when that finds almost nothing."""
+    import cv2
+
     x0, y0, x1, y1 = geometry.content
-    inside = np.zeros(gray.shape, bool)
-    inside[y0:y1, x0:x1] = True
-    level, _ = cv2.threshold(gray[y0:y1, x0:x1], 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    mask = (gray > level) & inside
-    mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
-    if mask.sum() < 0.05 * inside.sum():
-        return inside
+    gray = np.ascontiguousarray(rgb_u8[y0:y1, x0:x1, 0])
+    field = exposure_field(gray)
+    anatomy = field & (gray > _otsu(gray[field]))
+    anatomy = cv2.morphologyEx(anatomy.astype(np.uint8), cv2.MORPH_OPEN,
+                               np.ones((3, 3), np.uint8)) > 0
+    if anatomy.sum() < 0.02 * field.sum():
+        anatomy = field
+    mask = np.zeros(rgb_u8.shape[:2], bool)
+    mask[y0:y1, x0:x1] = anatomy
     return mask
 
 

@@ -7,6 +7,7 @@ than `min_area` pixels are dropped; each box is scored by the peak z inside it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -80,7 +81,11 @@ def find_hotspots(
     return spots[:max_count]
 
 
-def scale_hotspots(spots: list[Hotspot], to_source_xy, shape: tuple[int, int]) -> list[Hotspot]:  # noqa: ANN001
+PointMap = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def scale_hotspots(spots: list[Hotspot], to_source_xy: PointMap,
+                   shape: tuple[int, int]) -> list[Hotspot]:
     """Boxes from model space to full resolution: `to_source_xy(x, y)` maps pixel edges;
     boxes are widened to whole pixels and clipped to `shape` (rows, cols)."""
     rows, cols = shape

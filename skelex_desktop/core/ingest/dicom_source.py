@@ -29,7 +29,6 @@ from pydicom.uid import (
 from skelex_desktop.core.domain import Calibration
 from skelex_desktop.core.ingest.frame import (
     Frame,
-    apply_window,
     luminance,
     percentile_window,
     to_rgb8,
@@ -384,7 +383,6 @@ def decode_frame(source: DicomFile, index: int) -> Frame:
     return Frame(
         values=values,
         rgb=rgb,
-        gray=apply_window(values, *window),
         window=(float(window[0]), float(window[1])),
         pixel_spacing=spacing,
         calibration=calibration,

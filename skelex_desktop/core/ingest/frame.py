@@ -4,6 +4,7 @@ DICOM and raster images."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from skelex_desktop.core.domain import Calibration
 PERCENTILES = (0.5, 99.5)
 """Robust default window when the file carries none: these percentiles of the values."""
 
-_SAMPLE_PIXELS = 250_000
+_SAMPLE_PIXELS = 65_536
 
 
 @dataclass
@@ -27,7 +28,6 @@ class Frame:
 
     values: np.ndarray
     rgb: np.ndarray | None
-    gray: np.ndarray
     window: tuple[float, float]
     pixel_spacing: tuple[float, float] | None
     calibration: Calibration
@@ -35,6 +35,11 @@ class Frame:
     photometric: str = "MONOCHROME2"
     bits_stored: int = 8
     frames: int = 1
+
+    @cached_property
+    def gray(self) -> np.ndarray:
+        """`values` at the default window as float32 in [0, 1] (computed on first use)."""
+        return apply_window(self.values, *self.window)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from skelex_desktop.core.domain import Calibration
-from skelex_desktop.core.ingest.frame import Frame, apply_window, luminance, percentile_window
+from skelex_desktop.core.ingest.frame import Frame, luminance, percentile_window
 from skelex_desktop.core.ingest.limits import IngestError, check_frame_size
 
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
@@ -119,7 +119,6 @@ def decode_raster(
     return Frame(
         values=values,
         rgb=rgb,
-        gray=apply_window(values, *window),
         window=window,
         pixel_spacing=spacing,
         calibration=calibration,

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from skelex_desktop.core.ingest.frame import Frame
+from skelex_desktop.core.ingest.frame import Frame, apply_window
 from skelex_desktop.core.ingest.limits import THUMBNAIL_PX
 
 THUMBNAILS_DIR = "thumbnails"
@@ -24,16 +24,15 @@ def thumbnail_path(thumbnails_dir: Path, sop_instance_uid: str, frame: int) -> P
 
 def render_thumbnail(frame: Frame, size: int = THUMBNAIL_PX) -> np.ndarray:
     """The frame as uint8 (grey, or BGR for colour), longest side at most `size`."""
-    if frame.rgb is not None:
-        image = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR)
-    else:
-        image = (frame.gray * 255.0 + 0.5).astype(np.uint8)
+    image = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR) if frame.rgb is not None else frame.values
     rows, cols = image.shape[:2]
     scale = size / max(rows, cols)
-    if scale < 1.0:
+    if scale < 1.0:  # shrink first, window after: the same picture for a fraction of the work
         target = (max(1, round(cols * scale)), max(1, round(rows * scale)))
-        image = cv2.resize(image, target, interpolation=cv2.INTER_AREA)
-    return image
+        image = cv2.resize(np.nan_to_num(image), target, interpolation=cv2.INTER_AREA)
+    if frame.rgb is not None:
+        return image
+    return (apply_window(image, *frame.window) * 255.0 + 0.5).astype(np.uint8)
 
 
 def write_thumbnail(frame: Frame, dest: Path) -> Path:

@@ -10,6 +10,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+
 from skelex_desktop.core.domain import ImportOutcome
 from skelex_desktop.core.ingest.dicom_source import (
     decode_frame,
@@ -46,6 +48,7 @@ def init_worker(config: WorkerConfig) -> None:
     global _CONFIG
     _CONFIG = config
     warnings.simplefilter("ignore")
+    cv2.setNumThreads(1)  # one process per core already; nested thread pools only contend
 
 
 def process_task(task: FileTask, config: WorkerConfig | None = None) -> DecodedFile:

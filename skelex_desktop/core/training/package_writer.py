@@ -228,6 +228,9 @@ def import_model(model: MaskedAutoencoder, models_dir: Path, options: ImportOpti
     """Package an in-memory MAE as `models_dir/<name>`; returns the manifest."""
     if not options.name or set(options.name) - NAME_CHARS or options.name.startswith("."):
         raise PackageError(f"invalid package name {options.name!r}: use letters, digits, - _ .")
+    if model.config.num_channels != 3:
+        raise PackageError(f"the model takes {model.config.num_channels} input channels; "
+                           "packages need RGB (3-channel) ViTMAE checkpoints")
     models_dir.mkdir(parents=True, exist_ok=True)
     target = models_dir / options.name
     if target.exists() and not options.replace:

@@ -196,8 +196,8 @@ def pretrain(
         step, seen, seconds = state["step"], state["images_seen"], state["seconds"]
 
     if progress:
-        progress.set_status("pretraining")
         progress.set_total(cfg.total_steps)
+        progress.set_status("pretraining")
         progress.advance(step)
     started = time.monotonic() - seconds
     loss_value = float("nan")
@@ -222,6 +222,7 @@ def pretrain(
             loss_value = float(loss.detach())
             elapsed = time.monotonic() - started
             log.write(json.dumps({"step": step, "loss": loss_value, "seconds": elapsed}) + "\n")
+            log.flush()
             if progress:
                 progress.advance(1, current=f"loss {loss_value:.4f}")
             if step % cfg.checkpoint_every == 0 or step == cfg.total_steps:

@@ -37,9 +37,13 @@ def describe_suggestion(state: TaskState) -> str:
     value = state.suggestion
     if state.kind == "binary":
         value = state.classes[int(value)]
+    source = f"AI ({state.method})" if state.method else "AI"
+    if state.threshold is not None and state.score is not None:
+        relation = ">" if state.score > state.threshold else "<="
+        return f"{source}: {value}, score {state.score:.3g} {relation} {state.threshold:.3g}"
     if state.probability is None:
-        return f"AI: {value}"
-    return f"AI: {value} (p = {state.probability:.2f})"
+        return f"{source}: {value}"
+    return f"{source}: {value} (p = {state.probability:.2f})"
 
 
 def describe_decision(state: TaskState) -> str:

@@ -1,0 +1,34 @@
+"""What the exported DICOM objects share: equipment, the private coding scheme, model UIDs."""
+
+from __future__ import annotations
+
+from highdicom.sr import CodedConcept
+from pydicom.uid import generate_uid
+
+from skelex_desktop import __version__
+from skelex_desktop.core.export.selection import ModelInfo, TaskInfo
+
+SCHEME = "99SKELEX"  # private coding scheme of the label schema (PS3.16 "99" prefix)
+MANUFACTURER = "SKELEX"
+MODEL_NAME = "SKELEX Desktop"
+SOFTWARE_VERSION = __version__
+DEVICE_SERIAL = "1"
+NO_UNITS = CodedConcept("1", "UCUM", "no units")
+UNCERTAIN = "uncertain"
+
+
+def task_concept(task: TaskInfo) -> CodedConcept:
+    return CodedConcept(task.name, SCHEME, (task.title or task.name)[:64])
+
+
+def class_concept(task: TaskInfo, value: object) -> CodedConcept:
+    """The coded answer of a classification task: class name, or `uncertain`."""
+    text = str(value)
+    if task.kind == "binary" and text in ("0", "1") and len(task.classes) == 2:
+        text = task.classes[int(text)]
+    return CodedConcept(f"{task.name}.{text}", SCHEME, text[:64])
+
+
+def model_uid(model: ModelInfo) -> str:
+    """A stable Device Observer UID for a model version (the same in every export)."""
+    return str(generate_uid(entropy_srcs=["skelex-model", model.name, model.version]))

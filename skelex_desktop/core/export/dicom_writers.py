@@ -1,0 +1,54 @@
+"""Build the DICOM objects of one exported image (SR, Parametric Map, SEG) as file bytes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydicom.dataset import Dataset
+
+from skelex_desktop.core.export.dicom_pm import build_pm, load_error_map
+from skelex_desktop.core.export.dicom_seg import build_seg
+from skelex_desktop.core.export.dicom_sr import build_sr
+from skelex_desktop.core.export.images import dicom_bytes
+from skelex_desktop.core.export.options import ExportError
+from skelex_desktop.core.export.record import ExportRecord
+
+if TYPE_CHECKING:
+    from skelex_desktop.core.export.exporter import _Run
+
+
+def _sr(run: _Run, record: ExportRecord, ds: Dataset, instance: int) -> Dataset | None:
+    return build_sr(ds, record.item, run.tasks, run.models, run.reader, run.series["dicom-sr"],
+                    instance)
+
+
+def _pm(run: _Run, record: ExportRecord, ds: Dataset, instance: int) -> Dataset | None:
+    for raw, model_id in record.item.error_maps:
+        path = run.error_map_path(raw)
+        if path.is_file():
+            error_map = load_error_map(path, int(ds.Rows), int(ds.Columns))
+            return build_pm(ds, error_map, run.models.get(model_id), run.series["dicom-pm"],
+                            instance)
+    run.skip("no error map: no Parametric Map written")
+    return None
+
+
+def _seg(run: _Run, record: ExportRecord, ds: Dataset, instance: int) -> Dataset | None:
+    seg = build_seg(ds, record.item, run.tasks, run.series["dicom-seg"], instance)
+    if seg is None:
+        run.skip("no regions: no SEG written")
+    return seg
+
+
+BUILDERS = {"dicom-sr": _sr, "dicom-pm": _pm, "dicom-seg": _seg}
+
+
+def build(kind: str, run: _Run, record: ExportRecord, ds: Dataset, instance: int) -> bytes | None:
+    """The file bytes of the `kind` object for `record`, or None when it has nothing to hold."""
+    try:
+        obj = BUILDERS[kind](run, record, ds, instance)
+    except ExportError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise ExportError(f"{kind} for image {record.stem} could not be built: {exc}") from exc
+    return None if obj is None else dicom_bytes(obj)

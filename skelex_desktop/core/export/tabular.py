@@ -1,0 +1,56 @@
+"""One row per image: the table behind labels.csv, labels.jsonl and the HF metadata.
+
+Task columns hold 1/0/-1 (positive/negative/uncertain) for binary tasks, the class name (or
+`uncertain`) for multi-class and ordinal tasks, the number for regression tasks and the number of
+boxes for region tasks; an empty cell (null) means the task has no current label.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from skelex_desktop.core.export.selection import ExportItem, LabelInfo, TaskInfo
+
+UNCERTAIN = "uncertain"
+FIXED_COLUMNS = ("image", "file", "split", "patient", "study_instance_uid", "sop_instance_uid",
+                 "frame", "modality", "body_part", "view", "laterality", "rows", "cols")
+TRAILING_COLUMNS = ("reader", "source", "model_version")
+
+
+def encode_value(task: TaskInfo, label: LabelInfo | None, item: ExportItem) -> Any:
+    """The exported value of one task for one image (see the module docstring)."""
+    if task.kind == "region":
+        return sum(1 for r in item.regions if r.task == task.name)
+    if label is None:
+        return None
+    if task.kind == "binary":
+        if label.uncertain:
+            return -1
+        return None if label.value is None else int(label.value)
+    if task.kind in ("multiclass", "ordinal"):
+        return UNCERTAIN if label.uncertain else (None if label.value is None else str(label.value))
+    if label.uncertain or label.value is None:
+        return None
+    return float(label.value)
+
+
+def columns(tasks: list[TaskInfo], with_image_id: bool) -> list[str]:
+    fixed = list(FIXED_COLUMNS) + (["image_id"] if with_image_id else [])
+    return fixed + [t.name for t in tasks] + list(TRAILING_COLUMNS)
+
+
+def to_csv(rows: list[dict[str, Any]], header: list[str]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=header, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in header})
+    return buf.getvalue().encode("utf-8")
+
+
+def to_jsonl(rows: list[dict[str, Any]]) -> bytes:
+    lines = [json.dumps(row, ensure_ascii=False, sort_keys=False) for row in rows]
+    return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
