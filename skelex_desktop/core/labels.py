@@ -173,9 +173,12 @@ def prediction_value(task: Task, prediction: Prediction) -> Any:
     """The class a prediction proposes: the most probable one (binary: p >= 0.5, or a score
     above the prediction's own threshold for threshold-based outputs such as zero-shot maps)."""
     probs = prediction.probabilities or {}
-    threshold = (prediction.details or {}).get("threshold")
-    if TaskKind(task.kind) == TaskKind.BINARY and threshold is not None:
-        return None if prediction.score is None else int(prediction.score > float(threshold))
+    details = prediction.details or {}
+    if TaskKind(task.kind) == TaskKind.BINARY and "threshold" in details:
+        threshold = details["threshold"]
+        if threshold is None or prediction.score is None:
+            return None  # an uncalibrated score suggests nothing
+        return int(prediction.score > float(threshold))
     if TaskKind(task.kind) == TaskKind.BINARY:
         p = probs.get(str(task.classes[1]), prediction.score)
         return None if p is None else int(float(p) >= 0.5)

@@ -151,7 +151,7 @@ def _probability(task: Task, prediction: Prediction | None, suggestion: Any) -> 
     if prediction is None or suggestion is None:
         return None
     probs = prediction.probabilities or {}
-    if (prediction.details or {}).get("threshold") is not None:
+    if "threshold" in (prediction.details or {}):
         return None  # a thresholded score, not a probability
     if TaskKind(task.kind) == TaskKind.BINARY:
         p = probs.get(str(task.classes[1]), prediction.score)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from skelex_desktop.core.progress import check
 from skelex_desktop.core.workspace import Workspace
 from skelex_desktop.ui.dialogs import export_dialog
 from skelex_desktop.ui.dialogs.export_dialog import ExportDialog
@@ -76,4 +75,3 @@ def test_cancel_stops_the_job_and_leaves_nothing(qtbot, dialog: ExportDialog, tm
     qtbot.waitUntil(lambda: dialog.job is None)
     assert "cancelled" in dialog.message.text()
     assert not out.exists() and leftovers(tmp_path) == []
-    assert check is not None

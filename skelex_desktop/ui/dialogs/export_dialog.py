@@ -114,6 +114,7 @@ class ExportDialog(QDialog):
         form.addRow("Tasks", self.task_list)
         self.status_combo = QComboBox()
         self.status_combo.addItems(list(STATUSES))
+        self.status_combo.setCurrentText(Selection().status)
         self.status_combo.setToolTip("Image workflow status; 'any' exports every labelled image")
         form.addRow("Image status", self.status_combo)
         self.reader_edit = QLineEdit()

@@ -1,0 +1,48 @@
+"""Recording the zero-shot abnormal prediction: once per model version, a suggestion only
+when the score has a calibrated threshold."""
+
+from __future__ import annotations
+
+from skelex_desktop.core.db.engine import Database
+from skelex_desktop.core.db.models import Image, Prediction
+from skelex_desktop.core.image_analysis import record_zero_shot
+from skelex_desktop.core.review import task_states
+from tests.core.factories import add_image
+
+MODEL = ("skelex-demo", "1", "abc123")
+
+
+def _abnormal(db: Database, image_id: int):
+    with db.read() as s:
+        return next(st for st in task_states(s, image_id) if st.name == "abnormal")
+
+
+def test_calibrated_score_becomes_a_suggestion_and_updates_the_worklist(db: Database) -> None:
+    with db.write() as s:
+        image_id = add_image(s).id
+    spots = [{"x0": 1, "y0": 2, "x1": 5, "y1": 6, "score": 3.0}]
+    first = record_zero_shot(db, image_id, MODEL, score=0.9, threshold=0.5, hotspots=spots)
+    again = record_zero_shot(db, image_id, MODEL, score=0.1, threshold=0.5, hotspots=[])
+    assert first == again
+    state = _abnormal(db, image_id)
+    assert (state.suggestion, state.score, state.threshold) == (1, 0.9, 0.5)
+    assert state.probability is None and state.method == "zero-shot error map"
+    with db.read() as s:
+        image = s.get(Image, image_id)
+        assert (image.status, image.ai_score) == ("analysed", 0.9)
+        assert s.get(Prediction, first).details["hotspots"] == spots
+
+
+def test_uncalibrated_score_suggests_nothing(db: Database) -> None:
+    with db.write() as s:
+        image_id = add_image(s).id
+    record_zero_shot(db, image_id, MODEL, score=5.0, threshold=None, hotspots=[])
+    state = _abnormal(db, image_id)
+    assert not state.has_suggestion and state.score == 5.0
+
+
+def test_below_threshold_suggests_normal(db: Database) -> None:
+    with db.write() as s:
+        image_id = add_image(s).id
+    record_zero_shot(db, image_id, MODEL, score=0.2, threshold=0.5, hotspots=[])
+    assert _abnormal(db, image_id).suggestion == 0
