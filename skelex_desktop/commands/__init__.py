@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from skelex_desktop.commands import (
     db_cmd,
+    export_cmd,
     ingest_cmd,
     label_cmd,
     model_cmd,
@@ -12,7 +13,7 @@ from skelex_desktop.commands import (
 )
 from skelex_desktop.commands.common import AddCommand
 
-MODULES = (ingest_cmd, synth_cmd, label_cmd, model_cmd, planned_cmd, db_cmd)
+MODULES = (ingest_cmd, synth_cmd, label_cmd, model_cmd, export_cmd, planned_cmd, db_cmd)
 
 
 def register_all(add: AddCommand) -> None:

@@ -14,7 +14,6 @@ from skelex_desktop.commands.common import AddCommand, CliError
 FEATURES = {
     "analyze": "batch analysis",
     "train": "task-head training",
-    "export": "export of labelled sets",
 }
 
 
@@ -36,7 +35,3 @@ def register(add: AddCommand) -> None:
     tr = add("train", cmd_unavailable, "train a task head on confirmed labels")
     tr.add_argument("--task", required=True, metavar="TASK")
 
-    ex = add("export", cmd_unavailable, "export a labelled set")
-    ex.add_argument("--format", required=True, metavar="F")
-    ex.add_argument("--out", required=True, metavar="DIR")
-    ex.add_argument("--deidentify", action="store_true")

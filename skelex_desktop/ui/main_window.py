@@ -1,212 +1,448 @@
-"""Main window: worklist with filters, image preview, import and demo actions, job status."""
+"""The review workstation: worklist dock, radiograph viewer, findings dock, jobs in the status bar.
+
+Widgets hold no business logic: every decision is a core operation pushed through the undo
+stack, every long job runs through the JobRunner or the BackgroundLoader.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QByteArray, QModelIndex, QSettings, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QComboBox,
-    QFileDialog,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QLineEdit,
-    QMainWindow,
-    QMessageBox,
-    QPushButton,
-    QSplitter,
-    QTableView,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QByteArray, QRectF, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox
 
 from skelex_desktop import __version__
-from skelex_desktop.core.domain import ImageStatus
+from skelex_desktop.core.domain import Changes, ImageStatus
+from skelex_desktop.core.regions import Box, list_regions
+from skelex_desktop.core.review import ImageDetails, image_details, task_states
 from skelex_desktop.core.workspace import Workspace
-from skelex_desktop.ui.models.worklist_model import WorklistModel
-from skelex_desktop.ui.panels.image_preview import ImagePreview
+from skelex_desktop.ui.background import BackgroundLoader
+from skelex_desktop.ui.dialogs.import_dialog import ImportDialog
+from skelex_desktop.ui.panels.findings_panel import FindingsPanel
 from skelex_desktop.ui.panels.job_status import JobStatus
+from skelex_desktop.ui.panels.worklist_panel import WorklistPanel
+from skelex_desktop.ui.shortcuts import SHORTCUTS, shortcuts_html
+from skelex_desktop.ui.undo_commands import (
+    AddRegionCommand,
+    CommandHooks,
+    ConfirmImageCommand,
+    SetLabelCommand,
+)
+from skelex_desktop.ui.viewer.canvas import RadiographView
 from skelex_desktop.ui.workers import Job, JobRunner
+
+log = logging.getLogger(__name__)
+UNREVIEWED = {ImageStatus.NEW.value, ImageStatus.ANALYSED.value, ImageStatus.IN_REVIEW.value}
+PREFETCH_AHEAD = 2
 
 
 class MainWindow(QMainWindow):
-    """Assembles the panels; every action runs a core function through the JobRunner."""
+    """Assembles the panels and maps reader gestures onto core operations."""
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(self, workspace: Workspace, analysis_service: Any | None = None) -> None:
         super().__init__()
         self.workspace = workspace
+        self.db = workspace.db
+        self.reader = workspace.settings.reader
         self.runner = JobRunner()
+        self.undo_stack = QUndoStack(self)
+        self.hooks = CommandHooks(refresh=self.on_changes, report_error=self.show_error)
         self.last_error = ""
-        self.setWindowTitle(f"SKELEX Desktop {__version__} - {workspace.settings.reader}")
-        self.resize(1280, 800)
+        self.current: ImageDetails | None = None
+        self.analysis: Any = None
+        self._service = analysis_service
+        self.setWindowTitle(f"SKELEX Desktop {__version__} - reader {self.reader}")
+        self.resize(1440, 900)
 
-        self.model = WorklistModel(workspace.db)
-        self.table = QTableView()
-        self.table.setModel(self.model)
-        self.table.setSortingEnabled(True)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.table.horizontalHeader().setSortIndicator(2, Qt.SortOrder.DescendingOrder)
-        self.table.verticalHeader().setDefaultSectionSize(52)
-        self.table.verticalHeader().hide()
-        self.table.selectionModel().currentRowChanged.connect(self._on_current_row)
-
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("Search patient, name, accession, body part")
-        self.search.setClearButtonEnabled(True)
-        self.search.textChanged.connect(lambda text: self.model.set_query(text=text or None))
-        self.status_filter = QComboBox()
-        self.status_filter.addItem("All statuses", None)
-        for status in ImageStatus:
-            self.status_filter.addItem(status.value.replace("_", " "), status.value)
-        self.status_filter.currentIndexChanged.connect(
-            lambda _i: self.model.set_query(status=self.status_filter.currentData())
-        )
-        self.count_label = QLabel("")
-
-        self.empty_banner = self._build_empty_banner()
-        filters = QHBoxLayout()
-        filters.addWidget(self.search, 1)
-        filters.addWidget(self.status_filter)
-        filters.addWidget(self.count_label)
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.addLayout(filters)
-        left_layout.addWidget(self.empty_banner)
-        left_layout.addWidget(self.table, 1)
-
-        self.preview = ImagePreview()
-        self.splitter = QSplitter()
-        self.splitter.addWidget(left)
-        self.splitter.addWidget(self.preview)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
-        self.setCentralWidget(self.splitter)
-
-        self._build_actions()
+        self.viewer = RadiographView()
+        self.setCentralWidget(self.viewer)
+        self.worklist = WorklistPanel(self.db)
+        self.findings = FindingsPanel()
+        self._dock("Worklist", "worklistDock", self.worklist, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Findings", "findingsDock", self.findings, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.readout = QLabel("")
+        self.statusBar().addWidget(self.readout, 1)
         self.job_status = JobStatus(self.runner)
         self.statusBar().addPermanentWidget(self.job_status)
-        self.model.modelReset.connect(self._update_counts)
-        self.model.rowsInserted.connect(self._update_counts)
-        self.refresh()
+
+        self.loader = BackgroundLoader(self._read_frame, self._analyse)
+        self.loader.frame_ready.connect(self._on_frame)
+        self.loader.analysis_ready.connect(self._on_analysis)
+        self.loader.failed.connect(self._on_background_failure)
+
+        self.worklist.open_row.connect(self.open_row)
+        self.worklist.import_requested.connect(self.show_import_dialog)
+        self.worklist.demo_requested.connect(self.load_demo_studies)
+        self.viewer.readout.connect(self.readout.setText)
+        self.viewer.box_drawn.connect(self._on_box)
+        self.findings.overlay_toggled.connect(self.viewer.set_overlay_visible)
+        self.findings.overlay_style_changed.connect(self._draw_overlay)
+        self.findings.hotspot_clicked.connect(self._zoom_to_hotspot)
+        self.findings.choice_made.connect(self.set_task_value)
+        self.findings.confirm_clicked.connect(self.confirm_current)
+        self._build_actions()
+        self.worklist.refresh()
         self._restore_layout()
 
     # --- construction ------------------------------------------------------------------------
-    def _build_empty_banner(self) -> QWidget:
-        banner = QWidget()
-        banner.setObjectName("emptyBanner")
-        banner.setStyleSheet("#emptyBanner { background: #24324a; border-radius: 6px; }")
-        text = QLabel(
-            "The worklist is empty. Create about 40 synthetic demo studies to try SKELEX "
-            "Desktop, or import your own DICOM, DICOMDIR or PNG/TIFF files."
-        )
-        text.setWordWrap(True)
-        text.setStyleSheet("color: white;")
-        self.demo_button = QPushButton("Create demo studies")
-        self.demo_button.clicked.connect(self.create_demo_studies)
-        import_button = QPushButton("Import folder...")
-        import_button.clicked.connect(self.import_folder)
-        layout = QHBoxLayout(banner)
-        layout.addWidget(text, 1)
-        layout.addWidget(self.demo_button)
-        layout.addWidget(import_button)
-        return banner
+    def _dock(self, title: str, name: str, widget, area: Qt.DockWidgetArea) -> QDockWidget:  # noqa: ANN001
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, text: str, keys: str | QKeySequence | None, slot, menu=None) -> QAction:  # noqa: ANN001
+        action = QAction(text, self)
+        if keys:
+            action.setShortcut(QKeySequence(keys))
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        if menu is not None:
+            menu.addAction(action)
+        return action
 
     def _build_actions(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        toolbar = self.addToolBar("Main")
-        toolbar.setObjectName("mainToolbar")
-        self.import_folder_action = QAction("Import folder...", self)
-        self.import_folder_action.setShortcut(QKeySequence("Ctrl+O"))
-        self.import_folder_action.triggered.connect(self.import_folder)
-        self.import_files_action = QAction("Import files...", self)
-        self.import_files_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
-        self.import_files_action.triggered.connect(self.import_files)
-        self.demo_action = QAction("Create demo studies", self)
-        self.demo_action.triggered.connect(self.create_demo_studies)
-        refresh = QAction("Refresh", self)
-        refresh.setShortcut(QKeySequence("F5"))
-        refresh.triggered.connect(self.refresh)
-        quit_action = QAction("Quit", self)
-        quit_action.setShortcut(QKeySequence("Ctrl+Q"))
-        quit_action.triggered.connect(self.close)
-        for action in (self.import_folder_action, self.import_files_action, self.demo_action):
-            file_menu.addAction(action)
-            toolbar.addAction(action)
-        toolbar.addAction(refresh)
+        bar = self.menuBar()
+        file_menu, review, view = bar.addMenu("&File"), bar.addMenu("&Review"), bar.addMenu("&View")
+        help_menu = bar.addMenu("&Help")
+        self._action("Import...", "Ctrl+O", self.show_import_dialog, file_menu)
+        self.demo_action = self._action("Load demo studies", None, self.load_demo_studies, file_menu)
+        self._action("Refresh worklist", "F5", lambda: self.worklist.refresh(), file_menu)
         file_menu.addSeparator()
-        file_menu.addAction(quit_action)
+        self._action("Quit", "Ctrl+Q", self.close, file_menu)
 
-    # --- behaviour ---------------------------------------------------------------------------
-    def refresh(self) -> None:
-        self.model.reload()
+        undo = self.undo_stack.createUndoAction(self, "Undo")
+        undo.setShortcut(QKeySequence("Ctrl+Z"))
+        redo = self.undo_stack.createRedoAction(self, "Redo")
+        redo.setShortcut(QKeySequence("Ctrl+Shift+Z"))
+        for action in (undo, redo):
+            review.addAction(action)
+            self.addAction(action)
+        self._action("Confirm shown suggestions", "Return", self.confirm_or_open, review)
+        self._action("Confirm (keypad)", "Enter", self.confirm_or_open)
+        self._action("Mark current task uncertain", "U", self.mark_uncertain, review)
+        self._action("Next task", "T", lambda: self.findings.step_task(1), review)
+        self._action("Previous task", "Shift+T", lambda: self.findings.step_task(-1), review)
+        self._action("Next image", "N", lambda: self.step_image(1), review)
+        self._action("Previous image", "P", lambda: self.step_image(-1), review)
+        self.box_action = self._action("Draw box region", "B", self.toggle_box_mode, review)
+        self.box_action.setCheckable(True)
+        for digit in range(10):
+            self._action(f"Choose class {digit}", str(digit), self._digit_slot(digit))
 
-    def _update_counts(self) -> None:
-        shown, total = self.model.rowCount(), self.model.total
-        self.count_label.setText(f"{total} images" if shown >= total else f"{shown} of {total}")
-        filtered = bool(self.search.text()) or self.status_filter.currentData() is not None
-        self.empty_banner.setVisible(total == 0 and not filtered)
+        self._action("Toggle error map", "E", self.findings.overlay_toggle.toggle, view)
+        self._action("Fit to window", "F", self.viewer.fit, view)
+        self._action("Actual size (1:1)", "=", self.viewer.actual_size, view)
+        self._action("Zoom in", "+", lambda: self.viewer.zoom_by(1.25), view)
+        self._action("Zoom out", "-", lambda: self.viewer.zoom_by(0.8), view)
+        self._action("Invert", "I", self.viewer.toggle_invert, view)
+        self._action("Rotate 90 degrees", "R", lambda: self.viewer.rotate_by(90), view)
+        self._action("Flip horizontal", "H", lambda: self.viewer.toggle_flip(True), view)
+        self._action("Flip vertical", "V", lambda: self.viewer.toggle_flip(False), view)
+        self._action("Window: next preset", "W", self.cycle_preset, view)
+        self._action("Window: reset", "Escape", lambda: self.viewer.apply_preset("default"), view)
+        for name in ("bone", "soft tissue", "auto"):
+            self._action(f"Window: {name}", None, self._preset_slot(name), view)
+        self._action("Keyboard shortcuts", "F1", self.show_shortcuts, help_menu)
+        self._action("About SKELEX Desktop", None, self.show_about, help_menu)
 
-    def _on_current_row(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        row = self.model.row_at(current.row())
-        if row is None:
-            self.preview.clear()
+    def _digit_slot(self, digit: int):  # noqa: ANN202
+        return lambda: self.choose_class(digit)
+
+    def _preset_slot(self, name: str):  # noqa: ANN202
+        return lambda: self.viewer.apply_preset(name)
+
+    # --- background work -----------------------------------------------------------------------
+    @staticmethod
+    def _read_frame(path: Path, frame: int) -> Any:
+        from skelex_desktop.core.ingest.pixels import read_frame
+
+        return read_frame(path, frame)
+
+    @property
+    def service(self) -> Any:
+        """The error-map service of the active model (created on first use)."""
+        if self._service is None:
+            from skelex_desktop.core.inference.analysis import ErrorMapService
+
+            self._service = ErrorMapService(self.workspace.settings)
+        return self._service
+
+    def _analyse(self, image_id: int) -> Any:
+        from skelex_desktop.core.image_analysis import analyse_image
+
+        return analyse_image(self.db, self.service, image_id)
+
+    # --- opening images ------------------------------------------------------------------------
+    def open_row(self, row: int) -> None:
+        entry = self.worklist.model.row_at(row)
+        if entry is None:
             return
-        self.preview.show_file(Path(row.file_path), row.frame)
+        self.worklist.table.selectRow(row)
+        self.open_image(entry.image_id)
+        for ahead in range(1, PREFETCH_AHEAD + 1):
+            nxt = self.worklist.model.row_at(row + ahead)
+            if nxt is not None:
+                with self.db.read() as session:
+                    d = image_details(session, nxt.image_id)
+                self.loader.request(d.image_id, d.file_path, d.frame, prefetch=True)
 
+    def open_image(self, image_id: int) -> None:
+        with self.db.read() as session:
+            self.current = image_details(session, image_id)
+        self.analysis = None
+        self.findings.set_hotspots([])
+        self.findings.analysis_status.setText("Analysing with the error map...")
+        self._refresh_tasks()
+        self.loader.request(image_id, self.current.file_path, self.current.frame)
+        self.viewer.setFocus()
+
+    def _on_frame(self, image_id: int, frame: Any) -> None:
+        if self.current is None or image_id != self.current.image_id:
+            return
+        self.viewer.set_frame(frame, self.current.laterality, self.current.view)
+        self._draw_regions()
+        if self.analysis is not None:
+            self._draw_overlay()
+
+    def _on_analysis(self, image_id: int, analysis: Any) -> None:
+        if self.current is None or image_id != self.current.image_id:
+            return
+        self.analysis = analysis
+        result = analysis.result
+        spots = [((h.x0, h.y0, h.x1, h.y1), h.score) for h in result.hotspots]
+        self.findings.set_hotspots(spots)
+        self.viewer.set_hotspots([box for box, _ in spots])
+        verdict = "" if result.abnormal is None else (" - abnormal" if result.abnormal else "")
+        self.findings.analysis_status.setText(
+            f"{result.model}: image score {result.score:.3g}{verdict}; "
+            f"{len(spots)} hotspots{' (cached)' if result.cached else ''}"
+        )
+        if self.viewer.frame is not None:
+            self._draw_overlay()
+        self._refresh_tasks()
+        self.worklist.model.update_image(image_id)
+
+    def _on_background_failure(self, image_id: int, what: str, message: str) -> None:
+        if self.current is not None and image_id == self.current.image_id:
+            if what == "analysis":
+                self.findings.analysis_status.setText(f"No error map: {message}")
+            self.show_error(f"Cannot load the {what} of image {image_id}: {message}", modal=False)
+
+    def _draw_overlay(self) -> None:
+        if self.analysis is None or self.viewer.frame is None:
+            return
+        error_map = self.analysis.result.error_map
+        if error_map.shape != self.viewer.frame.shape:
+            self.show_error("the error map does not match the image geometry", modal=False)
+            return
+        self.viewer.set_overlay(error_map, **self.findings.overlay_style())
+        self.viewer.set_overlay_visible(self.findings.overlay_toggle.isChecked())
+
+    def _zoom_to_hotspot(self, index: int) -> None:
+        if self.analysis is not None and 0 <= index < len(self.analysis.result.hotspots):
+            h = self.analysis.result.hotspots[index]
+            self.viewer.zoom_to((h.x0, h.y0, h.x1, h.y1))
+
+    def _draw_regions(self) -> None:
+        if self.current is None:
+            return
+        with self.db.read() as session:
+            regions = list_regions(session, self.current.image_id)
+        self.viewer.set_regions([(b.x0, b.y0, b.x1, b.y1) for _id, b in regions])
+
+    def _refresh_tasks(self) -> None:
+        if self.current is None:
+            return
+        with self.db.read() as session:
+            states = task_states(session, self.current.image_id)
+        self.findings.set_tasks(states)
+
+    # --- decisions -----------------------------------------------------------------------------
+    def on_changes(self, changes: Changes) -> None:
+        """Refresh what a core operation changed."""
+        if self.current is not None and self.current.image_id in changes.images:
+            with self.db.read() as session:
+                self.current = image_details(session, self.current.image_id)
+            self._refresh_tasks()
+            self._draw_regions()
+        for image_id in changes.images:
+            self.worklist.model.update_image(image_id)
+
+    def confirm_or_open(self) -> None:
+        if self.worklist.table.hasFocus() or self.current is None:
+            row = self.worklist.current_row()
+            if row >= 0:
+                self.open_row(row)
+            return
+        self.confirm_current()
+
+    def confirm_current(self) -> None:
+        if self.current is None:
+            return
+        current = self.current
+        self.undo_stack.push(
+            ConfirmImageCommand(self.db, self.hooks, current.image_id, self.reader, current.status)
+        )
+        self.advance_to_unreviewed()
+
+    def choose_class(self, index: int) -> None:
+        state = self.findings.current_state()
+        if self.current is None or state is None:
+            return
+        if index >= len(state.classes):
+            self.statusBar().showMessage(
+                f"{state.title} has classes 0-{len(state.classes) - 1}", 5000
+            )
+            return
+        self.set_task_value(state.name, index)
+
+    def set_task_value(self, task: str, index: int) -> None:
+        if self.current is None:
+            return
+        state = self.findings.task_state(task)
+        if state is None:
+            return
+        value = index if state.kind == "binary" else state.classes[index]
+        self.undo_stack.push(
+            SetLabelCommand(
+                self.db,
+                self.hooks,
+                self.current.image_id,
+                task,
+                value,
+                self.reader,
+                prediction_id=state.prediction_id,
+            )
+        )
+
+    def mark_uncertain(self) -> None:
+        state = self.findings.current_state()
+        if self.current is None or state is None:
+            return
+        self.undo_stack.push(
+            SetLabelCommand(
+                self.db,
+                self.hooks,
+                self.current.image_id,
+                state.name,
+                None,
+                self.reader,
+                uncertain=True,
+                prediction_id=state.prediction_id,
+            )
+        )
+
+    def toggle_box_mode(self) -> None:
+        self.viewer.box_mode = self.box_action.isChecked()
+        self.statusBar().showMessage(
+            "Box mode: drag on the image to draw a region for the current task"
+            if self.viewer.box_mode
+            else "Box mode off",
+            5000,
+        )
+
+    def _on_box(self, rect: QRectF) -> None:
+        state = self.findings.current_state()
+        if self.current is None or state is None:
+            return
+        box = Box(rect.left(), rect.top(), rect.right(), rect.bottom())
+        self.undo_stack.push(
+            AddRegionCommand(self.db, self.hooks, self.current.image_id, state.name, box, self.reader)
+        )
+        self.box_action.setChecked(False)
+        self.viewer.box_mode = False
+
+    # --- navigation ----------------------------------------------------------------------------
+    def step_image(self, step: int) -> None:
+        row = self.worklist.current_row() + step
+        if 0 <= row < self.worklist.model.total:
+            self.open_row(row)
+
+    def advance_to_unreviewed(self) -> None:
+        """Open the next image below the current row that still needs a reader."""
+        start = self.worklist.current_row()
+        row = start + 1
+        while (entry := self.worklist.model.row_at(row)) is not None:
+            if entry.status in UNREVIEWED:
+                self.open_row(row)
+                return
+            row += 1
+        self.statusBar().showMessage("No unreviewed image below this one", 5000)
+
+    def cycle_preset(self) -> None:
+        names = ["default", "bone", "soft tissue", "auto"]
+        current = next(
+            (n for n, w in self.viewer.presets.items() if w == self.viewer.window), "default"
+        )
+        nxt = names[(names.index(current) + 1) % len(names)] if current in names else "default"
+        self.viewer.apply_preset(nxt)
+        self.statusBar().showMessage(f"Window: {nxt}", 3000)
+
+    # --- jobs and dialogs ----------------------------------------------------------------------
     def run_job(self, job: Job, on_success) -> Job:  # noqa: ANN001 - any callable
         job.succeeded.connect(on_success)
-        job.failed.connect(self._show_error)
+        job.failed.connect(self.show_error)
         job.cancelled.connect(lambda: self.statusBar().showMessage(f"{job.title}: cancelled", 8000))
-        job.finished.connect(self.refresh)
+        job.finished.connect(lambda: self.worklist.refresh())
         return self.runner.start(job)
 
-    def _show_error(self, message: str) -> None:
+    def show_error(self, message: str, modal: bool = True) -> None:
         self.last_error = message
+        log.error(message)
         self.statusBar().showMessage(message, 15000)
-        QMessageBox.warning(self, "SKELEX Desktop", message)
+        if modal:
+            QMessageBox.warning(self, "SKELEX Desktop", message)
 
-    def import_paths(self, paths: list[Path], copy: bool = False) -> Job:
-        from skelex_desktop.core.ingest import ImportOptions, import_paths
+    def show_import_dialog(self) -> ImportDialog:
+        dialog = ImportDialog(self.workspace, self.runner, self)
+        if dialog.job is None:
+            dialog.finished.connect(lambda _r: self.worklist.refresh())
+        dialog.show()
+        return dialog
 
-        options = ImportOptions(
-            data_dir=self.workspace.settings.data_dir,
-            copy=copy,
-            reader=self.workspace.settings.reader,
-        )
-        db = self.workspace.db
-        job = Job("Import", lambda progress: import_paths(db, paths, options, progress))
-        return self.run_job(job, self._on_import_done)
-
-    def _on_import_done(self, report) -> None:  # noqa: ANN001 - ImportReport
-        self.statusBar().showMessage(f"Import finished: {report.summary()}", 15000)
-
-    def import_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Import folder")
-        if folder:
-            self.import_paths([Path(folder)])
-
-    def import_files(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(
-            self,
-            "Import files",
-            filter="Images (*.dcm *.dicom DICOMDIR *.png *.jpg *.jpeg *.tif *.tiff);;All files (*)",
-        )
-        if files:
-            self.import_paths([Path(f) for f in files])
-
-    def create_demo_studies(self) -> Job:
+    def load_demo_studies(self) -> Job:
         from skelex_desktop.core.demo import create_demo_studies
 
         workspace = self.workspace
-        self.demo_button.setEnabled(False)
+        self.worklist.demo_button.setEnabled(False)
         job = Job("Demo studies", lambda progress: create_demo_studies(workspace, progress))
-        job.finished.connect(lambda: self.demo_button.setEnabled(True))
-        return self.run_job(job, self._on_import_done)
+        job.finished.connect(lambda: self.worklist.demo_button.setEnabled(True))
+        return self.run_job(
+            job,
+            lambda report: self.statusBar().showMessage(
+                f"Demo studies: {report.summary()}", 15000
+            ),
+        )
+
+    def show_shortcuts(self) -> None:
+        QMessageBox.information(self, "Keyboard shortcuts", shortcuts_html())
+
+    def about_text(self) -> str:
+        from skelex_desktop.core.inference.registry import Registry
+
+        name = self.workspace.settings.active_model
+        try:
+            manifest = Registry.from_settings(self.workspace.settings).manifest(name)
+            licence = manifest.data.get("licence") or manifest.data.get("license") or "unknown"
+            model = f"Model package: {manifest.name} {manifest.version} - licence: {licence}"
+            if manifest.name == "skelex-demo":
+                model += "<br><b>Demo model: synthetic data, not for clinical use.</b>"
+        except Exception as exc:  # the About box says what is wrong instead of failing
+            model = f"Model package {name!r}: not available ({exc})"
+        return (
+            f"<h3>SKELEX Desktop {__version__}</h3>"
+            f"<p>Review of musculoskeletal radiographs with the SKELEX foundation model.</p>"
+            f"<p>{model}</p><p>Data: {self.workspace.settings.data_dir}</p>"
+        )
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About SKELEX Desktop", self.about_text())
 
     # --- layout persistence --------------------------------------------------------------------
     def _layout_settings(self) -> QSettings:
@@ -218,8 +454,7 @@ class MainWindow(QMainWindow):
         for key, restore in (
             ("geometry", self.restoreGeometry),
             ("state", self.restoreState),
-            ("splitter", self.splitter.restoreState),
-            ("columns", self.table.horizontalHeader().restoreState),
+            ("columns", self.worklist.table.horizontalHeader().restoreState),
         ):
             value = stored.value(key)
             if isinstance(value, QByteArray):
@@ -229,11 +464,14 @@ class MainWindow(QMainWindow):
         stored = self._layout_settings()
         stored.setValue("geometry", self.saveGeometry())
         stored.setValue("state", self.saveState())
-        stored.setValue("splitter", self.splitter.saveState())
-        stored.setValue("columns", self.table.horizontalHeader().saveState())
+        stored.setValue("columns", self.worklist.table.horizontalHeader().saveState())
         stored.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_layout()
         self.runner.cancel_all()
+        self.loader.stop()
         super().closeEvent(event)
+
+
+__all__ = ["MainWindow", "SHORTCUTS"]

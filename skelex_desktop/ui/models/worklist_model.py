@@ -77,6 +77,17 @@ class WorklistModel(QAbstractTableModel):
             self.fetchMore()
         return self._rows[row] if 0 <= row < len(self._rows) else None
 
+    def update_image(self, image_id: int) -> None:
+        """Re-read one loaded row (status, AI score, reader) after a change."""
+        row = self.row_of(image_id)
+        if row is None:
+            return
+        with self._db.read() as session:
+            page = query_worklist(session, WorklistQuery(image_ids=[image_id], limit=1))
+        if page.rows:
+            self._rows[row] = page.rows[0]
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+
     def row_of(self, image_id: int) -> int | None:
         for i, row in enumerate(self._rows):
             if row.image_id == image_id:
