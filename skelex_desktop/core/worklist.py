@@ -24,6 +24,7 @@ class WorklistQuery:
     """Filters (None: any), sort key (see `SORT_KEYS`) and page window."""
 
     status: str | Sequence[str] | None = None
+    image_ids: Sequence[int] | None = None
     modality: str | None = None
     body_part: str | None = None
     laterality: str | None = None
@@ -126,6 +127,8 @@ def _filters(query: WorklistQuery) -> tuple[list[ColumnElement[bool]], bool]:
     """WHERE conditions, and whether they need the study (and patient) joined."""
     conditions: list[ColumnElement[bool]] = []
     needs_study = False
+    if query.image_ids is not None:
+        conditions.append(Image.id.in_(list(query.image_ids)))
     if query.status:
         statuses = [query.status] if isinstance(query.status, str) else list(query.status)
         conditions.append(Image.status.in_(statuses))

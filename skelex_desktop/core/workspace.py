@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from skelex_desktop.core import audit
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.migrate import UpgradeResult, upgrade
+from skelex_desktop.core.db.models import ImportJob, utcnow
+from skelex_desktop.core.domain import JobState
 from skelex_desktop.core.schema import seed_default_schema
 from skelex_desktop.core.settings import Settings
 
@@ -29,4 +35,26 @@ def open_workspace(settings: Settings) -> Workspace:
     result = upgrade(db.engine)
     with db.write() as session:
         seed_default_schema(session, who=settings.reader)
+        fail_interrupted_imports(session)
     return Workspace(settings=settings, db=db, upgrade=result)
+
+
+def fail_interrupted_imports(session: Session) -> int:
+    """Import jobs still 'running' at start-up were killed: mark them failed, with the reason.
+
+    Files they finished are kept (each batch was committed); only the job's state is fixed.
+    """
+    jobs = session.scalars(select(ImportJob).where(ImportJob.state == JobState.RUNNING)).all()
+    for job in jobs:
+        job.state = JobState.FAILED.value
+        job.finished_at = job.finished_at or utcnow()
+        audit.record(
+            session,
+            "skelex-desktop",
+            "import.interrupted",
+            "import_job",
+            job.id,
+            before={"state": "running"},
+            after={"state": "failed", "reason": "the application stopped during the import"},
+        )
+    return len(jobs)

@@ -107,3 +107,21 @@ def test_stored_old_database_is_upgraded_after_a_backup(tmp_path: Path) -> None:
         assert again.backup is None and again.before == again.after
     finally:
         db.dispose()
+
+
+def test_an_import_killed_mid_way_is_marked_failed_on_next_start(settings) -> None:
+    from skelex_desktop.core.db.models import ImportJob
+    from skelex_desktop.core.workspace import open_workspace
+
+    ws = open_workspace(settings)
+    with ws.db.write() as s:
+        s.add(ImportJob(sources=["/x"], state="running"))
+    ws.close()
+    ws = open_workspace(settings)
+    try:
+        with ws.db.read() as s:
+            job = s.scalars(select(ImportJob)).one()
+            assert job.state == "failed" and job.finished_at is not None
+            assert s.scalar(select(AuditEvent).where(AuditEvent.action == "import.interrupted"))
+    finally:
+        ws.close()

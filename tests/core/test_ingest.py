@@ -51,8 +51,10 @@ def assert_consistent(db, job_id: int) -> None:  # noqa: ANN001 - Database
         )
         assert images == reachable
         for result in results:
-            assert result.outcome == ImportOutcome.IMPORTED or result.reason or (
-                result.outcome == ImportOutcome.DUPLICATE
+            assert (
+                result.outcome == ImportOutcome.IMPORTED
+                or result.reason
+                or (result.outcome == ImportOutcome.DUPLICATE)
             )
             if result.outcome == ImportOutcome.IMPORTED:
                 assert result.image_id is not None
@@ -138,13 +140,19 @@ def test_reimport_is_idempotent(db, data_dir: Path, tmp_path: Path) -> None:
     with db.read() as session:
         assert session.scalar(select(func.count(Image.id))) == 4
         assert session.get(ImportJob, second.job_id).state == JobState.COMPLETED
-        assert session.scalar(select(func.count(AuditEvent.id)).where(
-            AuditEvent.entity == "import_job")) == 2
+        assert (
+            session.scalar(
+                select(func.count(AuditEvent.id)).where(AuditEvent.entity == "import_job")
+            )
+            == 2
+        )
     assert_consistent(db, second.job_id)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_cancel_leaves_consistent_database(db, data_dir: Path, tmp_path: Path, workers: int) -> None:
+def test_cancel_leaves_consistent_database(
+    db, data_dir: Path, tmp_path: Path, workers: int
+) -> None:
     folder = tmp_path / "in"
     for i in range(12):
         make_dicom(folder / f"f{i:02d}.dcm")
@@ -168,7 +176,9 @@ def test_copy_into_managed_store(db, data_dir: Path, tmp_path: Path) -> None:
     with db.read() as session:
         image = session.get(Image, report.files[0].image_ids[0])
         stored = Path(image.file_path)
-        assert stored.is_relative_to(data_dir / "store") and stored.read_bytes() == source.read_bytes()
+        assert (
+            stored.is_relative_to(data_dir / "store") and stored.read_bytes() == source.read_bytes()
+        )
         thumb = Path(image.thumbnail_path)
         assert thumb.is_relative_to(data_dir / "thumbnails") and thumb.is_file()
     assert not [p for p in (data_dir / "store").rglob(".tmp-*")]
@@ -185,8 +195,10 @@ def test_dicomdir_imports_referenced_files(db, data_dir: Path) -> None:
     # pydicom's DICOMDIR test set keeps only headers: the CT files carry no pixels, the MR,
     # CR and US files do, and every file gets a specific outcome
     assert report.imported > 0
-    assert all(r.outcome != ImportOutcome.FAILED or r.reason.startswith("no pixel data")
-               for r in referenced)
+    assert all(
+        r.outcome != ImportOutcome.FAILED or r.reason.startswith("no pixel data")
+        for r in referenced
+    )
     assert_consistent(db, report.job_id)
 
 
@@ -221,16 +233,23 @@ def test_png_tiff_8_and_16_bit_with_layout_and_sidecar(db, data_dir: Path, tmp_p
             .join(Study, Series.study_id == Study.id)
             .join(Patient, Study.patient_id == Patient.id)
         ).all()
-        by_file = {Path(image.file_path).name: (image, study, patient) for image, study, patient in rows}
+        by_file = {
+            Path(image.file_path).name: (image, study, patient) for image, study, patient in rows
+        }
         a_img, a_study, a_pat = by_file["a.png"]
         b_img, b_study, _ = by_file["b.tif"]
         c_img, c_study, _ = by_file["c.png"]
         assert a_pat.patient_id == "PAT1" and a_pat.name == "Smith^Ann"
-        assert a_study.study_instance_uid == b_study.study_instance_uid != c_study.study_instance_uid
+        assert (
+            a_study.study_instance_uid == b_study.study_instance_uid != c_study.study_instance_uid
+        )
         assert str(a_study.study_date) == "2023-05-06" and a_study.accession_number == "ST1"
         assert (a_img.body_part, a_img.laterality, a_img.view) == ("WRIST", "R", "PA")
         assert (a_img.calibration, a_img.pixel_spacing_row, a_img.pixel_spacing_col) == (
-            "calibrated", 0.15, 0.15)
+            "calibrated",
+            0.15,
+            0.15,
+        )
         assert a_img.spacing_source == "skelex_sidecar.csv:pixel_spacing_mm"
         assert (c_img.pixel_spacing_row, c_img.pixel_spacing_col) == (0.1, 0.2)
         assert b_img.calibration == "uncalibrated" and b_img.pixel_spacing_row is None
@@ -246,11 +265,15 @@ def test_png_tiff_8_and_16_bit_with_layout_and_sidecar(db, data_dir: Path, tmp_p
 
 def test_calibration_sources(db, data_dir: Path, tmp_path: Path) -> None:
     files = {
-        "calibrated": make_dicom(tmp_path / "c.dcm", PixelSpacing=[0.2, 0.25],
-                                 ImagerPixelSpacing=[0.3, 0.3]),
+        "calibrated": make_dicom(
+            tmp_path / "c.dcm", PixelSpacing=[0.2, 0.25], ImagerPixelSpacing=[0.3, 0.3]
+        ),
         "detector": make_dicom(tmp_path / "d.dcm", ImagerPixelSpacing=[0.3, 0.3]),
-        "magnified": make_dicom(tmp_path / "m.dcm", ImagerPixelSpacing=[0.3, 0.3],
-                                EstimatedRadiographicMagnificationFactor=1.2),
+        "magnified": make_dicom(
+            tmp_path / "m.dcm",
+            ImagerPixelSpacing=[0.3, 0.3],
+            EstimatedRadiographicMagnificationFactor=1.2,
+        ),
         "none": make_dicom(tmp_path / "n.dcm"),
         "bad": make_dicom(tmp_path / "b.dcm", PixelSpacing=[0, 0.1]),
     }
@@ -259,8 +282,12 @@ def test_calibration_sources(db, data_dir: Path, tmp_path: Path) -> None:
     with db.read() as session:
         images = {Path(i.file_path).name: i for i in session.scalars(select(Image))}
     got = {
-        key: (images[path.name].calibration, images[path.name].pixel_spacing_row,
-              images[path.name].pixel_spacing_col, images[path.name].spacing_source)
+        key: (
+            images[path.name].calibration,
+            images[path.name].pixel_spacing_row,
+            images[path.name].pixel_spacing_col,
+            images[path.name].spacing_source,
+        )
         for key, path in files.items()
     }
     assert got["calibrated"] == ("calibrated", 0.2, 0.25, "PixelSpacing")
@@ -322,7 +349,10 @@ def test_bad_inputs_each_get_a_reason(db, data_dir: Path, tmp_path: Path, monkey
     assert reasons["good.dcm"][0] == "imported"
     assert reasons["truncated.dcm"][1].startswith("pixel data truncated: expected")
     assert reasons["header_only.dcm"][0] == "failed"
-    assert reasons["text.dcm"] == ("failed", "not a DICOM file: no 'DICM' prefix and no dataset at the start")
+    assert reasons["text.dcm"] == (
+        "failed",
+        "not a DICOM file: no 'DICM' prefix and no dataset at the start",
+    )
     assert reasons["empty.dcm"] == ("failed", "empty file (0 bytes)")
     assert reasons["fake.png"][1].startswith("not a valid PNG file")
     assert reasons["notes.txt"] == ("skipped", "not a DICOM or image file")

@@ -31,16 +31,20 @@ def _seeds(folder: Path) -> list[bytes]:
 SEEDS: list[bytes] = []
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     seed=st.integers(0, 2),
     cut=st.floats(0.0, 1.0),
     flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(1, 255)), max_size=8),
     suffix=st.sampled_from([".dcm", "", ".png"]),
 )
-def test_damaged_files_never_raise(tmp_path_factory, seed: int, cut: float,
-                                   flips: list[tuple[float, int]], suffix: str) -> None:
+def test_damaged_files_never_raise(
+    tmp_path_factory, seed: int, cut: float, flips: list[tuple[float, int]], suffix: str
+) -> None:
     folder = tmp_path_factory.mktemp("fuzz")
     if not SEEDS:
         SEEDS.extend(_seeds(tmp_path_factory.mktemp("seeds")))

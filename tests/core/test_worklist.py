@@ -26,8 +26,9 @@ def populated(db):  # noqa: ANN001, ANN201 - fixtures
                 study = Study(
                     patient=patient,
                     study_instance_uid=f"1.2.{p}.{s}",
-                    study_date=None if rng.random() < 0.1 else date(2024, 1, 1)
-                    + timedelta(days=rng.randint(0, 300)),
+                    study_date=None
+                    if rng.random() < 0.1
+                    else date(2024, 1, 1) + timedelta(days=rng.randint(0, 300)),
                     accession_number=f"ACC{p}{s}",
                 )
                 series = Series(study=study, series_instance_uid=f"1.2.{p}.{s}.1", modality="CR")
@@ -83,8 +84,20 @@ def _sorted_ids(rows: list[dict], key: str, descending: bool) -> list[int]:
 
 @pytest.mark.parametrize(
     "key",
-    ["study_date", "patient_id", "patient_name", "body_part", "view", "laterality", "status",
-     "ai_score", "reader", "modality", "images_in_study", "image_id"],
+    [
+        "study_date",
+        "patient_id",
+        "patient_name",
+        "body_part",
+        "view",
+        "laterality",
+        "status",
+        "ai_score",
+        "reader",
+        "modality",
+        "images_in_study",
+        "image_id",
+    ],
 )
 @pytest.mark.parametrize("descending", [True, False])
 def test_sort_and_paging(db, populated, key: str, descending: bool) -> None:  # noqa: ANN001
@@ -108,20 +121,33 @@ def test_filters(db, populated) -> None:  # noqa: ANN001
         (WorklistQuery(status="confirmed"), lambda r: r["status"] == "confirmed"),
         (WorklistQuery(status=["new", "analysed"]), lambda r: r["status"] in ("new", "analysed")),
         (WorklistQuery(modality="DX"), lambda r: r["modality"] == "DX"),
-        (WorklistQuery(body_part="KNEE", laterality="L"),
-         lambda r: r["body_part"] == "KNEE" and r["laterality"] == "L"),
-        (WorklistQuery(date_from=date(2024, 3, 1), date_to=date(2024, 6, 30)),
-         lambda r: r["study_date"] is not None
-         and date(2024, 3, 1) <= r["study_date"] <= date(2024, 6, 30)),
+        (
+            WorklistQuery(body_part="KNEE", laterality="L"),
+            lambda r: r["body_part"] == "KNEE" and r["laterality"] == "L",
+        ),
+        (
+            WorklistQuery(date_from=date(2024, 3, 1), date_to=date(2024, 6, 30)),
+            lambda r: (
+                r["study_date"] is not None
+                and date(2024, 3, 1) <= r["study_date"] <= date(2024, 6, 30)
+            ),
+        ),
         (WorklistQuery(text="p01"), lambda r: "p01" in r["patient_id"].lower()),
         (WorklistQuery(text="name3"), lambda r: "name3" in r["patient_name"].lower()),
-        (WorklistQuery(text="ACC12"), lambda r: "ACC12" in r["accession"]
-         or "acc12" in r["patient_id"].lower()),
+        (
+            WorklistQuery(text="ACC12"),
+            lambda r: "ACC12" in r["accession"] or "acc12" in r["patient_id"].lower(),
+        ),
         (WorklistQuery(text="wri"), lambda r: "wri" in r["body_part"].lower()),
         (WorklistQuery(text="100%_"), lambda r: False),
-        (WorklistQuery(status="in_review", body_part="HAND", text="P0"),
-         lambda r: r["status"] == "in_review" and r["body_part"] == "HAND"
-         and "p0" in r["patient_id"].lower()),
+        (
+            WorklistQuery(status="in_review", body_part="HAND", text="P0"),
+            lambda r: (
+                r["status"] == "in_review"
+                and r["body_part"] == "HAND"
+                and "p0" in r["patient_id"].lower()
+            ),
+        ),
     ]
     for query, keep in cases:
         query.limit = 1000
@@ -139,10 +165,16 @@ def test_row_contents_and_json(db, populated) -> None:  # noqa: ANN001
     for row in page.rows:
         source = by_id[row.image_id]
         assert (row.patient_id, row.images_in_study, row.ai_score) == (
-            source["patient_id"], source["images_in_study"], source["ai_score"])
+            source["patient_id"],
+            source["images_in_study"],
+            source["ai_score"],
+        )
         assert row.study_uid.startswith("1.2.")
         payload = row.to_json()
-        assert payload["study_date"] in (None, source["study_date"] and source["study_date"].isoformat())
+        assert payload["study_date"] in (
+            None,
+            source["study_date"] and source["study_date"].isoformat(),
+        )
 
 
 def test_unknown_sort_key_is_refused(db) -> None:  # noqa: ANN001

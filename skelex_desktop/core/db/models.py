@@ -101,6 +101,8 @@ class Image(Base):
         ),
         Index("ix_images_status_score", "status", "ai_score"),
         Index("ix_images_body_part_laterality", "body_part", "laterality"),
+        Index("ix_images_ai_score", "ai_score"),
+        Index("ix_images_status_body_part_laterality", "status", "body_part", "laterality"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -163,15 +163,28 @@ def parse_dicom(data: bytes, path: Path | None = None) -> DicomFile:
     bits_allocated = _required_int(ds, "BitsAllocated")
     bits_stored = optional_int(ds.get("BitsStored", bits_allocated)) or bits_allocated
     if bits_allocated not in (1, 8, 16, 32, 64) or not 0 < bits_stored <= bits_allocated:
-        raise IngestError(f"invalid bit depth: BitsAllocated {bits_allocated}, BitsStored {bits_stored}")
+        raise IngestError(
+            f"invalid bit depth: BitsAllocated {bits_allocated}, BitsStored {bits_stored}"
+        )
     if samples not in (1, 3):
         raise IngestError(f"unsupported SamplesPerPixel {samples}")
     photometric = clip(ds.get("PhotometricInterpretation", ""), 16).upper()
     if not photometric:
         photometric = "RGB" if samples == 3 else "MONOCHROME2"
         ds.PhotometricInterpretation = photometric
-    source = DicomFile(ds, syntax, rows, cols, frames, samples, bits_allocated, bits_stored,
-                       photometric, note, path)
+    source = DicomFile(
+        ds,
+        syntax,
+        rows,
+        cols,
+        frames,
+        samples,
+        bits_allocated,
+        bits_stored,
+        photometric,
+        note,
+        path,
+    )
     _check_pixel_length(source)
     return source
 
@@ -188,7 +201,11 @@ def _check_pixel_length(source: DicomFile) -> None:
         if found < 8 or value[:4] != b"\xfe\xff\x00\xe0":
             raise IngestError("encapsulated pixel data is malformed: no item at its start")
         return
-    bits = source.bits_allocated if keyword == "PixelData" else (32 if keyword == "FloatPixelData" else 64)
+    bits = (
+        source.bits_allocated
+        if keyword == "PixelData"
+        else (32 if keyword == "FloatPixelData" else 64)
+    )
     samples = source.samples
     if source.photometric == "YBR_FULL_422" and samples == 3:
         samples = 2  # chroma subsampled horizontally: two samples per pixel on average
@@ -393,7 +410,9 @@ def decode_frame(source: DicomFile, index: int) -> Frame:
     )
 
 
-def dicom_subjects(source: DicomFile, content_hash: str) -> tuple[PatientInfo, StudyInfo, SeriesInfo]:
+def dicom_subjects(
+    source: DicomFile, content_hash: str
+) -> tuple[PatientInfo, StudyInfo, SeriesInfo]:
     """Patient, study and series of a DICOM file; missing UIDs are derived deterministically."""
     ds = source.ds
     sop = source.sop_instance_uid or deterministic_uid("sop", content_hash)

@@ -116,8 +116,11 @@ def _walk(root: Path, found: Discovery, progress: Progress | None) -> None:
             if entry.is_dir():
                 key = (stat.st_dev, stat.st_ino)
                 if key in ancestors:
-                    found.verdict(path, ImportOutcome.FAILED,
-                                  "symbolic link loop: points to a folder above it")
+                    found.verdict(
+                        path,
+                        ImportOutcome.FAILED,
+                        "symbolic link loop: points to a folder above it",
+                    )
                 elif key not in visited:
                     visited.add(key)
                     subfolders.append((path, (*ancestors, key)))

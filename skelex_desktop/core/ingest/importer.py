@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from skelex_desktop.core import audit
 from skelex_desktop.core.db.engine import Database
@@ -64,6 +64,16 @@ def _finish_job(db: Database, report: ImportReport, state: JobState, who: str) -
                 "images_added": report.images_added,
             },
         )
+
+
+def refresh_statistics(db: Database) -> None:
+    """Let SQLite's planner see the new row counts (approximate ANALYZE, milliseconds), so
+    worklist filters pick the most selective index. Other databases keep their own stats."""
+    if db.engine.dialect.name != "sqlite":
+        return
+    with db.write() as session:
+        session.execute(text("PRAGMA analysis_limit=1000"))
+        session.execute(text("ANALYZE"))
 
 
 def _known_frames(db: Database) -> frozenset[str]:
@@ -128,6 +138,8 @@ def import_paths(
             _finish_job(db, report, JobState.FAILED, options.reader)
         raise
     _finish_job(db, report, JobState.COMPLETED, options.reader)
+    if report.images_added:
+        refresh_statistics(db)
     if progress is not None:
         progress.set_status(f"Import finished: {report.summary()}")
     return report

@@ -124,7 +124,9 @@ def raster_subjects(path: Path, root: Path, content_hash: str) -> RasterSubjects
     entry = sidecar_entry(path, root)
     patient_id = clip(entry.get("patient_id") or patient_dir, 64) or "UNKNOWN"
     study_key = study_dir or patient_dir
-    study_uid = clip(entry.get("study_uid"), 64) or deterministic_uid("study", patient_id, study_key)
+    study_uid = clip(entry.get("study_uid"), 64) or deterministic_uid(
+        "study", patient_id, study_key
+    )
     series_uid = deterministic_uid("series", study_uid, series_dir)
     spacing = parse_spacing(entry.get("pixel_spacing_mm", ""))
     return RasterSubjects(

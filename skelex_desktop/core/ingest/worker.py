@@ -83,8 +83,15 @@ def _thumbnail(frame: Frame, sop: str, index: int, config: WorkerConfig) -> str:
         raise IngestError(f"cannot write thumbnail: {exc.strerror or exc}") from exc
 
 
-def _record(frame: Frame, sop: str, index: int, attrs: dict[str, str], modality: str,
-            syntax: str, thumb: str) -> ImageRecord:
+def _record(
+    frame: Frame,
+    sop: str,
+    index: int,
+    attrs: dict[str, str],
+    modality: str,
+    syntax: str,
+    thumb: str,
+) -> ImageRecord:
     spacing = frame.pixel_spacing
     rows, cols = frame.shape
     return ImageRecord(
@@ -118,15 +125,26 @@ def _process(task: FileTask, config: WorkerConfig) -> DecodedFile:
         return _process_dicom(task, data, digest, config)
     subjects = raster_subjects(path, Path(task.root), digest)
     sop = subjects.sop_instance_uid
-    result = DecodedFile(task.path, ImportOutcome.IMPORTED, "", digest, subjects.patient,
-                         subjects.study, subjects.series)
+    result = DecodedFile(
+        task.path,
+        ImportOutcome.IMPORTED,
+        "",
+        digest,
+        subjects.patient,
+        subjects.study,
+        subjects.series,
+    )
     if _all_known([(sop, 0)], config):
         result.outcome, result.duplicate_keys = ImportOutcome.DUPLICATE, [(sop, 0)]
         return result
-    frame = decode_raster(data, kind, subjects.pixel_spacing, subjects.calibration,
-                          subjects.spacing_source)
-    attrs = {"body_part": subjects.body_part, "view": subjects.view,
-             "laterality": subjects.laterality}
+    frame = decode_raster(
+        data, kind, subjects.pixel_spacing, subjects.calibration, subjects.spacing_source
+    )
+    attrs = {
+        "body_part": subjects.body_part,
+        "view": subjects.view,
+        "laterality": subjects.laterality,
+    }
     thumb = _thumbnail(frame, sop, 0, config)
     result.images.append(_record(frame, sop, 0, attrs, subjects.series.modality, kind, thumb))
     return result
@@ -137,8 +155,9 @@ def _process_dicom(task: FileTask, data: bytes, digest: str, config: WorkerConfi
     patient, study, series = dicom_subjects(source, digest)
     sop = source.sop_instance_uid or deterministic_uid("sop", digest)
     keys = [(sop, i) for i in range(source.frames)]
-    result = DecodedFile(task.path, ImportOutcome.IMPORTED, source.note, digest, patient, study,
-                         series)
+    result = DecodedFile(
+        task.path, ImportOutcome.IMPORTED, source.note, digest, patient, study, series
+    )
     if _all_known(keys, config):
         result.outcome, result.duplicate_keys = ImportOutcome.DUPLICATE, keys
         return result

@@ -146,8 +146,9 @@ class BatchWriter:
     def _images(self, session: Session, item: DecodedFile, records: list) -> list[Image]:
         file_path = os.path.abspath(item.path)
         if self.options.copy:
-            file_path = str(copy_into_store(self.options.data_dir, item.content_hash,
-                                            Path(item.path)))
+            file_path = str(
+                copy_into_store(self.options.data_dir, item.content_hash, Path(item.path))
+            )
         series_id = self._series_id(session, item)
         images = [
             Image(
