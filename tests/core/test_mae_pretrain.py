@@ -50,6 +50,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.allclose(pa, pb, atol=1e-6), name
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert json.loads((straight.hf_dir / "skelex_training.json").read_text())["steps"] == 4
     assert summary["steps"] == 4 and summary["device"] == "cpu"
     losses = [json.loads(line)["loss"] for line in (tmp_path / "a" / "log.jsonl").open()]
     assert len(losses) == 4

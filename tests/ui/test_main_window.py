@@ -1,4 +1,4 @@
-"""The main window on a real workspace (pytest-qt, offscreen)."""
+"""The main window on real workspaces: empty state, worklist, jobs, layout, no-display launch."""
 
 from __future__ import annotations
 
@@ -8,11 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
 
-from skelex_desktop.core import demo
 from skelex_desktop.core.db.models import Image
 from skelex_desktop.core.progress import check
 from skelex_desktop.core.workspace import Workspace
@@ -21,12 +18,8 @@ from skelex_desktop.ui.workers import Job
 from tests.core.factories import add_image
 
 
-@pytest.fixture
-def window(qtbot, workspace: Workspace, monkeypatch) -> MainWindow:
-    shown: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+def _window(qtbot, workspace: Workspace) -> MainWindow:
     win = MainWindow(workspace)
-    win.shown_warnings = shown
     qtbot.addWidget(win)
     win.show()
     return win
@@ -42,50 +35,69 @@ def _add_images(workspace: Workspace, n: int) -> None:
                 study_uid=f"1.2.4.{i}",
                 series_uid=f"1.2.5.{i}",
             )
-            image.body_part = "KNEE" if i % 2 else "HAND"
             image.status = "confirmed" if i % 3 == 0 else "new"
 
 
-def test_empty_worklist_offers_demo_studies(window: MainWindow) -> None:
-    assert window.empty_banner.isVisible()
-    assert window.count_label.text() == "0 images"
-    assert window.demo_button.isEnabled()
+def test_objects_are_named_for_tests_and_accessibility(qtbot, workspace, no_modal) -> None:
+    win = _window(qtbot, workspace)
+    for name in (
+        "worklistView",
+        "imageView",
+        "overlayToggle",
+        "opacitySlider",
+        "labelPanel",
+        "confirmButton",
+        "importButton",
+    ):
+        assert win.findChild(object, name) is not None, name
 
 
-def test_worklist_filters_sorts_and_pages(window: MainWindow, workspace: Workspace) -> None:
+def test_empty_worklist_offers_demo_studies(qtbot, workspace, no_modal) -> None:
+    win = _window(qtbot, workspace)
+    assert win.worklist.empty_banner.isVisible()
+    assert win.worklist.count_label.text() == "0 images"
+
+
+def test_worklist_filters_sorts_and_pages(qtbot, workspace, no_modal) -> None:
     _add_images(workspace, 30)
-    window.model._page = 10
-    window.refresh()
-    assert not window.empty_banner.isVisible()
-    assert window.model.rowCount() == 10 and window.model.total == 30
-    assert window.count_label.text() == "10 of 30"
-    window.model.fetchMore()
-    assert window.model.rowCount() == 20
-    window.search.setText("P007")
-    assert [window.model.row_at(i).patient_id for i in range(window.model.rowCount())] == ["P007"]
-    window.search.clear()
-    window.status_filter.setCurrentIndex(window.status_filter.findData("confirmed"))
-    assert window.model.total == 10
-    window.status_filter.setCurrentIndex(0)
-    window.model.sort(0, Qt.SortOrder.AscendingOrder)
-    assert window.model.row_at(0).patient_id == "P000"
-    window.model.sort(0, Qt.SortOrder.DescendingOrder)
-    assert window.model.row_at(0).patient_id == "P029"
+    win = _window(qtbot, workspace)
+    model = win.worklist.model
+    model._page = 10
+    win.worklist.refresh()
+    assert not win.worklist.empty_banner.isVisible()
+    assert (model.rowCount(), model.total) == (10, 30)
+    assert win.worklist.count_label.text() == "10 of 30"
+    assert model.row_at(25).patient_id  # fetches further pages on demand
+    assert model.rowCount() == 30
+    win.worklist.search.setText("P007")
+    assert [model.row_at(i).patient_id for i in range(model.rowCount())] == ["P007"]
+    win.worklist.search.clear()
+    status = win.worklist.status_filter
+    status.setCurrentIndex(status.findData("confirmed"))
+    assert model.total == 10
+    status.setCurrentIndex(0)
+    model.sort(0, Qt.SortOrder.AscendingOrder)
+    assert model.row_at(0).patient_id == "P000"
+    model.sort(0, Qt.SortOrder.DescendingOrder)
+    assert model.row_at(0).patient_id == "P029"
 
 
-def test_a_failing_job_reaches_the_user(qtbot, window: MainWindow) -> None:
+def test_a_failing_job_reaches_the_user(qtbot, workspace, no_modal) -> None:
+    win = _window(qtbot, workspace)
+
     def boom(_progress):
         raise RuntimeError("disk on fire")
 
-    job = window.run_job(Job("Broken", boom), lambda _r: None)
+    job = win.run_job(Job("Broken", boom), lambda _r: None)
     with qtbot.waitSignal(job.finished, timeout=10_000):
         pass
-    qtbot.waitUntil(lambda: bool(window.shown_warnings))
-    assert window.shown_warnings == ["Broken failed: disk on fire"]
-    assert window.last_error == "Broken failed: disk on fire"
+    qtbot.waitUntil(lambda: bool(no_modal))
+    assert no_modal == ["Broken failed: disk on fire"]
+    assert win.last_error == "Broken failed: disk on fire"
 
 
-def test_cancel_button_stops_a_running_job(qtbot, window: MainWindow) -> None:
+def test_cancel_button_stops_a_running_job(qtbot, workspace, no_modal) -> None:
+    win = _window(qtbot, workspace)
     started = threading.Event()
 
     def slow(progress):
@@ -95,43 +107,68 @@ def test_cancel_button_stops_a_running_job(qtbot, window: MainWindow) -> None:
             check(progress)
             threading.Event().wait(0.01)
 
-    job = window.run_job(Job("Slow", slow), lambda _r: None)
+    job = win.run_job(Job("Slow", slow), lambda _r: None)
     assert started.wait(10)
-    qtbot.waitUntil(window.job_status.isVisible)
+    qtbot.waitUntil(win.job_status.isVisible)
     with qtbot.waitSignal(job.cancelled, timeout=10_000):
-        qtbot.mouseClick(window.job_status.cancel_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not window.runner.running)
-    assert not window.job_status.isVisible()
+        qtbot.mouseClick(win.job_status.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not win.runner.running)
+    assert not win.job_status.isVisible()
 
 
-def test_demo_studies_are_created_imported_and_previewed(
-    qtbot, window: MainWindow, workspace: Workspace, monkeypatch
+def test_demo_studies_are_generated_and_imported_from_the_banner(
+    qtbot, workspace, no_modal, monkeypatch
 ) -> None:
-    monkeypatch.setattr(demo, "DEMO_IMAGES", 6)
+    from skelex_desktop.core import demo
+
+    monkeypatch.setattr(demo, "DEMO_IMAGES", 4)
     monkeypatch.setattr(demo, "DEMO_SIZE", 256)
-    job = window.create_demo_studies()
+    win = _window(qtbot, workspace)
+    with qtbot.waitSignal(win.runner.jobs_changed, timeout=5_000):
+        qtbot.mouseClick(win.worklist.demo_button, Qt.MouseButton.LeftButton)
+    job = win.runner.running[0]
+    with qtbot.waitSignal(job.finished, timeout=180_000):
+        pass
+    qtbot.waitUntil(lambda: win.worklist.model.total == 4, timeout=10_000)
+    assert not win.worklist.empty_banner.isVisible() and no_modal == []
+    assert "imported 4" in win.statusBar().currentMessage()
+    with workspace.db.read() as s:
+        assert s.query(Image).count() == 4
+
+
+def test_import_dialog_reports_every_file(qtbot, demo_source: Path, workspace, no_modal) -> None:
+    win = _window(qtbot, workspace)
+    dialog = win.show_import_dialog()
+    (demo_source / "notes.txt").write_text("not an image")
+    dialog.add_sources([demo_source])
+    job = dialog.start()
     with qtbot.waitSignal(job.finished, timeout=120_000):
         pass
-    qtbot.waitUntil(lambda: window.model.total == 6, timeout=10_000)
-    assert not window.empty_banner.isVisible() and window.shown_warnings == []
-    assert "imported 6" in window.statusBar().currentMessage()
-    window.table.selectRow(0)
-    qtbot.waitUntil(lambda: window.preview._pixmap is not None)
-    assert "px" in window.preview.caption.text()
-    with workspace.db.read() as s:
-        assert s.query(Image).count() == 6
+    qtbot.waitUntil(lambda: dialog.report is not None)
+    outcomes = {dialog.table.item(r, 1).text() for r in range(dialog.table.rowCount())}
+    assert "imported" in outcomes and dialog.table.rowCount() == len(dialog.report.files)
+    assert dialog.status.text() == dialog.report.summary()
+    (demo_source / "notes.txt").unlink()
 
 
-def test_layout_is_saved_and_restored(qtbot, workspace: Workspace) -> None:
-    first = MainWindow(workspace)
-    qtbot.addWidget(first)
-    first.resize(900, 600)
-    first.show()
+def test_layout_is_saved_and_restored(qtbot, workspace, no_modal) -> None:
+    first = _window(qtbot, workspace)
+    first.resize(760, 540)  # inside the offscreen 800x600 screen
     first.close()
     assert (workspace.settings.data_dir / "window.ini").exists()
     second = MainWindow(workspace)
     qtbot.addWidget(second)
-    assert (second.width(), second.height()) == (900, 600)
+    assert (second.width(), second.height()) == (first.width(), first.height())
+    assert second.saveState() == first.saveState()
+
+
+def test_help_lists_shortcuts_and_about_names_the_model(qtbot, workspace, no_modal) -> None:
+    win = _window(qtbot, workspace)
+    win.show_shortcuts()
+    win.show_about()
+    shortcuts, about = no_modal
+    assert "Ctrl+Shift+Z" in shortcuts and "uncertain" in shortcuts
+    assert "skelex-demo" in about and "synthetic data, not for clinical use" in about
 
 
 def test_launch_without_display_explains_in_one_line(tmp_path: Path) -> None:

@@ -241,6 +241,7 @@ def import_model(model: MaskedAutoencoder, models_dir: Path, options: ImportOpti
         progress.set_total(steps)
     build = Path(tempfile.mkdtemp(prefix=f".{options.name}.build-", dir=models_dir))
     try:
+        build.chmod(0o755)  # mkdtemp makes it private; a package is readable like any folder
         if progress:
             progress.set_status("exporting ONNX graphs")
         graphs = export_graphs(model, build)
@@ -312,5 +313,11 @@ def import_checkpoint(hf_dir: Path, models_dir: Path, options: ImportOptions,
     if progress:
         progress.set_status(f"reading {hf_dir}")
     model = load_checkpoint(hf_dir)
-    provenance = {"source_folder": hf_dir.name, "source_files_sha256": _source_files(hf_dir)}
+    provenance: dict[str, Any] = {"source_folder": hf_dir.name,
+                                  "source_files_sha256": _source_files(hf_dir)}
+    record = hf_dir / "skelex_training.json"  # written by `skelex-desktop pretrain`
+    if record.is_file():
+        training = json.loads(record.read_text(encoding="utf-8"))
+        training.pop("hf_dir", None)
+        provenance["training"] = training
     return import_model(model, Path(models_dir), options, progress, provenance)

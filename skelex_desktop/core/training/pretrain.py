@@ -45,6 +45,7 @@ CHECKPOINT = "checkpoint.pt"
 POOL = "pool.npy"
 LOG = "log.jsonl"
 SUMMARY = "summary.json"
+TRAINING_RECORD = "skelex_training.json"
 
 
 @dataclass
@@ -242,4 +243,6 @@ def pretrain(
     summary = {**asdict(result), "hf_dir": str(hf_dir), "config": cfg.to_json(),
                "threads": torch.get_num_threads(), "images_per_second": seen / max(seconds, 1e-9)}
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    # travels with the weights: `model import` records it as the package's training provenance
+    (hf_dir / TRAINING_RECORD).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return result
