@@ -28,6 +28,7 @@ class ImageAnalysis:
     details: ImageDetails
     result: Any  # skelex_desktop.core.inference.analysis.ErrorMapResult
     prediction_id: int
+    overlay: Any = None  # display data a UI may attach (prepared off its GUI thread)
 
 
 def analyse_image(db: Database, service: Any, image_id: int) -> ImageAnalysis:

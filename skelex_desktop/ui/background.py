@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,8 @@ class BackgroundLoader(QObject):
             return
         done = self.analyses.get(image_id)
         if done is not None and not prefetch:
-            self.analysis_ready.emit(image_id, done)
+            # after the image has been painted: the overlay follows on the next event-loop turn
+            QTimer.singleShot(0, lambda: self.analysis_ready.emit(image_id, done))
         elif done is None:
             self._enqueue("analysis", image_id, None, prefetch)
 

@@ -160,9 +160,11 @@ class MainWindow(QMainWindow):
     # --- background work -----------------------------------------------------------------------
     @staticmethod
     def _read_frame(path: Path, frame: int) -> Any:
+        """Decode and prepare for display (runs in the background loader)."""
         from skelex_desktop.core.ingest.pixels import read_frame
+        from skelex_desktop.ui.viewer.rendering import prepare_display
 
-        return read_frame(path, frame)
+        return prepare_display(read_frame(path, frame))
 
     @property
     def service(self) -> Any:
@@ -174,9 +176,13 @@ class MainWindow(QMainWindow):
         return self._service
 
     def _analyse(self, image_id: int) -> Any:
+        """Analyse and prepare the overlay (runs in the background loader)."""
         from skelex_desktop.core.image_analysis import analyse_image
+        from skelex_desktop.ui.viewer.rendering import overlay_source
 
-        return analyse_image(self.db, self.service, image_id)
+        analysis = analyse_image(self.db, self.service, image_id)
+        analysis.overlay = overlay_source(analysis.result.error_map)
+        return analysis
 
     # --- opening images ------------------------------------------------------------------------
     def open_row(self, row: int) -> None:
@@ -237,11 +243,11 @@ class MainWindow(QMainWindow):
     def _draw_overlay(self) -> None:
         if self.analysis is None or self.viewer.frame is None:
             return
-        error_map = self.analysis.result.error_map
-        if error_map.shape != self.viewer.frame.shape:
-            self.show_error("the error map does not match the image geometry", modal=False)
+        try:
+            self.viewer.set_overlay(self.analysis.overlay, **self.findings.overlay_style())
+        except ValueError as exc:
+            self.show_error(str(exc), modal=False)
             return
-        self.viewer.set_overlay(error_map, **self.findings.overlay_style())
         self.viewer.set_overlay_visible(self.findings.overlay_toggle.isChecked())
 
     def _zoom_to_hotspot(self, index: int) -> None:

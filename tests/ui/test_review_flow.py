@@ -34,8 +34,10 @@ def test_open_overlay_confirm_correct_undo_and_reopen(qtbot, demo_workspace, no_
     # overlay geometry equals image geometry, and E toggles it
     error_map = win.analysis.result.error_map
     assert error_map.shape == win.viewer.frame.shape
-    pixmap = win.viewer.overlay_item.pixmap()
-    assert (pixmap.height(), pixmap.width()) == win.viewer.frame.shape
+    rows, cols = win.viewer.frame.shape
+    overlay_rect = win.viewer.overlay_item.sceneBoundingRect()
+    assert overlay_rect == win.viewer.image_item.sceneBoundingRect()
+    assert (overlay_rect.width(), overlay_rect.height()) == (cols, rows)
     assert win.viewer.overlay_item.isVisible()
     qtbot.keyClick(win.viewer, Qt.Key.Key_E)
     assert not win.viewer.overlay_item.isVisible()

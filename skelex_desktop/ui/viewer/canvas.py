@@ -28,8 +28,16 @@ from PySide6.QtWidgets import (
 )
 
 from skelex_desktop.core.ingest.frame import Frame
-from skelex_desktop.core.windowing import Window, drag_window, window_presets
-from skelex_desktop.ui.viewer.rendering import overlay_rgba, to_qimage, windowed_uint8
+from skelex_desktop.core.windowing import Window, drag_window
+from skelex_desktop.ui.viewer.rendering import (
+    DisplayFrame,
+    OverlaySource,
+    overlay_image,
+    overlay_source,
+    prepare_display,
+    to_qimage,
+    windowed_uint8,
+)
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 40.0
 
@@ -79,12 +87,18 @@ class RadiographView(QGraphicsView):
         self.markers.setStyleSheet("color: white; background: transparent; font-size: 16pt;")
 
     # --- content -------------------------------------------------------------------------
-    def set_frame(self, frame: Frame, laterality: str = "", view: str = "") -> None:
-        """Show `frame` at its default window, fitted; clears overlay, hotspots and regions."""
+    def set_frame(
+        self, shown: Frame | DisplayFrame, laterality: str = "", view: str = ""
+    ) -> None:
+        """Show a frame at its default window, fitted; clears overlay, hotspots and regions.
+
+        A `DisplayFrame` prepared off the GUI thread costs only the pixmap upload here.
+        """
+        display = shown if isinstance(shown, DisplayFrame) else prepare_display(shown)
+        frame = display.frame
         self.frame = frame
-        self.presets = window_presets(frame.values, frame.window)
-        finite = frame.values[np.isfinite(frame.values)]
-        self._value_range = float(finite.max() - finite.min()) if finite.size else 1.0
+        self.presets = display.presets
+        self._value_range = display.value_range
         self.window = frame.window
         self.invert = False
         self.rotation, self.flip_h, self.flip_v = 0, False, False
@@ -93,7 +107,7 @@ class RadiographView(QGraphicsView):
         self.set_regions([])
         rows, cols = frame.shape
         self.scene().setSceneRect(QRectF(0, 0, cols, rows))
-        self._render()
+        self.image_item.setPixmap(QPixmap.fromImage(display.image))
         if frame.pixel_spacing is None:
             self.notice.setText("UNCALIBRATED - no pixel spacing; distances in pixels only")
         elif frame.calibration == "detector":
@@ -131,19 +145,22 @@ class RadiographView(QGraphicsView):
     # --- overlay, hotspots, regions ------------------------------------------------------
     def set_overlay(
         self,
-        error_map: np.ndarray,
+        source: OverlaySource | np.ndarray,
         colormap: str = "hot",
         opacity: float = 0.55,
         threshold: float = 0.0,
-        scale: tuple[float, float] | None = None,
     ) -> None:
-        """Draw a full-resolution error map over the image (same shape as the frame)."""
-        if self.frame is not None and error_map.shape != self.frame.shape:
+        """Draw an error map over the image; its geometry must be the image's geometry."""
+        if isinstance(source, np.ndarray):
+            source = overlay_source(source)
+        if self.frame is not None and source.full_shape != self.frame.shape:
             raise ValueError(
-                f"error map {error_map.shape} does not match the image {self.frame.shape}"
+                f"error map {source.full_shape} does not match the image {self.frame.shape}"
             )
-        rgba = overlay_rgba(error_map, colormap, opacity, threshold, scale)
-        self.overlay_item.setPixmap(QPixmap.fromImage(to_qimage(rgba)))
+        self.overlay_item.setPixmap(
+            QPixmap.fromImage(overlay_image(source, colormap, opacity, threshold))
+        )
+        self.overlay_item.setScale(source.factor)  # back onto full-resolution coordinates
 
     def clear_overlay(self) -> None:
         self.overlay_item.setPixmap(QPixmap())

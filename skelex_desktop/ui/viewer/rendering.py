@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PySide6.QtGui import QImage
 
-from skelex_desktop.core.ingest.frame import apply_window
+from skelex_desktop.core.ingest.frame import Frame, apply_window
+from skelex_desktop.core.windowing import Window, window_presets
+
+OVERLAY_MAX_SIDE = 1024  # the map comes from a 224 px model: more pixels add nothing visible
 
 
 def to_qimage(pixels: np.ndarray) -> QImage:
@@ -39,18 +44,78 @@ def overlay_rgba(
     threshold: float = 0.0,
     scale: tuple[float, float] | None = None,
 ) -> np.ndarray:
-    """An RGBA uint8 overlay of `error_map`: values below `threshold` (0-1 of the scale) are
-    transparent; the rest take the colour map at `opacity`."""
+    """An RGBA uint8 overlay of `error_map` on the colour scale `scale` (default: 0 to the
+    99.5th percentile). With a threshold (0-1 of the scale) lower values are transparent;
+    without one, near-zero error fades out."""
     import cv2
 
     low, high = scale if scale is not None else (0.0, float(np.nanpercentile(error_map, 99.5)))
-    unit = np.clip((error_map.astype(np.float32) - low) / max(high - low, 1e-12), 0.0, 1.0)
-    unit = np.nan_to_num(unit)
-    bgr = cv2.applyColorMap((unit * 255).astype(np.uint8), COLORMAPS[colormap])
-    rgba = np.empty((*unit.shape, 4), dtype=np.uint8)
-    rgba[..., :3] = bgr[..., ::-1]
-    alpha = np.where(unit >= threshold, opacity * 255.0, 0.0)
-    if threshold <= 0.0:
-        alpha = opacity * 255.0 * np.minimum(1.0, unit * 4.0)  # fade out the near-zero error
-    rgba[..., 3] = alpha.astype(np.uint8)
+    unit = (error_map.astype(np.float32) - np.float32(low)) * np.float32(1.0 / max(high - low, 1e-12))
+    np.clip(unit, 0.0, 1.0, out=unit)
+    level = (np.nan_to_num(unit, copy=False) * 255.0).astype(np.uint8)
+    rgba = cv2.cvtColor(cv2.applyColorMap(level, COLORMAPS[colormap]), cv2.COLOR_BGR2RGBA)
+    steps = np.arange(256, dtype=np.float32) / 255.0
+    if threshold > 0.0:
+        alpha = np.where(steps >= threshold, opacity, 0.0)
+    else:
+        alpha = opacity * np.minimum(1.0, steps * 4.0)
+    rgba[..., 3] = (alpha * 255.0).astype(np.uint8)[level]
     return rgba
+
+
+@dataclass
+class DisplayFrame:
+    """A frame with everything the canvas needs precomputed (safe to build off the GUI thread:
+    QImage, unlike QPixmap, may be created in any thread)."""
+
+    frame: Frame
+    presets: dict[str, Window]
+    value_range: float
+    image: QImage
+
+
+def prepare_display(frame: Frame) -> DisplayFrame:
+    """Window presets, value range and the default-window image of `frame`."""
+    presets = window_presets(frame.values, frame.window)
+    step = max(1, int(np.sqrt(frame.values.size / 250_000)))
+    sample = frame.values[::step, ::step]
+    finite = sample[np.isfinite(sample)]
+    value_range = float(finite.max() - finite.min()) if finite.size else 1.0
+    pixels = frame.rgb if frame.rgb is not None else windowed_uint8(frame.values, *frame.window)
+    return DisplayFrame(frame, presets, max(value_range, 1e-6), to_qimage(pixels))
+
+
+@dataclass
+class OverlaySource:
+    """An error map reduced for display, and the factor back to full-resolution geometry."""
+
+    values: np.ndarray
+    factor: float
+    full_shape: tuple[int, int]
+    scale: tuple[float, float]
+
+
+def overlay_source(error_map: np.ndarray, foreground: np.ndarray | None = None) -> OverlaySource:
+    """Reduce a full-resolution map to at most OVERLAY_MAX_SIDE pixels (off the GUI thread) and
+    choose its colour scale: 0 to the 99.5th percentile inside `foreground` when given."""
+    import cv2
+
+    h, w = error_map.shape
+    factor = max(h, w) / OVERLAY_MAX_SIDE
+    values = error_map.astype(np.float32)
+    if factor > 1.0:
+        small = (max(1, round(w / factor)), max(1, round(h / factor)))
+        values = cv2.resize(values, small, interpolation=cv2.INTER_AREA)
+        factor = w / small[0]
+    else:
+        factor = 1.0
+    inside = error_map[foreground] if foreground is not None and foreground.any() else values
+    high = float(np.nanpercentile(inside, 99.5)) if inside.size else 1.0
+    return OverlaySource(values, factor, (h, w), (0.0, max(high, 1e-12)))
+
+
+def overlay_image(
+    source: OverlaySource, colormap: str, opacity: float, threshold: float
+) -> QImage:
+    """The coloured overlay of a reduced map, as a QImage."""
+    return to_qimage(overlay_rgba(source.values, colormap, opacity, threshold, source.scale))
