@@ -61,8 +61,13 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.viewer)
         self.worklist = WorklistPanel(self.db)
         self.findings = FindingsPanel()
-        self._dock("Worklist", "worklistDock", self.worklist, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._dock("Findings", "findingsDock", self.findings, Qt.DockWidgetArea.RightDockWidgetArea)
+        left = self._dock(
+            "Worklist", "worklistDock", self.worklist, Qt.DockWidgetArea.LeftDockWidgetArea
+        )
+        right = self._dock(
+            "Findings", "findingsDock", self.findings, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.resizeDocks([left, right], [470, 360], Qt.Orientation.Horizontal)
         self.readout = QLabel("")
         self.statusBar().addWidget(self.readout, 1)
         self.job_status = JobStatus(self.runner)
@@ -181,7 +186,8 @@ class MainWindow(QMainWindow):
         from skelex_desktop.ui.viewer.rendering import overlay_source
 
         analysis = analyse_image(self.db, self.service, image_id)
-        analysis.overlay = overlay_source(analysis.result.error_map)
+        result = analysis.result
+        analysis.overlay = overlay_source(result.error_map, result.extra.get("display_max"))
         return analysis
 
     # --- opening images ------------------------------------------------------------------------

@@ -88,9 +88,9 @@ def test_a_failing_job_reaches_the_user(qtbot, workspace, no_modal) -> None:
     def boom(_progress):
         raise RuntimeError("disk on fire")
 
-    job = win.run_job(Job("Broken", boom), lambda _r: None)
-    with qtbot.waitSignal(job.finished, timeout=10_000):
-        pass
+    job = Job("Broken", boom)
+    with qtbot.waitSignal(job.finished, timeout=10_000):  # connected before the job starts
+        win.run_job(job, lambda _r: None)
     qtbot.waitUntil(lambda: bool(no_modal))
     assert no_modal == ["Broken failed: disk on fire"]
     assert win.last_error == "Broken failed: disk on fire"

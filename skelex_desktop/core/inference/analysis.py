@@ -34,6 +34,8 @@ from skelex_desktop.core.inference.preprocess import normalise, to_model_u8
 from skelex_desktop.core.inference.registry import Registry
 from skelex_desktop.core.inference.session import open_graph
 
+DISPLAY_PERCENTILE = 99.5
+
 
 @dataclass
 class ErrorMapResult:
@@ -149,11 +151,14 @@ class MaeRuntime:
         score = anomaly_score(emap.model_map, emap.foreground,
                               float(settings.get("score_percentile", SCORE_PERCENTILE)))
         cut = settings.get("abnormal_threshold")
+        inside = emap.model_map[emap.foreground] if emap.foreground.any() else emap.model_map
         return ErrorMapResult(
             emap.full_resolution(), spots, score,
             None if cut is None else bool(score > float(cut)),
             None if cut is None else float(cut),
             self.manifest.name, self.manifest.sha256, mode, emap.passes,
+            # colour scale for displays: the anatomy's error, not the collimation border's
+            extra={"display_max": float(np.percentile(inside, DISPLAY_PERCENTILE))},
         )
 
 

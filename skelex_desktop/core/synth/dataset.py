@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -232,11 +234,17 @@ def generate_dataset(
                 progress.advance(current=rows[-1]["gt"]["file"])
     else:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futures: list[Future] = [pool.submit(render_item, cfg, it, out_dir) for it in plan]
+            # at most two items per worker in flight, so a cancel stops the run promptly
+            pending = iter(plan)
+            futures: deque[Future] = deque(
+                pool.submit(render_item, cfg, it, out_dir) for it in islice(pending, 2 * workers)
+            )
             try:
-                for fut in futures:
+                while futures:
                     check(progress)
-                    rows.append(fut.result())
+                    rows.append(futures.popleft().result())
+                    for item in islice(pending, 1):
+                        futures.append(pool.submit(render_item, cfg, item, out_dir))
                     if progress is not None:
                         progress.advance(current=rows[-1]["gt"]["file"])
             except BaseException:

@@ -95,9 +95,9 @@ class OverlaySource:
     scale: tuple[float, float]
 
 
-def overlay_source(error_map: np.ndarray, foreground: np.ndarray | None = None) -> OverlaySource:
-    """Reduce a full-resolution map to at most OVERLAY_MAX_SIDE pixels (off the GUI thread) and
-    choose its colour scale: 0 to the 99.5th percentile inside `foreground` when given."""
+def overlay_source(error_map: np.ndarray, display_max: float | None = None) -> OverlaySource:
+    """Reduce a full-resolution map to at most OVERLAY_MAX_SIDE pixels (off the GUI thread);
+    its colour scale runs from 0 to `display_max` (default: the map's 99.5th percentile)."""
     import cv2
 
     h, w = error_map.shape
@@ -109,8 +109,7 @@ def overlay_source(error_map: np.ndarray, foreground: np.ndarray | None = None) 
         factor = w / small[0]
     else:
         factor = 1.0
-    inside = error_map[foreground] if foreground is not None and foreground.any() else values
-    high = float(np.nanpercentile(inside, 99.5)) if inside.size else 1.0
+    high = display_max if display_max is not None else float(np.nanpercentile(values, 99.5))
     return OverlaySource(values, factor, (h, w), (0.0, max(high, 1e-12)))
 
 
