@@ -74,6 +74,7 @@ class RadiographView(QGraphicsView):
         self.flip_h = False
         self.flip_v = False
         self.zoom = 1.0
+        self.fit_mode = True  # keep fitting on resize until the reader zooms
         self.box_mode = False
         self._drag_start: QPointF | None = None
         self._drag_window: Window | None = None
@@ -195,6 +196,7 @@ class RadiographView(QGraphicsView):
         rect = QRectF(x0 - w * margin, y0 - h * margin, w * (1 + 2 * margin), h * (1 + 2 * margin))
         self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
         self.zoom = self.transform().mapRect(QRectF(0, 0, 1, 1)).width()
+        self.fit_mode = False
 
     # --- geometry ------------------------------------------------------------------------
     def _apply_transform(self) -> None:
@@ -211,15 +213,18 @@ class RadiographView(QGraphicsView):
         w, h = (rect.height(), rect.width()) if rotated else (rect.width(), rect.height())
         view = self.viewport().rect()
         self.zoom = max(MIN_ZOOM, min(view.width() / max(w, 1), view.height() / max(h, 1)))
+        self.fit_mode = True
         self._apply_transform()
         self.centerOn(rect.center())
 
     def actual_size(self) -> None:
         self.zoom = 1.0
+        self.fit_mode = False
         self._apply_transform()
 
     def zoom_by(self, factor: float) -> None:
         self.zoom = min(MAX_ZOOM, max(MIN_ZOOM, self.zoom * factor))
+        self.fit_mode = False
         self._apply_transform()
 
     def rotate_by(self, degrees: int) -> None:
@@ -299,6 +304,8 @@ class RadiographView(QGraphicsView):
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._place_markers()
+        if self.fit_mode:
+            self.fit()
 
     def _place_markers(self) -> None:
         self.markers.move(self.viewport().width() - self.markers.width() - 12, 8)
