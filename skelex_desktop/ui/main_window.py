@@ -116,6 +116,7 @@ class MainWindow(QMainWindow):
         file_menu, review, view = bar.addMenu("&File"), bar.addMenu("&Review"), bar.addMenu("&View")
         help_menu = bar.addMenu("&Help")
         self._action("Import...", "Ctrl+O", self.show_import_dialog, file_menu)
+        self._action("Export labelled set...", "Ctrl+E", self.show_export_dialog, file_menu)
         self.demo_action = self._action("Load demo studies", None, self.load_demo_studies, file_menu)
         self._action("Refresh worklist", "F5", lambda: self.worklist.refresh(), file_menu)
         file_menu.addSeparator()
@@ -415,6 +416,16 @@ class MainWindow(QMainWindow):
         dialog = ImportDialog(self.workspace, self.runner, self)
         if dialog.job is None:
             dialog.finished.connect(lambda _r: self.worklist.refresh())
+        dialog.show()
+        return dialog
+
+    def show_export_dialog(self):  # noqa: ANN201 - ExportDialog, imported lazily
+        from skelex_desktop.ui.dialogs.export_dialog import ExportDialog
+
+        dialog = ExportDialog(self.workspace, self.runner, self)
+        dialog.exported.connect(
+            lambda result: self.statusBar().showMessage(f"Export: {result.summary()}", 15000)
+        )
         dialog.show()
         return dialog
 

@@ -18,6 +18,7 @@ SHORTCUTS: list[tuple[str, str]] = [
     ("Left-drag", "Pan"),
     ("I, R, H, V", "Invert, rotate 90 degrees, flip horizontal, flip vertical"),
     ("Ctrl+O", "Import folders, files or a DICOMDIR"),
+    ("Ctrl+E", "Export a labelled set"),
     ("F5", "Refresh the worklist"),
     ("F1", "This list"),
 ]

@@ -28,6 +28,9 @@ COMMANDS = [
     ["label"],
     ["label", "import"],
     ["label", "list"],
+    ["task"],
+    ["task", "list"],
+    ["task", "add"],
     ["export"],
     ["db"],
     ["db", "upgrade"],
@@ -119,3 +122,16 @@ def test_label_import_with_errors_exits_non_zero_and_imports_nothing(tmp_path: P
     err = capsys.readouterr().err
     assert "line 2: no image with SOP Instance UID or file path '1.2.3'" in err
     assert "1 invalid rows; nothing was imported" in err
+
+
+def test_task_add_and_list(tmp_path: Path, capsys) -> None:
+    base = ["--data-dir", str(tmp_path)]
+    assert main([*base, "task", "add", "bone_age", "--kind", "regression", "--title", "Bone age"]) == 0
+    assert "added task bone_age (regression, order 7)" in capsys.readouterr().out
+    assert main([*base, "task", "add", "bone_age", "--kind", "regression"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main([*base, "task", "add", "side", "--kind", "multiclass", "--classes", "left"]) == 2
+    assert "at least two classes" in capsys.readouterr().err
+    assert main([*base, "task", "list", "--json"]) == 0
+    names = [t["name"] for t in json.loads(capsys.readouterr().out)]
+    assert names[-1] == "bone_age" and len(names) == 7

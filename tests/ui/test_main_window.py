@@ -186,3 +186,13 @@ def test_launch_without_display_explains_in_one_line(tmp_path: Path) -> None:
         "skelex-desktop: no display found; run it on a desktop, under Xvfb "
         "(xvfb-run skelex-desktop) or with QT_QPA_PLATFORM=offscreen"
     ]
+
+
+def test_export_dialog_opens_from_the_file_menu(qtbot, workspace, no_modal) -> None:
+    win = _window(qtbot, workspace)
+    file_menu = win.menuBar().actions()[0].menu()
+    action = next(a for a in file_menu.actions() if a.text().startswith("Export labelled set"))
+    assert action.shortcut().toString() == "Ctrl+E"
+    dialog = win.show_export_dialog()
+    assert dialog.isVisible() and dialog.windowTitle() == "Export labelled set"
+    dialog.close()
