@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 Handler = Callable[[argparse.Namespace], int]
@@ -42,3 +43,11 @@ def needs_action(name: str) -> Handler:
         raise CliError(f"'{name}' needs an action; see skelex-desktop {name} --help", code=2)
 
     return handler
+
+
+def iso_date(text: str) -> date:
+    """argparse type for YYYY-MM-DD dates."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from exc

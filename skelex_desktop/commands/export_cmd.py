@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from datetime import date
 from pathlib import Path
 
-from skelex_desktop.commands.common import AddCommand, CliError, emit, open_ws
+from skelex_desktop.commands.common import AddCommand, CliError, emit, iso_date, open_ws
 
 FORMAT_HELP = "csv, jsonl, coco, yolo, hf, dicom-sr, dicom-pm, dicom-seg (comma-separated)"
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -79,9 +71,9 @@ def register(add: AddCommand) -> None:
                     help="image workflow status to export (default confirmed)")
     ex.add_argument("--reader", dest="reader_filter", metavar="R",
                     help="only labels and regions of this reader")
-    ex.add_argument("--from", dest="date_from", type=_date, metavar="DATE",
+    ex.add_argument("--from", dest="date_from", type=iso_date, metavar="DATE",
                     help="study date on or after (YYYY-MM-DD)")
-    ex.add_argument("--to", dest="date_to", type=_date, metavar="DATE",
+    ex.add_argument("--to", dest="date_to", type=iso_date, metavar="DATE",
                     help="study date on or before (YYYY-MM-DD)")
     ex.add_argument("--model-version", metavar="V",
                     help="only images with a prediction of this model (name, version, name:version)")

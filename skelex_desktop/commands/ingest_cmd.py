@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date
 from pathlib import Path
 
-from skelex_desktop.commands.common import AddCommand, CliError, emit, open_ws
+from skelex_desktop.commands.common import AddCommand, CliError, emit, iso_date, open_ws
 from skelex_desktop.core.domain import ImageStatus
 
 
@@ -29,13 +28,6 @@ def cmd_import(args: argparse.Namespace) -> int:
         Path(args.report).write_text(json.dumps(report.to_json(), indent=2), encoding="utf-8")
     emit(args, report.to_json(), report.summary())
     return 0
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
 
 
 def cmd_worklist(args: argparse.Namespace) -> int:
@@ -87,8 +79,8 @@ def register(add: AddCommand) -> None:
     wl.add_argument("--modality")
     wl.add_argument("--body-part")
     wl.add_argument("--laterality", choices=["L", "R"])
-    wl.add_argument("--from", dest="date_from", type=_date, metavar="YYYY-MM-DD")
-    wl.add_argument("--to", dest="date_to", type=_date, metavar="YYYY-MM-DD")
+    wl.add_argument("--from", dest="date_from", type=iso_date, metavar="YYYY-MM-DD")
+    wl.add_argument("--to", dest="date_to", type=iso_date, metavar="YYYY-MM-DD")
     wl.add_argument("--search", metavar="TEXT", help="patient, accession or body part text")
     wl.add_argument("--sort", default="study_date", help="column to sort on")
     wl.add_argument("--ascending", action="store_true")
