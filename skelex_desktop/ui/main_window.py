@@ -24,7 +24,7 @@ from skelex_desktop.ui.dialogs.import_dialog import ImportDialog
 from skelex_desktop.ui.panels.findings_panel import FindingsPanel
 from skelex_desktop.ui.panels.job_status import JobStatus
 from skelex_desktop.ui.panels.worklist_panel import WorklistPanel
-from skelex_desktop.ui.shortcuts import SHORTCUTS, shortcuts_html
+from skelex_desktop.ui.shortcuts import shortcuts_html
 from skelex_desktop.ui.undo_commands import (
     AddRegionCommand,
     CommandHooks,
@@ -414,8 +414,7 @@ class MainWindow(QMainWindow):
 
     def show_import_dialog(self) -> ImportDialog:
         dialog = ImportDialog(self.workspace, self.runner, self)
-        if dialog.job is None:
-            dialog.finished.connect(lambda _r: self.worklist.refresh())
+        dialog.imported.connect(lambda _report: self.worklist.refresh())
         dialog.show()
         return dialog
 
@@ -496,5 +495,3 @@ class MainWindow(QMainWindow):
         self.loader.stop()
         super().closeEvent(event)
 
-
-__all__ = ["MainWindow", "SHORTCUTS"]

@@ -141,10 +141,10 @@ def test_import_dialog_reports_every_file(qtbot, demo_source: Path, workspace, n
     dialog = win.show_import_dialog()
     (demo_source / "notes.txt").write_text("not an image")
     dialog.add_sources([demo_source])
-    job = dialog.start()
-    with qtbot.waitSignal(job.finished, timeout=120_000):
-        pass
-    qtbot.waitUntil(lambda: dialog.report is not None)
+    with qtbot.waitSignal(dialog.imported, timeout=120_000):
+        dialog.start()
+    assert dialog.report is not None
+    qtbot.waitUntil(lambda: win.worklist.model.total == dialog.report.imported > 0)
     outcomes = {dialog.table.item(r, 1).text() for r in range(dialog.table.rowCount())}
     assert "imported" in outcomes and dialog.table.rowCount() == len(dialog.report.files)
     assert dialog.status.text() == dialog.report.summary()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -24,7 +25,13 @@ from skelex_desktop.ui.workers import Job, JobRunner
 
 
 class ImportDialog(QDialog):
-    """Choose sources, run the import in the background, then show what happened to each file."""
+    """Choose sources, run the import in the background, then show what happened to each file.
+
+    `imported` carries the ImportReport when an import ends (cancelled imports keep what they
+    finished, so the worklist refreshes then too).
+    """
+
+    imported = Signal(object)
 
     def __init__(self, workspace: Workspace, runner: JobRunner, parent=None) -> None:  # noqa: ANN001
         super().__init__(parent)
@@ -100,6 +107,7 @@ class ImportDialog(QDialog):
         self.job.succeeded.connect(self._done)
         self.job.failed.connect(lambda message: self._finish(message))
         self.job.cancelled.connect(lambda: self._finish("Import cancelled; finished files kept."))
+        self.job.finished.connect(lambda: self.imported.emit(self.report))
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         return self.runner.start(self.job)
