@@ -8,13 +8,13 @@ from skelex_desktop.commands import (
     ingest_cmd,
     label_cmd,
     model_cmd,
-    planned_cmd,
     synth_cmd,
     task_cmd,
+    train_cmd,
 )
 from skelex_desktop.commands.common import AddCommand
 
-MODULES = (ingest_cmd, synth_cmd, label_cmd, task_cmd, model_cmd, export_cmd, planned_cmd, db_cmd)
+MODULES = (ingest_cmd, synth_cmd, label_cmd, task_cmd, model_cmd, export_cmd, train_cmd, db_cmd)
 
 
 def register_all(add: AddCommand) -> None:

@@ -78,13 +78,18 @@ def test_environment_selects_the_database(tmp_path: Path, monkeypatch, capsys) -
 
 
 @pytest.mark.parametrize(
-    "argv",
-    [["train", "--task", "fracture"], ["analyze", "--all"]],
+    ("argv", "reason"),
+    [
+        (["train", "--task", "fracture"], "has no usable labels"),
+        (["train", "--task", "nope"], "unknown task 'nope'"),
+        (["analyze", "999"], "no image with id 999"),
+        (["model-version", "activate", "head-x", "1"], "no model version head-x 1"),
+    ],
 )
-def test_commands_of_later_versions_fail_with_one_line(tmp_path: Path, argv, capsys) -> None:
-    assert main(["--data-dir", str(tmp_path), *argv]) == 3
+def test_training_commands_fail_with_one_line(tmp_path: Path, argv, reason, capsys) -> None:
+    assert main(["--data-dir", str(tmp_path), *argv]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("skelex-desktop: '") and "not available" in err
+    assert err.startswith("skelex-desktop: ") and reason in err
     assert len(err.splitlines()) == 1
 
 

@@ -1,0 +1,226 @@
+"""Image embeddings of a model package, cached under `data_dir/cache/embeddings/`.
+
+One entry per (image content hash, frame, model package sha256): `<key>.npy`, a float32 [D]
+vector written to a temporary name and renamed, so a reader never sees half an entry.
+Preprocessing is exactly the error map's (`to_model_u8` + `normalise` with the manifest's
+settings), so an embedding and an error map of one image see the same model input.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+
+from skelex_desktop.core.db.engine import Database
+from skelex_desktop.core.db.models import Image
+from skelex_desktop.core.inference.cache import cache_key
+from skelex_desktop.core.progress import Progress, check
+
+BATCH_SIZE = 16
+
+
+def embedding_key(content_hash: str, frame: int, package_sha256: str) -> str:
+    """The cache key of one image frame's embedding by one model package."""
+    return cache_key(content_hash, package_sha256, frame=frame, kind="embedding")
+
+
+class EmbeddingCache:
+    """Embeddings by key, one atomic .npy file each."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    @classmethod
+    def for_data_dir(cls, data_dir: Path) -> EmbeddingCache:
+        return cls(Path(data_dir) / "cache" / "embeddings")
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}.npy"
+
+    def get(self, key: str) -> np.ndarray | None:
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, vector: np.ndarray) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        target = self.path(key)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.save(handle, np.asarray(vector, np.float32))
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """What locating an image's pixels and its cache entry needs."""
+
+    image_id: int
+    file_path: Path
+    frame: int
+    content_hash: str
+
+
+def image_refs(db: Database, image_ids: Iterable[int] | None = None) -> list[ImageRef]:
+    """References of the given images (all images when None), in id order."""
+    query = select(Image.id, Image.file_path, Image.frame, Image.content_hash).order_by(Image.id)
+    if image_ids is not None:
+        ids = sorted(set(image_ids))
+        query = query.where(Image.id.in_(ids))
+    with db.read() as session:
+        rows = session.execute(query).all()
+    refs = [ImageRef(r[0], Path(r[1]), int(r[2]), r[3]) for r in rows]
+    if image_ids is not None and len(refs) != len(ids):
+        missing = sorted(set(ids) - {r.image_id for r in refs})
+        raise ValueError(f"no image with id {', '.join(map(str, missing))}")
+    return refs
+
+
+def model_input(pixels: np.ndarray, manifest: Any) -> np.ndarray:
+    """[3, S, S] float32: the same model input the error map uses."""
+    from skelex_desktop.core.inference.preprocess import normalise, to_model_u8
+
+    prep = manifest.preprocessing
+    rgb, _geometry = to_model_u8(pixels, prep)
+    return normalise(rgb, prep)
+
+
+@dataclass
+class EmbeddingResult:
+    """Embeddings by image id, and how many were computed (the rest came from the cache)."""
+
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)
+    computed: int = 0
+    cached: int = 0
+
+
+def cached_embeddings(
+    data_dir: Path, refs: Sequence[ImageRef], package_sha256: str
+) -> dict[int, np.ndarray]:
+    """The cached embeddings among `refs` (images without an entry are left out)."""
+    cache = EmbeddingCache.for_data_dir(data_dir)
+    found = {}
+    for ref in refs:
+        vector = cache.get(embedding_key(ref.content_hash, ref.frame, package_sha256))
+        if vector is not None:
+            found[ref.image_id] = vector
+    return found
+
+
+def embed_images(
+    db: Database,
+    service: Any,
+    image_ids: Iterable[int],
+    progress: Progress | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> EmbeddingResult:
+    """Embeddings of `image_ids` with `service.runtime` (an ErrorMapService), cached.
+
+    Cache misses are read, preprocessed and embedded `batch_size` at a time; each batch is
+    cached as soon as it is computed, so a cancel keeps the finished work.
+    """
+    from skelex_desktop.core.ingest.pixels import read_frame
+
+    refs = image_refs(db, image_ids)
+    runtime = service.runtime
+    sha = runtime.manifest.sha256
+    cache = EmbeddingCache.for_data_dir(Path(service.settings.data_dir))
+    result = EmbeddingResult()
+    if progress is not None:
+        progress.set_total(len(refs))
+        progress.set_status("embedding images")
+    pending: list[tuple[ImageRef, np.ndarray]] = []
+
+    def flush() -> None:
+        batch = np.stack([x for _ref, x in pending])
+        vectors = runtime.embed(batch)
+        for (ref, _x), vector in zip(pending, vectors, strict=True):
+            cache.put(embedding_key(ref.content_hash, ref.frame, sha), vector)
+            result.vectors[ref.image_id] = np.asarray(vector, np.float32)
+        result.computed += len(pending)
+        if progress is not None:
+            progress.advance(len(pending))
+        pending.clear()
+
+    for ref in refs:
+        check(progress)
+        hit = cache.get(embedding_key(ref.content_hash, ref.frame, sha))
+        if hit is not None:
+            result.vectors[ref.image_id] = hit
+            result.cached += 1
+            if progress is not None:
+                progress.advance(1, current=str(ref.image_id))
+            continue
+        decoded = read_frame(ref.file_path, ref.frame)
+        pixels = decoded.rgb if decoded.rgb is not None else decoded.values
+        pending.append((ref, model_input(pixels, runtime.manifest)))
+        if len(pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
+    return result
+
+
+@dataclass
+class AnalyzeSummary:
+    """What `analyze` did: images analysed, embeddings computed / reused, failures."""
+
+    analysed: int = 0
+    embedded: int = 0
+    embeddings_cached: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "analysed": self.analysed,
+            "embedded": self.embedded,
+            "embeddings_cached": self.embeddings_cached,
+            "failed": {str(k): v for k, v in self.failed.items()},
+        }
+
+
+def analyze_images(
+    db: Database, service: Any, image_ids: Iterable[int] | None, progress: Progress | None = None
+) -> AnalyzeSummary:
+    """Error map + zero-shot prediction (`analyse_image`) and embedding of each image.
+
+    `image_ids=None` analyses every image. An unreadable image is reported in `failed` and the
+    others go on; both steps read their caches, so a second run computes nothing.
+    """
+    from skelex_desktop.core.image_analysis import analyse_image
+    from skelex_desktop.core.ingest.limits import IngestError
+
+    refs = image_refs(db, image_ids)
+    summary = AnalyzeSummary()
+    if progress is not None:
+        progress.set_total(len(refs))
+        progress.set_status("analysing images")
+    ok: list[int] = []
+    for ref in refs:
+        check(progress)
+        try:
+            analyse_image(db, service, ref.image_id)
+            ok.append(ref.image_id)
+            summary.analysed += 1
+        except (IngestError, OSError, ValueError) as exc:
+            summary.failed[ref.image_id] = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        if progress is not None:
+            progress.advance(1, current=str(ref.image_id))
+    embedded = embed_images(db, service, ok, progress)
+    summary.embedded, summary.embeddings_cached = embedded.computed, embedded.cached
+    return summary

@@ -1,0 +1,107 @@
+"""Model versions: listing, the next version of a head, and activation (roll back/forward).
+
+Activation is per model name: activating a version deactivates the other versions of the same
+name only, so a head and the zero-shot model stay active side by side. `task_states` prefers
+predictions of active versions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from skelex_desktop.core import audit
+from skelex_desktop.core.db.engine import Database
+from skelex_desktop.core.db.models import ModelVersion, Prediction
+
+
+class VersionError(ValueError):
+    """An unknown model version; the message lists what exists."""
+
+
+@dataclass(frozen=True)
+class VersionView:
+    """One model version as `model-version list` shows it."""
+
+    id: int
+    name: str
+    version: str
+    parent_id: int | None
+    active: bool
+    created_at: datetime
+    predictions: int
+    metrics: dict[str, Any]
+    label_counts: dict[str, Any]
+    file_sha256: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.__dict__.copy()
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+def list_versions(db: Database) -> list[VersionView]:
+    """Every model version by name, then creation order."""
+    counts = (
+        select(Prediction.model_version_id, func.count().label("n"))
+        .group_by(Prediction.model_version_id)
+        .subquery()
+    )
+    query = (
+        select(ModelVersion, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.model_version_id == ModelVersion.id)
+        .order_by(ModelVersion.name, ModelVersion.created_at, ModelVersion.id)
+    )
+    with db.read() as session:
+        return [
+            VersionView(mv.id, mv.name, mv.version, mv.parent_id, bool(mv.active), mv.created_at,
+                        int(n), dict(mv.metrics or {}), dict(mv.label_counts or {}),
+                        dict(mv.file_sha256 or {}))
+            for mv, n in session.execute(query)
+        ]
+
+
+def latest_version(session: Session, name: str) -> ModelVersion | None:
+    """The newest version of `name` (highest number for numbered versions)."""
+    rows = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).all()
+    if not rows:
+        return None
+    return max(rows, key=lambda mv: (mv.version.isdigit(), int(mv.version) if mv.version.isdigit()
+                                     else 0, mv.created_at, mv.id))
+
+
+def next_version(session: Session, name: str) -> str:
+    """"1" for a new name, else one more than the highest numbered version."""
+    numbers = [int(v) for v in session.scalars(
+        select(ModelVersion.version).where(ModelVersion.name == name)) if v.isdigit()]
+    return str(max(numbers, default=0) + 1)
+
+
+def set_active(session: Session, target: ModelVersion) -> None:
+    """Make `target` the one active version of its name (in the caller's transaction)."""
+    for other in session.scalars(select(ModelVersion).where(ModelVersion.name == target.name)):
+        other.active = other.id == target.id
+
+
+def activate_version(db: Database, name: str, version: str, who: str) -> VersionView:
+    """Activate `name` `version` (an older one rolls back), audited."""
+    with db.write() as session:
+        target = session.scalar(select(ModelVersion).where(
+            ModelVersion.name == name, ModelVersion.version == version))
+        if target is None:
+            known = session.scalars(select(ModelVersion.version).where(
+                ModelVersion.name == name)).all()
+            raise VersionError(
+                f"no model version {name} {version}; "
+                + (f"versions of {name}: {', '.join(known)}" if known else f"no model named {name}"))
+        before = session.scalar(select(ModelVersion.version).where(
+            ModelVersion.name == name, ModelVersion.active.is_(True)))
+        set_active(session, target)
+        audit.record(session, who, "model_version.activate", "model_version", target.id,
+                     before={"active": before}, after={"active": version})
+        target_id = target.id
+    return next(v for v in list_versions(db) if v.id == target_id)
