@@ -183,6 +183,7 @@ class AnalyzeSummary:
     analysed: int = 0
     embedded: int = 0
     embeddings_cached: int = 0
+    head_predictions: int = 0
     failed: dict[int, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -190,6 +191,7 @@ class AnalyzeSummary:
             "analysed": self.analysed,
             "embedded": self.embedded,
             "embeddings_cached": self.embeddings_cached,
+            "head_predictions": self.head_predictions,
             "failed": {str(k): v for k, v in self.failed.items()},
         }
 
@@ -223,4 +225,14 @@ def analyze_images(
             progress.advance(1, current=str(ref.image_id))
     embedded = embed_images(db, service, ok, progress)
     summary.embedded, summary.embeddings_cached = embedded.computed, embedded.cached
+    summary.head_predictions = apply_active_heads(db, service, embedded)
     return summary
+
+
+def apply_active_heads(db: Database, service: Any, embedded: EmbeddingResult) -> int:
+    """Predictions of the active task heads for freshly embedded images (see heads.predict)."""
+    from skelex_desktop.core.heads.predict import predict_with_active_heads
+
+    return predict_with_active_heads(
+        db, Path(service.settings.data_dir), embedded.vectors, service.runtime.manifest.sha256
+    )

@@ -182,11 +182,14 @@ class MainWindow(QMainWindow):
         return self._service
 
     def _analyse(self, image_id: int) -> Any:
-        """Analyse and prepare the overlay (runs in the background loader)."""
+        """Error map, zero-shot and task-head predictions, and the overlay (runs in the
+        background loader)."""
+        from skelex_desktop.core.embeddings import apply_active_heads, embed_images
         from skelex_desktop.core.image_analysis import analyse_image
         from skelex_desktop.ui.viewer.rendering import overlay_source
 
         analysis = analyse_image(self.db, self.service, image_id)
+        apply_active_heads(self.db, self.service, embed_images(self.db, self.service, [image_id]))
         result = analysis.result
         analysis.overlay = overlay_source(result.error_map, result.extra.get("display_max"))
         return analysis

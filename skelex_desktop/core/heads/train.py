@@ -207,7 +207,7 @@ def _store(
                 temperature = weights.temperatures.get(task.name, 1.0)
                 for row, image_id in enumerate(ids):
                     p = probabilities[task.name][row]
-                    session.add(_prediction(image_id, created.id, task_ids[task.name],
+                    session.add(head_prediction(image_id, created.id, task_ids[task.name],
                                             task.kind, task.classes, p, name, version,
                                             temperature))
             audit.record(session, who or "skelex-desktop", "model_version.train",
@@ -222,7 +222,7 @@ def _store(
                        len(ids) * len(data.tasks))
 
 
-def _prediction(image_id: int, version_id: int, task_id: int, kind: str, classes: list[str],
+def head_prediction(image_id: int, version_id: int, task_id: int, kind: str, classes: list[str],
                 p: Any, name: str, version: str, temperature: float) -> Prediction:
     probs = {c: float(v) for c, v in zip(classes, p, strict=True)}
     score = probs[classes[1]] if kind == "binary" else max(probs.values())
