@@ -83,7 +83,13 @@ def test_analyze_command_runs_once_then_reads_caches(
     assert "analysed 3 image(s); embeddings: 3 computed, 0 cached" in capsys.readouterr().out
     assert main([*base, "analyze", "--all", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary == {"analysed": 3, "embedded": 0, "embeddings_cached": 3, "failed": {}}
+    assert summary == {
+        "analysed": 3,
+        "embedded": 0,
+        "embeddings_cached": 3,
+        "head_predictions": 0,
+        "failed": {},
+    }
     with workspace.db.read() as s:
         assert len(s.scalars(select(Prediction)).all()) == 3  # one zero-shot row each
         statuses = set(s.scalars(select(Image.status)))
