@@ -47,6 +47,10 @@ class LruCache:
             while len(self._data) > self._size:
                 self._data.popitem(last=False)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
     def __contains__(self, key: Any) -> bool:
         with self._lock:
             return key in self._data
@@ -141,8 +145,6 @@ class BackgroundLoader(QObject):
             log.exception("background %s of image %s failed", kind, image_id)
             self.failed.emit(image_id, kind, str(exc))
 
-    def invalidate_analysis(self, image_id: int) -> None:
-        self.analyses.put(image_id, None)
 
     def stop(self, timeout: float = 30.0) -> None:
         self._queue.put((-1, 0, -1, STOP, 0, None, False))

@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         help_menu = bar.addMenu("&Help")
         self._action("Import...", "Ctrl+O", self.show_import_dialog, file_menu)
         self._action("Export labelled set...", "Ctrl+E", self.show_export_dialog, file_menu)
+        self._action("Train task heads...", None, self.show_training_dialog, file_menu)
         self.demo_action = self._action("Load demo studies", None, self.load_demo_studies, file_menu)
         self._action("Refresh worklist", "F5", lambda: self.worklist.refresh(), file_menu)
         file_menu.addSeparator()
@@ -430,6 +431,20 @@ class MainWindow(QMainWindow):
         )
         dialog.show()
         return dialog
+
+    def show_training_dialog(self):  # noqa: ANN201 - TrainingDialog, imported lazily
+        from skelex_desktop.ui.dialogs.training_dialog import TrainingDialog
+
+        dialog = TrainingDialog(self.workspace, self.runner, self)
+        dialog.trained.connect(lambda _result: self._after_training())
+        dialog.show()
+        return dialog
+
+    def _after_training(self) -> None:
+        """New head predictions exist: show them for the open image and in the worklist."""
+        self.loader.analyses.clear()
+        self.worklist.refresh()
+        self._refresh_tasks()
 
     def load_demo_studies(self) -> Job:
         from skelex_desktop.core.demo import create_demo_studies

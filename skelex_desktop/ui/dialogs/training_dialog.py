@@ -1,0 +1,162 @@
+"""Training dialog: choose tasks, train a head in the background (child process), see its
+cross-validated metrics, cancel at any time."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from skelex_desktop.core.schema import list_tasks
+from skelex_desktop.core.workspace import Workspace
+from skelex_desktop.ui.workers import Job, JobRunner
+
+TRAINABLE = {"binary", "multiclass", "ordinal"}
+METRICS = [
+    ("auroc", "AUROC"),
+    ("balanced_accuracy", "Balanced acc."),
+    ("f1_macro", "F1 (macro)"),
+    ("mae", "MAE"),
+    ("ece", "ECE"),
+    ("ece_calibrated", "ECE calibrated"),
+]
+
+
+class TrainingDialog(QDialog):
+    """`trained` carries the TrainResult of a successful training."""
+
+    trained = Signal(object)
+
+    def __init__(self, workspace: Workspace, runner: JobRunner, parent=None) -> None:  # noqa: ANN001
+        super().__init__(parent)
+        self.setWindowTitle("Train task heads")
+        self.resize(640, 520)
+        self.workspace = workspace
+        self.runner = runner
+        self.job: Job | None = None
+        self.result = None
+        self.tasks = QListWidget()
+        with workspace.db.read() as session:
+            for task in list_tasks(session):
+                if task.kind in TRAINABLE:
+                    item = QListWidgetItem(f"{task.title} ({task.kind})")
+                    item.setData(Qt.ItemDataRole.UserRole, task.name)
+                    item.setCheckState(Qt.CheckState.Unchecked)
+                    self.tasks.addItem(item)
+        self.folds = QSpinBox()
+        self.folds.setRange(2, 10)
+        self.folds.setValue(5)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 1_000_000)
+        form = QFormLayout()
+        form.addRow("Cross-validation folds (patient-grouped)", self.folds)
+        form.addRow("Seed", self.seed)
+        self.progress = QProgressBar()
+        self.status = QLabel(
+            "Tick one task (or several for a multi-head model). Only confirmed human labels of "
+            "analysed images count; uncertain labels are left out."
+        )
+        self.status.setWordWrap(True)
+        self.metrics = QTableWidget(0, len(METRICS) + 1)
+        self.metrics.setHorizontalHeaderLabels(["Task", *[title for _k, title in METRICS]])
+        self.metrics.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.start_button = QPushButton("Train")
+        self.start_button.setObjectName("startTrainingButton")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel training")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self._cancel)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(QLabel("Tasks"))
+        layout.addWidget(self.tasks, 1)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(QLabel("Cross-validated metrics (out-of-fold)"))
+        layout.addWidget(self.metrics, 1)
+
+    def set_checked(self, names: list[str]) -> None:
+        for i in range(self.tasks.count()):
+            item = self.tasks.item(i)
+            wanted = item.data(Qt.ItemDataRole.UserRole) in names
+            item.setCheckState(Qt.CheckState.Checked if wanted else Qt.CheckState.Unchecked)
+
+    def checked(self) -> list[str]:
+        return [
+            self.tasks.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(self.tasks.count())
+            if self.tasks.item(i).checkState() == Qt.CheckState.Checked
+        ]
+
+    def start(self) -> Job | None:
+        from skelex_desktop.core.heads.train import train_head
+
+        names = self.checked()
+        if not names:
+            self.status.setText("Tick at least one task to train.")
+            return None
+        db, settings = self.workspace.db, self.workspace.settings
+        folds, seed = self.folds.value(), self.seed.value()
+        self.job = Job(
+            "Training",
+            lambda progress: train_head(db, settings, names, folds, seed, progress=progress),
+        )
+        self.job.progressed.connect(self._progress)
+        self.job.succeeded.connect(self._done)
+        self.job.failed.connect(self._finish)
+        self.job.cancelled.connect(lambda: self._finish("Training cancelled; nothing was stored."))
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.metrics.setRowCount(0)
+        return self.runner.start(self.job)
+
+    def _progress(self, done: int, total: int, current: str) -> None:
+        if total:
+            self.progress.setRange(0, total)
+            self.progress.setValue(min(done, total))
+        if current:
+            self.status.setText(current)
+
+    def _done(self, result) -> None:  # noqa: ANN001 - TrainResult
+        self.result = result
+        cv = result.metrics.get("cv", {})
+        self.metrics.setRowCount(len(cv))
+        for row, (task, values) in enumerate(cv.items()):
+            self.metrics.setItem(row, 0, QTableWidgetItem(task))
+            for col, (key, _title) in enumerate(METRICS, start=1):
+                value = values.get(key)
+                text = "" if value is None else f"{float(value):.3f}"
+                self.metrics.setItem(row, col, QTableWidgetItem(text))
+        self._finish(
+            f"Trained {result.name} version {result.version} (now active); "
+            f"{result.predictions} predictions stored."
+        )
+        self.trained.emit(result)
+
+    def _finish(self, message: str) -> None:
+        self.status.setText(message)
+        self.start_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _cancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.status.setText("Cancelling...")

@@ -1,0 +1,35 @@
+"""The training dialog trains a real head (child process) on labelled demo studies."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from skelex_desktop.core.db.models import Image, ModelVersion
+from skelex_desktop.core.embeddings import analyze_images
+from skelex_desktop.core.inference.analysis import ErrorMapService
+from skelex_desktop.core.labels import confirm_label
+from skelex_desktop.ui.main_window import MainWindow
+
+
+def test_train_from_the_dialog_and_see_metrics(qtbot, demo_workspace, no_modal) -> None:
+    db = demo_workspace.db
+    with db.read() as s:
+        ids = list(s.scalars(select(Image.id).order_by(Image.id)))
+    for n, image_id in enumerate(ids):
+        confirm_label(db, image_id, "fracture", n % 2, "dr.ui")
+    analyze_images(db, ErrorMapService(demo_workspace.settings), ids)
+    win = MainWindow(demo_workspace)
+    qtbot.addWidget(win)
+    dialog = win.show_training_dialog()
+    assert dialog.start() is None and "Tick at least one task" in dialog.status.text()
+    dialog.set_checked(["fracture"])
+    dialog.folds.setValue(2)
+    with qtbot.waitSignal(dialog.trained, timeout=120_000):
+        dialog.start()
+    assert dialog.metrics.rowCount() == 1 and dialog.metrics.item(0, 0).text() == "fracture"
+    assert dialog.metrics.item(0, 1).text()  # AUROC shown
+    assert "Trained head-fracture version 1" in dialog.status.text()
+    with db.read() as s:
+        version = s.scalars(select(ModelVersion).where(ModelVersion.name == "head-fracture")).one()
+    assert version.active and version.metrics["cv"]["fracture"]["auroc"] is not None
+    assert no_modal == []
