@@ -30,6 +30,21 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _informative_ids(ws) -> list[int]:  # noqa: ANN001 - Workspace
+    from skelex_desktop.core.heads.informative import informative_image_ids
+    from skelex_desktop.core.inference.registry import Registry
+
+    manifest = Registry.from_settings(ws.settings).manifest(ws.settings.active_model)
+    ids = informative_image_ids(ws.db, ws.settings.data_dir, manifest.sha256)
+    if not ids:
+        raise CliError(
+            "no unlabelled image has a task-head prediction yet: run `analyze --all`, then "
+            "`train --task T`",
+            code=2,
+        )
+    return ids
+
+
 def cmd_worklist(args: argparse.Namespace) -> int:
     from skelex_desktop.core.worklist import WorklistQuery, query_worklist
 
@@ -48,6 +63,9 @@ def cmd_worklist(args: argparse.Namespace) -> int:
     )
     ws = open_ws(args)
     try:
+        if args.informative:
+            query.image_ids = _informative_ids(ws)
+            query.sort, query.descending = "rank", False
         with ws.db.read() as session:
             try:
                 page = query_worklist(session, query)
@@ -84,6 +102,11 @@ def register(add: AddCommand) -> None:
     wl.add_argument("--search", metavar="TEXT", help="patient, accession or body part text")
     wl.add_argument("--sort", default="study_date", help="column to sort on")
     wl.add_argument("--ascending", action="store_true")
+    wl.add_argument(
+        "--informative",
+        action="store_true",
+        help="unlabelled images, most informative first for the active task heads",
+    )
     wl.add_argument("--offset", type=int, default=0)
     wl.add_argument("--limit", type=int, default=50)
     wl.add_argument("--json", action="store_true", help="machine-readable output")

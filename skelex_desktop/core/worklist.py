@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from skelex_desktop.core.db.models import Image, Patient, Series, Study
@@ -93,7 +93,7 @@ SORT_KEYS: dict[str, ColumnElement] = {
     "imported_at": Image.imported_at,
     "study_uid": Study.study_instance_uid,
 }
-SORT_KEYS_EXTRA = ("images_in_study",)
+SORT_KEYS_EXTRA = ("images_in_study", "rank")  # rank: the order of `image_ids` itself
 
 
 def _escape_like(text: str) -> str:
@@ -179,6 +179,11 @@ def query_worklist(session: Session, query: WorklistQuery) -> WorklistPage:
     if query.sort == "images_in_study":
         key: ColumnElement = _images_in_study()
         needs_join = True
+    elif query.sort == "rank":
+        if not query.image_ids:
+            raise ValueError("sorting by rank needs the ranked image ids")
+        key = case({image_id: i for i, image_id in enumerate(query.image_ids)}, value=Image.id)
+        needs_join = needs_study
     else:
         key = SORT_KEYS[query.sort]
         needs_join = needs_study or key.table is not Image.__table__

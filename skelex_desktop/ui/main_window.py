@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
         self.worklist.open_row.connect(self.open_row)
         self.worklist.import_requested.connect(self.show_import_dialog)
         self.worklist.demo_requested.connect(self.load_demo_studies)
+        self.worklist.informative_requested.connect(self.order_by_informativeness)
         self.viewer.readout.connect(self.readout.setText)
         self.viewer.box_drawn.connect(self._on_box)
         self.findings.overlay_toggled.connect(self.viewer.set_overlay_visible)
@@ -431,6 +432,34 @@ class MainWindow(QMainWindow):
         )
         dialog.show()
         return dialog
+
+    def order_by_informativeness(self) -> Job:
+        """Rank unlabelled images for the active heads in the background, then show them."""
+        from skelex_desktop.core.heads.informative import informative_image_ids
+
+        db, data_dir = self.db, self.workspace.settings.data_dir
+        service = self.service
+
+        def rank(progress) -> list[int]:  # noqa: ANN001 - Progress
+            progress.set_status("ranking unlabelled images")
+            return informative_image_ids(db, data_dir, service.runtime.manifest.sha256)
+
+        def show(ids: list[int]) -> None:
+            if ids:
+                self.worklist.show_ranked(ids)
+                self.statusBar().showMessage(f"{len(ids)} images, most informative first", 8000)
+            else:
+                self.worklist.reset_order()
+                self.show_error(
+                    "No unlabelled image has a task-head prediction yet: analyse the images, "
+                    "label some and train a head (File > Train task heads).",
+                    modal=False,
+                )
+
+        job = Job("Active-learning order", rank)
+        job.succeeded.connect(show)
+        job.failed.connect(self.show_error)
+        return self.runner.start(job)
 
     def show_training_dialog(self):  # noqa: ANN201 - TrainingDialog, imported lazily
         from skelex_desktop.ui.dialogs.training_dialog import TrainingDialog

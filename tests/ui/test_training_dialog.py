@@ -33,3 +33,28 @@ def test_train_from_the_dialog_and_see_metrics(qtbot, demo_workspace, no_modal) 
         version = s.scalars(select(ModelVersion).where(ModelVersion.name == "head-fracture")).one()
     assert version.active and version.metrics["cv"]["fracture"]["auroc"] is not None
     assert no_modal == []
+
+
+def test_most_informative_first_after_training(qtbot, demo_workspace, no_modal) -> None:
+    from skelex_desktop.core.heads.train import train_head
+
+    db = demo_workspace.db
+    with db.read() as s:
+        ids = list(s.scalars(select(Image.id).order_by(Image.id)))
+    win = MainWindow(demo_workspace)
+    qtbot.addWidget(win)
+    order = win.worklist.order
+    with qtbot.waitSignal(win.runner.jobs_changed, timeout=5_000):
+        order.setCurrentIndex(order.count() - 1)  # no head yet: explained, order reset
+    qtbot.waitUntil(lambda: order.currentIndex() == 0, timeout=30_000)
+    assert "No unlabelled image has a task-head prediction" in win.last_error
+
+    labelled = ids[:4]
+    for n, image_id in enumerate(labelled):
+        confirm_label(db, image_id, "fracture", n % 2, "dr.ui")
+    analyze_images(db, ErrorMapService(demo_workspace.settings), ids)
+    train_head(db, demo_workspace.settings, ["fracture"], folds=2, seed=0)
+    order.setCurrentIndex(order.count() - 1)
+    qtbot.waitUntil(lambda: win.worklist.model.total == len(ids) - len(labelled), timeout=30_000)
+    shown = {win.worklist.model.row_at(i).image_id for i in range(win.worklist.model.total)}
+    assert shown == set(ids) - set(labelled)

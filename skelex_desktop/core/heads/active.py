@@ -31,16 +31,19 @@ def informative_order(
     diversity: float = 0.5,
     method: str = "entropy",
     limit: int = 200,
+    scores: np.ndarray | None = None,
 ) -> np.ndarray:
     """Indices of the N candidates, most informative first.
 
     The first `limit` are chosen greedily by (1 - diversity) * uncertainty + diversity *
     (distance to the nearest labelled or already picked embedding, scaled to [0, 1]); the
     rest follow by uncertainty alone. `labelled`: [M, D] embeddings of labelled images.
+    `scores`: precomputed uncertainties in [0, 1] (e.g. averaged over several tasks) instead of
+    the uncertainty of `probs`.
     """
     if not 0.0 <= diversity <= 1.0:
         raise ValueError("diversity must be between 0 and 1")
-    score = uncertainty(probs, method)
+    score = np.asarray(scores, np.float64) if scores is not None else uncertainty(probs, method)
     x = np.asarray(embeddings, np.float64)
     n = len(x)
     if n == 0:

@@ -29,6 +29,7 @@ from skelex_desktop.core.inference.hotspots import (
     find_hotspots,
     scale_hotspots,
 )
+from skelex_desktop.core.inference.normalisation import declared_lowpass, lowpass_masked_error
 from skelex_desktop.core.inference.package import Manifest, PackageError, sha256_bytes
 from skelex_desktop.core.inference.preprocess import normalise, to_model_u8
 from skelex_desktop.core.inference.registry import Registry
@@ -121,7 +122,11 @@ class MaeRuntime:
 
     def error_map(self, pixels: np.ndarray, mode: str = "complementary",
                   passes: int | None = None) -> ErrorMap:
-        """The model-space error map of decoded pixels (gray [H, W] or RGB [H, W, 3])."""
+        """The model-space error map of decoded pixels (gray [H, W] or RGB [H, W, 3]).
+
+        When the manifest declares `errormap.lowpass_sigma`, input and reconstructions are
+        Gaussian-blurred by that many model pixels before differencing (`normalisation.py`).
+        """
         prep = self.manifest.preprocessing
         rgb, geometry = to_model_u8(pixels, prep)
         x = normalise(rgb, prep)
@@ -134,6 +139,9 @@ class MaeRuntime:
         batch = np.broadcast_to(x, (noise.shape[0], *x.shape))
         rec, mask = self.reconstruct(batch, noise)
         error, counts = masked_error(x, rec, mask, self.manifest.patch_size, prep)
+        sigma = declared_lowpass(settings)
+        if sigma is not None:
+            error = lowpass_masked_error(x, rec, mask, self.manifest.patch_size, prep, sigma)
         return ErrorMap(error, counts, foreground_mask(rgb, geometry), geometry, mode,
                         noise.shape[0])
 

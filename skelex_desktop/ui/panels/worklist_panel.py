@@ -40,6 +40,7 @@ class WorklistPanel(QWidget):
     open_row = Signal(int)
     import_requested = Signal()
     demo_requested = Signal()
+    informative_requested = Signal()
 
     def __init__(self, db: Database) -> None:
         super().__init__()
@@ -75,6 +76,11 @@ class WorklistPanel(QWidget):
         self.order.addItem("Newest study first", ("study_date", True))
         self.order.addItem("Highest AI score first", ("ai_score", True))
         self.order.addItem("Patient", ("patient_id", False))
+        self.order.addItem("Most informative first (active learning)", ("rank", False))
+        self.order.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.order.setMinimumContentsLength(14)
         self.order.currentIndexChanged.connect(self._order_changed)
         self.count_label = QLabel("")
         self.import_button = QPushButton("Import...")
@@ -118,7 +124,17 @@ class WorklistPanel(QWidget):
 
     def _order_changed(self, _index: int) -> None:
         sort, descending = self.order.currentData()
-        self.model.set_query(sort=sort, descending=descending)
+        if sort == "rank":
+            self.informative_requested.emit()  # the window computes the ranking off-thread
+            return
+        self.model.set_query(sort=sort, descending=descending, image_ids=None)
+
+    def show_ranked(self, image_ids: list[int]) -> None:
+        """Show only `image_ids`, in that order (the active-learning queue)."""
+        self.model.set_query(sort="rank", descending=False, image_ids=image_ids)
+
+    def reset_order(self) -> None:
+        self.order.setCurrentIndex(0)
 
     def _update_counts(self) -> None:
         shown, total = self.model.rowCount(), self.model.total

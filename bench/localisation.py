@@ -1,0 +1,333 @@
+"""Yardstick for error maps: how well does a map localise SynthMSK findings?
+
+On held-out SynthMSK images (seed 90210 by default; the demo model was pretrained on seed 0
+and calibrated on seed 20260) rendered in memory, for the model's error map and, in the same
+run, two baselines computed on the same preprocessed 8-bit model input:
+- median residual |x - median15(x)|, Gaussian residual |x - gauss_sigma4(x)| (x on [0, 1]);
+- optionally the normalised / low-pass variants of the model map (`--variants`), the
+  structure lookup table fitted on `--fit-n` NORMAL images of another seed (`--fit-seed`).
+
+Printed per map: pixel AUROC inside the bone mask (pooled, without implants, per finding
+type), AUPRO up to FPR 0.3 (pooled and without implants), image-level AUROC normal vs
+abnormal of the image score (99th percentile inside the app's foreground), the top-hotspot
+hit rate on abnormal images and the latency of the model map. Maps are scored at the
+source resolution (model-space maps resampled as the app does); definitions in
+docs/LOCALISATION.md and skelex_desktop/core/inference/yardstick.py.
+
+Usage: python bench/localisation.py [--n 200] [--model skelex-demo] [--variants] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skelex_desktop.core.inference.analysis import MaeRuntime
+from skelex_desktop.core.inference.errormap import (
+    ErrorMap,
+    foreground_mask,
+    masked_error,
+    noise_for,
+    to_source,
+)
+from skelex_desktop.core.inference.hotspots import (
+    DEFAULT_Z,
+    SCORE_PERCENTILE,
+    anomaly_score,
+    find_hotspots,
+    scale_hotspots,
+)
+from skelex_desktop.core.inference.normalisation import (
+    ErrorNormaliser,
+    declared_lowpass,
+    fit_normaliser,
+    lowpass_masked_error,
+)
+from skelex_desktop.core.inference.preprocess import normalise, to_model_u8
+from skelex_desktop.core.inference.yardstick import (
+    aupro,
+    auroc,
+    auroc_against,
+    box_hits,
+    hit_rate,
+)
+from skelex_desktop.core.synth import generate_image
+from skelex_desktop.core.synth.image import FINDING_KINDS
+
+EVAL_SEED = 90210
+FIT_SEED = 31337
+NORMAL_OFFSET = 1_000_000  # normal images use other indices than abnormal ones
+MEDIAN_KERNEL = 15
+GAUSS_SIGMA = 4.0
+LOWPASS_SIGMA = 2.0
+MAX_FPR = 0.3
+
+
+@dataclass
+class Pieces:
+    """One image through the model: 8-bit input, reconstruction passes, the error map as the
+    package declares it (`emap`) and the plain masked error (`raw`)."""
+
+    gray: np.ndarray
+    x: np.ndarray
+    rec: np.ndarray
+    mask: np.ndarray
+    emap: ErrorMap
+    raw: np.ndarray
+
+
+def model_pieces(runtime: MaeRuntime, pixels: np.ndarray) -> Pieces:
+    """The steps of `MaeRuntime.error_map` (complementary mode), keeping the passes."""
+    manifest = runtime.manifest
+    prep = manifest.preprocessing
+    rgb, geometry = to_model_u8(pixels, prep)
+    x = normalise(rgb, prep)
+    noise = noise_for("complementary", runtime.grid, manifest.mask_ratio,
+                      int(manifest.errormap.get("passes", 4)))
+    rec, mask = runtime.reconstruct(np.broadcast_to(x, (noise.shape[0], *x.shape)), noise)
+    raw, counts = masked_error(x, rec, mask, manifest.patch_size, prep)
+    sigma = declared_lowpass(manifest.errormap)
+    error = raw if sigma is None else lowpass_masked_error(x, rec, mask, manifest.patch_size,
+                                                           prep, sigma)
+    emap = ErrorMap(error, counts, foreground_mask(rgb, geometry), geometry, "complementary",
+                    noise.shape[0])
+    return Pieces(np.ascontiguousarray(rgb[..., 0]), x, rec, mask, emap, raw)
+
+
+def median_residual(p: Pieces) -> np.ndarray:
+    import cv2
+
+    return np.abs(p.gray.astype(np.float32) - cv2.medianBlur(p.gray, MEDIAN_KERNEL)) / 255.0
+
+
+def gauss_residual(p: Pieces) -> np.ndarray:
+    import cv2
+
+    g = p.gray.astype(np.float32) / 255.0
+    return np.abs(g - cv2.GaussianBlur(g, (0, 0), GAUSS_SIGMA))
+
+
+def lowpass(runtime: MaeRuntime) -> Callable[[Pieces], np.ndarray]:
+    m = runtime.manifest
+
+    def fn(p: Pieces) -> np.ndarray:
+        return lowpass_masked_error(p.x, p.rec, p.mask, m.patch_size, m.preprocessing,
+                                    LOWPASS_SIGMA)
+    return fn
+
+
+@dataclass
+class Tally:
+    """Everything one map contributes to the metrics."""
+
+    negatives: list[np.ndarray] = field(default_factory=list)
+    positives: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    regions: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    labels: list[bool] = field(default_factory=list)
+    hits: list[bool] = field(default_factory=list)
+    hits_no_implant: list[bool] = field(default_factory=list)
+    peak_hits: list[bool] = field(default_factory=list)
+    box_fraction: list[float] = field(default_factory=list)
+
+
+def tally_image(t: Tally, model_map: np.ndarray, emap: ErrorMap, image: Any,
+                hotspot_threshold: float | None) -> None:
+    """Add one image's map (model space [S, S]) to `t`, scored at source resolution."""
+    import cv2
+
+    full = to_source(model_map, emap.geometry)
+    bone = image.bone_mask.astype(bool)
+    finding = np.zeros_like(bone)
+    for f in image.findings:
+        m = f.mask.astype(bool)
+        finding |= m
+        inside = m & bone
+        t.positives.setdefault(f.type, []).append(full[inside])
+        count, labels = cv2.connectedComponents(inside.astype(np.uint8), connectivity=8)
+        for k in range(1, count):
+            t.regions.append((f.type, full[labels == k]))
+    t.negatives.append(full[bone & ~finding])
+    t.scores.append(anomaly_score(model_map, emap.foreground, SCORE_PERCENTILE))
+    t.labels.append(bool(image.findings))
+    if image.findings:
+        spots = find_hotspots(model_map, emap.foreground, z_threshold=DEFAULT_Z,
+                              threshold=hotspot_threshold)
+        spots = scale_hotspots(spots, emap.geometry.to_source, emap.geometry.source_shape)
+        hit = bool(spots) and box_hits((spots[0].x0, spots[0].y0, spots[0].x1, spots[0].y1),
+                                       finding)
+        t.hits.append(hit)
+        if not any(f.type == "implant" for f in image.findings):
+            t.hits_no_implant.append(hit)
+        if spots:
+            s = spots[0]
+            t.box_fraction.append((s.x1 - s.x0) * (s.y1 - s.y0) / bone.size)
+        t.peak_hits.append(box_hits(peak_box(model_map, emap), finding))
+
+
+def peak_box(model_map: np.ndarray, emap: ErrorMap) -> tuple[int, int, int, int]:
+    """The source-resolution footprint of the map's highest model pixel in the foreground."""
+    inside = np.where(emap.foreground, model_map, -np.inf) if emap.foreground.any() else model_map
+    row, col = np.unravel_index(int(np.argmax(inside)), inside.shape)
+    xs, ys = emap.geometry.to_source(np.array([col, col + 1], float), np.array([row, row + 1],
+                                                                              float))
+    return (int(np.floor(xs[0])), int(np.floor(ys[0])), int(np.ceil(xs[1])), int(np.ceil(ys[1])))
+
+
+def summarise(t: Tally) -> dict[str, Any]:
+    """The yardstick figures of one map."""
+    neg = np.sort(np.concatenate(t.negatives))
+    out: dict[str, Any] = {}
+    all_pos = [a for arrays in t.positives.values() for a in arrays]
+    no_implant = [a for k, arrays in t.positives.items() if k != "implant" for a in arrays]
+    out["pixel_auroc"] = auroc_against(neg, np.concatenate(all_pos))
+    out["pixel_auroc_no_implant"] = auroc_against(neg, np.concatenate(no_implant))
+    out["pixel_auroc_by_type"] = {k: auroc_against(neg, np.concatenate(t.positives[k]))
+                                  for k in FINDING_KINDS if k in t.positives}
+    out["aupro"] = aupro(neg, [r for _, r in t.regions], MAX_FPR)
+    out["aupro_no_implant"] = aupro(neg, [r for k, r in t.regions if k != "implant"], MAX_FPR)
+    out["image_auroc"] = auroc(np.asarray(t.scores), np.asarray(t.labels))
+    out["hit_rate"] = hit_rate(t.hits)
+    out["hit_rate_no_implant"] = hit_rate(t.hits_no_implant)
+    out["peak_hit_rate"] = hit_rate(t.peak_hits)
+    out["top_box_median_area_fraction"] = (float(np.median(t.box_fraction))
+                                           if t.box_fraction else float("nan"))
+    out["counts"] = {"negative_pixels": int(neg.size), "regions": len(t.regions),
+                     "images": len(t.labels), "abnormal": int(sum(t.labels))}
+    return out
+
+
+def fit_lut(runtime: MaeRuntime, n: int, seed: int, size: int,
+            maps: dict[str, Callable[[Pieces], np.ndarray]]) -> dict[str, ErrorNormaliser]:
+    """A structure lookup table per named map, fitted on `n` NORMAL images of `seed`."""
+    errors: dict[str, list[np.ndarray]] = {k: [] for k in maps}
+    grays, fgs = [], []
+    for i in range(n):
+        p = model_pieces(runtime, generate_image(seed, i, size=size, abnormal=False).monochrome2())
+        grays.append(p.gray)
+        fgs.append(p.emap.foreground)
+        for k, fn in maps.items():
+            errors[k].append(fn(p))
+    data = f"SynthMSK seed {seed}, {n} normal images of {size} px"
+    return {k: fit_normaliser(errors[k], grays, fgs, data=data) for k in maps}
+
+
+def latency(runtime: MaeRuntime, images: list[np.ndarray]) -> dict[str, float]:
+    """Median seconds per image: decoded pixels -> model map, and -> full-resolution map."""
+    runtime.error_map(images[0])
+    to_model, to_full = [], []
+    for pixels in images:
+        start = time.perf_counter()
+        emap = runtime.error_map(pixels)
+        to_model.append(time.perf_counter() - start)
+        emap.full_resolution()
+        to_full.append(time.perf_counter() - start)
+    return {"model_map_s": statistics.median(to_model),
+            "full_resolution_map_s": statistics.median(to_full), "images": len(images)}
+
+
+def fmt(v: float) -> str:
+    return "  n/a" if v != v else f"{v:.3f}"
+
+
+def report(results: dict[str, dict[str, Any]]) -> None:
+    kinds = [k for k in FINDING_KINDS if any(k in r["pixel_auroc_by_type"]
+                                             for r in results.values())]
+    head = ["map", "pixAUC", "noImpl", *kinds, "AUPRO", "AUPROnoI", "imgAUC", "hit", "hitNoI",
+            "box%", "peak"]
+    print(" | ".join(head))
+    for name, r in results.items():
+        row = [name, fmt(r["pixel_auroc"]), fmt(r["pixel_auroc_no_implant"]),
+               *[fmt(r["pixel_auroc_by_type"].get(k, float("nan"))) for k in kinds],
+               fmt(r["aupro"]), fmt(r["aupro_no_implant"]), fmt(r["image_auroc"]),
+               fmt(r["hit_rate"]), fmt(r["hit_rate_no_implant"]),
+               f"{100 * r['top_box_median_area_fraction']:.2f}", fmt(r["peak_hit_rate"])]
+        print(" | ".join(row))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200, help="abnormal images (and as many normal)")
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--seed", type=int, default=EVAL_SEED)
+    parser.add_argument("--model", default="skelex-demo")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--variants", action="store_true",
+                        help="also score normalised / low-pass variants of the model map")
+    parser.add_argument("--fit-n", type=int, default=120)
+    parser.add_argument("--fit-seed", type=int, default=FIT_SEED)
+    parser.add_argument("--latency-n", type=int, default=50)
+    parser.add_argument("--json", type=Path, help="write the figures to this file")
+    args = parser.parse_args()
+
+    from skelex_desktop.core.inference.registry import Registry
+    from skelex_desktop.core.settings import Settings
+
+    manifest = Registry.from_settings(Settings()).manifest(args.model)
+    runtime = MaeRuntime(manifest, args.threads)
+    base_threshold = manifest.errormap.get("hotspot_threshold")
+    own_threshold = None if base_threshold is None else float(base_threshold)
+
+    declared = declared_lowpass(manifest.errormap)
+    own = "model" if declared is None else f"model (low-pass s{declared:g}, as declared)"
+    maps: dict[str, Callable[[Pieces], np.ndarray]] = {own: lambda p: p.emap.model_map}
+    thresholds: dict[str, float | None] = {own: own_threshold}
+    maps[own + ", z 3.5 hotspots"] = maps[own]
+    if declared is not None:
+        maps["model, plain error (before low-pass)"] = lambda p: p.raw
+    maps[f"median{MEDIAN_KERNEL} residual"] = median_residual
+    maps[f"gauss{GAUSS_SIGMA:g} residual"] = gauss_residual
+    if args.variants:
+        lp = lowpass(runtime)
+        start = time.perf_counter()
+        luts = fit_lut(runtime, args.fit_n, args.fit_seed, args.size,
+                       {"raw": lambda p: p.raw, "lowpass": lp, "median": median_residual})
+        print(f"fitted lookup tables on {args.fit_n} normal images in "
+              f"{time.perf_counter() - start:.0f} s")
+        maps["plain error / LUT"] = lambda p: luts["raw"].apply(p.raw, p.gray)
+        if declared != LOWPASS_SIGMA:
+            maps[f"low-pass s{LOWPASS_SIGMA:g}"] = lp
+        maps[f"low-pass s{LOWPASS_SIGMA:g} / LUT"] = lambda p: luts["lowpass"].apply(lp(p), p.gray)
+        maps[f"median{MEDIAN_KERNEL} residual / LUT"] = (
+            lambda p: luts["median"].apply(median_residual(p), p.gray))
+    for k in maps:
+        thresholds.setdefault(k, None)
+
+    tallies = {k: Tally() for k in maps}
+    normals: list[np.ndarray] = []
+    start = time.perf_counter()
+    for i in range(2 * args.n):
+        abnormal = i < args.n
+        index = i if abnormal else NORMAL_OFFSET + i - args.n
+        image = generate_image(args.seed, index, size=args.size, abnormal=abnormal)
+        pixels = image.monochrome2()
+        if not abnormal and len(normals) < args.latency_n:
+            normals.append(pixels)
+        p = model_pieces(runtime, pixels)
+        if i == 0:  # the bench's replica is the runtime's map
+            assert np.allclose(p.emap.model_map, runtime.error_map(pixels).model_map, atol=1e-6)
+        for k, fn in maps.items():
+            tally_image(tallies[k], fn(p), p.emap, image, thresholds[k])
+    print(f"{2 * args.n} images (seed {args.seed}, {args.size} px) in "
+          f"{time.perf_counter() - start:.0f} s")
+    results = {k: summarise(t) for k, t in tallies.items()}
+    timing = latency(runtime, normals)
+    report(results)
+    print(f"latency ({args.model}, {args.threads} thread(s), median of {timing['images']}): "
+          f"pixels -> model map {1000 * timing['model_map_s']:.0f} ms, "
+          f"-> full-resolution map {1000 * timing['full_resolution_map_s']:.0f} ms")
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                         "results": results, "latency": timing}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

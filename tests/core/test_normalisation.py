@@ -1,0 +1,128 @@
+"""Error-map normalisation: the structure lookup table, the low-pass error, the manifest switch."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from skelex_desktop.core.inference.analysis import MaeRuntime
+from skelex_desktop.core.inference.errormap import complementary_noise, masked_error
+from skelex_desktop.core.inference.normalisation import (
+    ErrorNormaliser,
+    declared_lowpass,
+    fit_normaliser,
+    lowpass_masked_error,
+    structure_features,
+)
+from skelex_desktop.core.inference.package import read_manifest
+from skelex_desktop.core.inference.preprocess import Preprocessing
+from skelex_desktop.core.synth import generate_image
+from tests.core.test_mae_helpers import copy_tiny_package
+
+PREP = Preprocessing(size=32)
+
+
+def _ramp_image() -> np.ndarray:
+    """Left half flat dark, right half a steep ramp: two gradient regimes."""
+    img = np.zeros((32, 32), np.uint8)
+    img[:, 16:] = np.linspace(0, 255, 16, dtype=np.uint8)[None]
+    return img
+
+
+def test_features_are_flat_on_flat_and_steep_on_ramp() -> None:
+    f = structure_features(_ramp_image())
+    assert f["gradient"][:, :10].max() < 1e-6
+    assert f["gradient"][:, 20:28].min() > 0.05
+    assert f["intensity"].max() == pytest.approx(1.0)
+
+
+def _texture() -> np.ndarray:
+    import cv2
+
+    noise = np.random.default_rng(4).random((32, 32)).astype(np.float32)
+    smooth = cv2.GaussianBlur(noise, (0, 0), 2.0)
+    return ((smooth - smooth.min()) / (smooth.max() - smooth.min()) * 255).astype(np.uint8)
+
+
+def test_fitted_table_divides_out_structure_dependent_error() -> None:
+    gray = _texture()
+    grad = structure_features(gray)["gradient"]
+    edge = np.float32(np.quantile(grad, 0.5))  # the single inner gradient edge of 2 bins
+    error = np.where(grad >= edge, 0.5, 0.05).astype(np.float32)  # edges err 10x more
+    fg = np.ones_like(gray, bool)
+    norm = fit_normaliser([error] * 3, [gray] * 3, [fg] * 3, bins=(2, 1), floor_fraction=0.0)
+    assert norm.table.shape == (2, 1)
+    assert norm.table[:, 0].tolist() == pytest.approx([0.05, 0.5])
+    assert np.allclose(norm.apply(error, gray), 1.0, atol=1e-5)
+    # a finding (twice the expected error) stands out the same on flat and steep structure
+    lesion = error * np.where(np.arange(32)[:, None] < 16, 2.0, 1.0).astype(np.float32)
+    out = norm.apply(lesion, gray)
+    assert np.allclose(out[:16], 2.0, atol=1e-4) and np.allclose(out[16:], 1.0, atol=1e-4)
+
+
+def test_normaliser_json_round_trip_and_refusals() -> None:
+    gray = _ramp_image()
+    err = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    norm = fit_normaliser([err], [gray], [np.ones_like(gray, bool)], bins=(3, 2), data="t")
+    spec = json.loads(json.dumps(norm.to_json()))
+    back = ErrorNormaliser.from_json(spec)
+    assert back is not None and back.data == "t"
+    assert np.allclose(back.apply(err, gray), norm.apply(err, gray))
+    assert ErrorNormaliser.from_json(None) is None
+    assert ErrorNormaliser.from_json({"kind": "something_else"}) is None
+    assert ErrorNormaliser.from_json({**spec, "table": [[1.0]]}) is None
+    assert ErrorNormaliser.from_json({**spec, "features": ["gradient"]}) is None
+    with pytest.raises(ValueError):
+        fit_normaliser([err], [gray], [np.zeros_like(gray, bool)])
+
+
+def test_declared_lowpass_accepts_only_a_positive_number() -> None:
+    assert declared_lowpass({}) is None
+    assert declared_lowpass({"lowpass_sigma": None}) is None
+    assert declared_lowpass({"lowpass_sigma": 0}) is None
+    assert declared_lowpass({"lowpass_sigma": "2"}) is None
+    assert declared_lowpass({"lowpass_sigma": True}) is None
+    assert declared_lowpass({"lowpass_sigma": float("nan")}) is None
+    assert declared_lowpass({"lowpass_sigma": 2}) == 2.0
+
+
+def _passes(x: np.ndarray, rec_image: np.ndarray, patch: int = 8) -> tuple[np.ndarray, ...]:
+    """Patchify a [K, 3, S, S] reconstruction (HF layout) and complementary masks."""
+    k, c, s, _ = rec_image.shape
+    g = s // patch
+    rec = rec_image.reshape(k, c, g, patch, g, patch).transpose(0, 2, 4, 3, 5, 1)
+    noise = complementary_noise(g, k, 0.75)
+    order = np.argsort(np.argsort(noise, axis=1), axis=1)
+    mask = (order >= int(g * g * 0.25)).astype(np.float32)
+    return rec.reshape(k, g * g, patch * patch * c), mask
+
+
+def test_lowpass_error_ignores_fine_texture_but_keeps_a_blob() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(0, 0.1, (3, 32, 32)).astype(np.float32)
+    texture = x[None] + rng.normal(0, 0.5, (4, 3, 32, 32)).astype(np.float32)  # zero-mean noise
+    rec, mask = _passes(x, texture)
+    plain, _ = masked_error(x, rec, mask, 8, PREP)
+    low = lowpass_masked_error(x, rec, mask, 8, PREP, 2.0)
+    assert low.mean() < 0.2 * plain.mean()
+    blob = np.repeat(x[None], 4, axis=0)
+    blob[:, :, 10:20, 10:20] += 1.5  # a coarse grey-level change survives the blur
+    rec, mask = _passes(x, blob)
+    low = lowpass_masked_error(x, rec, mask, 8, PREP, 2.0)
+    assert low[13:17, 13:17].min() > 10 * low[:4, :4].max()
+    exact = lowpass_masked_error(x, *_passes(x, np.repeat(x[None], 4, axis=0)), 8, PREP, 2.0)
+    assert np.abs(exact).max() < 1e-6
+
+
+def test_runtime_applies_only_what_the_manifest_declares(tmp_path) -> None:  # noqa: ANN001
+    folder = copy_tiny_package(tmp_path)
+    manifest = read_manifest(folder)
+    pixels = generate_image(5, 0, size=128, abnormal=False).monochrome2()
+    plain = MaeRuntime(manifest).error_map(pixels).model_map
+    manifest.data["errormap"] = {**manifest.errormap, "lowpass_sigma": "unknown"}
+    assert np.array_equal(MaeRuntime(manifest).error_map(pixels).model_map, plain)
+    manifest.data["errormap"] = {**manifest.errormap, "lowpass_sigma": 2.0}
+    low = MaeRuntime(manifest).error_map(pixels).model_map
+    assert low.shape == plain.shape and not np.allclose(low, plain)
