@@ -75,16 +75,27 @@ def cmd_version_list(args: argparse.Namespace) -> int:
 
 
 def cmd_version_activate(args: argparse.Namespace) -> int:
+    from skelex_desktop.core.heads.refresh import refresh_active_predictions
     from skelex_desktop.core.heads.versions import VersionError, activate_version
 
     ws = open_ws(args)
     try:
         view = activate_version(ws.db, args.name, args.version, ws.settings.reader)
+        embedding_model = view.file_sha256.get("embedding_model")
+        added = (
+            refresh_active_predictions(ws.db, ws.settings.data_dir, embedding_model)
+            if embedding_model
+            else 0
+        )
     except VersionError as exc:
         raise CliError(str(exc)) from exc
     finally:
         ws.close()
-    emit(args, view.to_json(), f"{view.name} {view.version} is now active")
+    emit(
+        args,
+        view.to_json() | {"predictions_added": added},
+        f"{view.name} {view.version} is now active ({added} predictions added)",
+    )
     return 0
 
 

@@ -119,6 +119,7 @@ class MainWindow(QMainWindow):
         self._action("Import...", "Ctrl+O", self.show_import_dialog, file_menu)
         self._action("Export labelled set...", "Ctrl+E", self.show_export_dialog, file_menu)
         self._action("Train task heads...", None, self.show_training_dialog, file_menu)
+        self._action("Model versions...", None, self.show_versions_dialog, file_menu)
         self.demo_action = self._action("Load demo studies", None, self.load_demo_studies, file_menu)
         self._action("Refresh worklist", "F5", lambda: self.worklist.refresh(), file_menu)
         file_menu.addSeparator()
@@ -469,8 +470,17 @@ class MainWindow(QMainWindow):
         dialog.show()
         return dialog
 
+    def show_versions_dialog(self):  # noqa: ANN201 - VersionsDialog, imported lazily
+        from skelex_desktop.ui.dialogs.versions_dialog import VersionsDialog
+
+        dialog = VersionsDialog(self.workspace, self.runner, self)
+        dialog.activated.connect(lambda _view: self._after_training())
+        dialog.show()
+        return dialog
+
     def _after_training(self) -> None:
-        """New head predictions exist: show them for the open image and in the worklist."""
+        """Head predictions changed (training, activation): show them for the open image and
+        in the worklist."""
         self.loader.analyses.clear()
         self.worklist.refresh()
         self._refresh_tasks()

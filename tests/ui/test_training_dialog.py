@@ -58,3 +58,30 @@ def test_most_informative_first_after_training(qtbot, demo_workspace, no_modal) 
     qtbot.waitUntil(lambda: win.worklist.model.total == len(ids) - len(labelled), timeout=30_000)
     shown = {win.worklist.model.row_at(i).image_id for i in range(win.worklist.model.total)}
     assert shown == set(ids) - set(labelled)
+
+
+def test_versions_dialog_rolls_back_and_recomputes(qtbot, demo_workspace, no_modal) -> None:
+    from skelex_desktop.core.heads.train import train_head
+
+    db, settings = demo_workspace.db, demo_workspace.settings
+    with db.read() as s:
+        ids = list(s.scalars(select(Image.id).order_by(Image.id)))
+    for n, image_id in enumerate(ids):
+        confirm_label(db, image_id, "implant", n % 2, "dr.ui")
+    analyze_images(db, ErrorMapService(settings), ids)
+    train_head(db, settings, ["implant"], folds=2, seed=0)
+    train_head(db, settings, ["implant"], folds=2, seed=1)
+    win = MainWindow(demo_workspace)
+    qtbot.addWidget(win)
+    dialog = win.show_versions_dialog()
+    names = {(v.name, v.version, v.active) for v in dialog.views}
+    assert {("head-implant", "1", False), ("head-implant", "2", True)} <= names
+    assert "implant: auroc" in dialog.table.item(
+        next(i for i, v in enumerate(dialog.views) if v.name == "head-implant"), 6
+    ).text()
+    dialog.select("head-implant", "1")
+    job = dialog.activate_selected()
+    assert job is not None
+    qtbot.waitUntil(lambda: "predictions recomputed" in dialog.status.text(), timeout=60_000)
+    active = {(v.name, v.version) for v in dialog.views if v.active}
+    assert ("head-implant", "1") in active and ("head-implant", "2") not in active
