@@ -94,6 +94,7 @@ class TaskState:
     score: float | None
     threshold: float | None
     method: str
+    driver: dict[str, Any] | None  # region-guided heads: the region behind the suggestion
     label_id: int | None
     value: Any
     uncertain: bool
@@ -138,6 +139,7 @@ def task_states(session: Session, image_id: int) -> list[TaskState]:
                 score=prediction.score if prediction else None,
                 threshold=(prediction.details or {}).get("threshold") if prediction else None,
                 method=(prediction.details or {}).get("method", "") if prediction else "",
+                driver=(prediction.details or {}).get("driver") if prediction else None,
                 label_id=label.id if label else None,
                 value=label.value if label else None,
                 uncertain=bool(label.uncertain) if label else False,

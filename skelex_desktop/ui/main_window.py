@@ -89,6 +89,7 @@ class MainWindow(QMainWindow):
         self.findings.hotspot_clicked.connect(self._zoom_to_hotspot)
         self.findings.choice_made.connect(self.set_task_value)
         self.findings.confirm_clicked.connect(self.confirm_current)
+        self.findings.current_task_changed.connect(lambda _name: self._draw_driver())
         self._build_actions()
         self.worklist.refresh()
         self._restore_layout()
@@ -185,14 +186,16 @@ class MainWindow(QMainWindow):
         return self._service
 
     def _analyse(self, image_id: int) -> Any:
-        """Error map, zero-shot and task-head predictions, and the overlay (runs in the
-        background loader)."""
+        """Error map, zero-shot, task-head and region-guided predictions, and the overlay
+        (runs in the background loader)."""
         from skelex_desktop.core.embeddings import apply_active_heads, embed_images
+        from skelex_desktop.core.heads.regions import region_guided_predictions
         from skelex_desktop.core.image_analysis import analyse_image
         from skelex_desktop.ui.viewer.rendering import overlay_source
 
         analysis = analyse_image(self.db, self.service, image_id)
         apply_active_heads(self.db, self.service, embed_images(self.db, self.service, [image_id]))
+        region_guided_predictions(self.db, self.service, image_id, analysis)
         result = analysis.result
         analysis.overlay = overlay_source(result.error_map, result.extra.get("display_max"))
         return analysis
@@ -281,6 +284,13 @@ class MainWindow(QMainWindow):
         with self.db.read() as session:
             states = task_states(session, self.current.image_id)
         self.findings.set_tasks(states)
+        self._draw_driver()
+
+    def _draw_driver(self) -> None:
+        """The region that drove the current task's suggestion (region-guided heads)."""
+        state = self.findings.current_state()
+        box = state.driver.get("box") if state is not None and state.driver else None
+        self.viewer.set_driver(tuple(box) if box and state.driver.get("index") else None)
 
     # --- decisions -----------------------------------------------------------------------------
     def on_changes(self, changes: Changes) -> None:

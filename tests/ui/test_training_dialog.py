@@ -85,3 +85,29 @@ def test_versions_dialog_rolls_back_and_recomputes(qtbot, demo_workspace, no_mod
     qtbot.waitUntil(lambda: "predictions recomputed" in dialog.status.text(), timeout=60_000)
     active = {(v.name, v.version) for v in dialog.views if v.active}
     assert ("head-implant", "1") in active and ("head-implant", "2") not in active
+
+
+def test_region_guided_suggestion_names_its_region(qtbot, demo_workspace, no_modal) -> None:
+    from PySide6.QtCore import Qt
+
+    from skelex_desktop.core.heads.train import train_head
+
+    db, settings = demo_workspace.db, demo_workspace.settings
+    with db.read() as s:
+        ids = list(s.scalars(select(Image.id).order_by(Image.id)))
+    for n, image_id in enumerate(ids):
+        confirm_label(db, image_id, "tumour_category", ["benign", "none"][n % 2], "dr.ui")
+    analyze_images(db, ErrorMapService(settings), ids)
+    train_head(db, settings, ["tumour_category"], folds=2, seed=0)
+    win = MainWindow(demo_workspace)
+    qtbot.addWidget(win)
+    win.show()
+    win.open_row(0)
+    qtbot.waitUntil(lambda: win.analysis is not None, timeout=120_000)
+    while win.findings.current_state().name != "tumour_category":
+        qtbot.keyClick(win.viewer, Qt.Key.Key_T)
+    state = win.findings.current_state()
+    assert state.method == "task head (region-guided)" and state.driver is not None
+    row = next(r for r in win.findings.rows if r.state.name == "tumour_category")
+    assert f"from {state.driver['label']}" in row.ai.text()
+    assert len(win.viewer.driver_items) == (1 if state.driver["index"] else 0)

@@ -38,6 +38,8 @@ def describe_suggestion(state: TaskState) -> str:
     if state.kind == "binary":
         value = state.classes[int(value)]
     source = f"AI ({state.method})" if state.method else "AI"
+    if state.driver:
+        source += f", from {state.driver.get('label', 'a region')}"
     if state.threshold is not None and state.score is not None:
         relation = ">" if state.score > state.threshold else "<="
         return f"{source}: {value}, score {state.score:.3g} {relation} {state.threshold:.3g}"

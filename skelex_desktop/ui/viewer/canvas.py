@@ -66,6 +66,7 @@ class RadiographView(QGraphicsView):
         self.scene().addItem(self.overlay_item)
         self.hotspot_items: list[QGraphicsRectItem] = []
         self.region_items: list[QGraphicsRectItem] = []
+        self.driver_items: list[QGraphicsRectItem] = []
         self.frame: Frame | None = None
         self.window: Window = (0.5, 1.0)
         self.presets: dict[str, Window] = {}
@@ -106,6 +107,7 @@ class RadiographView(QGraphicsView):
         self.clear_overlay()
         self.set_hotspots([])
         self.set_regions([])
+        self.set_driver(None)
         rows, cols = frame.shape
         self.scene().setSceneRect(QRectF(0, 0, cols, rows))
         self.image_item.setPixmap(QPixmap.fromImage(display.image))
@@ -189,6 +191,10 @@ class RadiographView(QGraphicsView):
 
     def set_regions(self, boxes: list[tuple[float, float, float, float]]) -> None:
         self.region_items = self._boxes(self.region_items, boxes, "#7CFC00")
+
+    def set_driver(self, box: tuple[float, float, float, float] | None) -> None:
+        """The crop that drove the current task's region-guided suggestion (magenta)."""
+        self.driver_items = self._boxes(self.driver_items, [box] if box else [], "#ff4fd8")
 
     def zoom_to(self, box: tuple[float, float, float, float], margin: float = 0.5) -> None:
         x0, y0, x1, y1 = box
