@@ -5,6 +5,7 @@ from __future__ import annotations
 from skelex_desktop.commands import (
     db_cmd,
     export_cmd,
+    finetune_cmd,
     ingest_cmd,
     label_cmd,
     model_cmd,
@@ -14,7 +15,17 @@ from skelex_desktop.commands import (
 )
 from skelex_desktop.commands.common import AddCommand
 
-MODULES = (ingest_cmd, synth_cmd, label_cmd, task_cmd, model_cmd, export_cmd, train_cmd, db_cmd)
+MODULES = (
+    ingest_cmd,
+    synth_cmd,
+    label_cmd,
+    task_cmd,
+    model_cmd,
+    export_cmd,
+    train_cmd,
+    finetune_cmd,
+    db_cmd,
+)
 
 
 def register_all(add: AddCommand) -> None:

@@ -31,6 +31,7 @@ COMMANDS = [
     ["task"],
     ["task", "list"],
     ["task", "add"],
+    ["finetune"],
     ["export"],
     ["db"],
     ["db", "upgrade"],
@@ -140,3 +141,10 @@ def test_task_add_and_list(tmp_path: Path, capsys) -> None:
     assert main([*base, "task", "list", "--json"]) == 0
     names = [t["name"] for t in json.loads(capsys.readouterr().out)]
     assert names[-1] == "bone_age" and len(names) == 7
+
+
+def test_finetune_without_enough_labels_is_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["--data-dir", str(tmp_path), "finetune", "--task", "fracture", "--blocks", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("skelex-desktop: ") and len(err.splitlines()) == 1
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
