@@ -230,9 +230,14 @@ def analyze_images(
 
 
 def apply_active_heads(db: Database, service: Any, embedded: EmbeddingResult) -> int:
-    """Predictions of the active task heads for freshly embedded images (see heads.predict)."""
+    """Predictions of the package's bundled heads, then of the active task heads the user
+    trained, for freshly embedded images (see heads.bundled and heads.predict); the user's rows
+    are stored last, so they are the newest."""
+    from skelex_desktop.core.heads.bundled import predict_with_bundled_heads
     from skelex_desktop.core.heads.predict import predict_with_active_heads
 
-    return predict_with_active_heads(
-        db, Path(service.settings.data_dir), embedded.vectors, service.runtime.manifest.sha256
+    manifest = service.runtime.manifest
+    bundled = predict_with_bundled_heads(db, manifest, embedded.vectors)
+    return bundled + predict_with_active_heads(
+        db, Path(service.settings.data_dir), embedded.vectors, manifest.sha256
     )

@@ -95,6 +95,7 @@ class TaskState:
     threshold: float | None
     method: str
     driver: dict[str, Any] | None  # region-guided heads: the region behind the suggestion
+    cv_auroc: float | None  # the suggesting head's cross-validated AUROC, when it has one
     label_id: int | None
     value: Any
     uncertain: bool
@@ -108,14 +109,16 @@ class TaskState:
 def task_states(session: Session, image_id: int) -> list[TaskState]:
     """Every schema task with its newest prediction (active model first) and current label."""
     predictions: dict[int, Prediction] = {}
+    version_metrics: dict[int, dict[str, Any]] = {}
     rows = session.execute(
-        select(Prediction, ModelVersion.active)
+        select(Prediction, ModelVersion.metrics)
         .join(ModelVersion, Prediction.model_version_id == ModelVersion.id)
         .where(Prediction.image_id == image_id)
         .order_by(ModelVersion.active, Prediction.created_at, Prediction.id)
     )
-    for prediction, _active in rows:  # later rows (active, newest) win
+    for prediction, metrics in rows:  # later rows (active, newest) win
         predictions[prediction.task_id] = prediction
+        version_metrics[prediction.task_id] = metrics or {}
     labels = {
         label.task_id: label
         for label in session.scalars(
@@ -140,6 +143,7 @@ def task_states(session: Session, image_id: int) -> list[TaskState]:
                 threshold=(prediction.details or {}).get("threshold") if prediction else None,
                 method=(prediction.details or {}).get("method", "") if prediction else "",
                 driver=(prediction.details or {}).get("driver") if prediction else None,
+                cv_auroc=_cv_auroc(version_metrics.get(task.id, {}), task.name),
                 label_id=label.id if label else None,
                 value=label.value if label else None,
                 uncertain=bool(label.uncertain) if label else False,
@@ -147,6 +151,11 @@ def task_states(session: Session, image_id: int) -> list[TaskState]:
             )
         )
     return states
+
+
+def _cv_auroc(metrics: dict[str, Any], task_name: str) -> float | None:
+    value = ((metrics.get("cv") or {}).get(task_name) or {}).get("auroc")
+    return None if value is None else float(value)
 
 
 def _probability(task: Task, prediction: Prediction | None, suggestion: Any) -> float | None:

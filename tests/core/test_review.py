@@ -76,3 +76,24 @@ def test_first_model_version_is_active_and_reused(db: Database) -> None:
         again = ensure_model_version(s, "m", "1", {})
         second = ensure_model_version(s, "m", "2", {})
         assert first.id == again.id and first.active and not second.active
+
+
+def test_a_heads_cross_validated_auroc_travels_with_its_suggestion(db: Database) -> None:
+    with db.write() as s:
+        image_id = add_image(s).id
+        version = ensure_model_version(s, "head-fracture", "3", {})
+        version.metrics = {"cv": {"fracture": {"auroc": 0.71}}}
+        task_id = s.scalar(select(Task.id).where(Task.name == "fracture"))
+        s.add(
+            Prediction(
+                image_id=image_id,
+                model_version_id=version.id,
+                task_id=task_id,
+                probabilities={"no fracture": 0.3, "fracture": 0.7},
+                score=0.7,
+            )
+        )
+    with db.read() as s:
+        states = {st.name: st for st in task_states(s, image_id)}
+    assert states["fracture"].cv_auroc == 0.71 and states["fracture"].suggestion == 1
+    assert states["implant"].cv_auroc is None

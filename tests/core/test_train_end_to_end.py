@@ -39,6 +39,7 @@ def test_synthetic_labels_to_a_head_suggestion(workspace, tmp_path: Path, capsys
     assert main([*base, "model-version", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {(r["name"], r["active"]) for r in rows} == {("skelex-demo", True),
+                                                       ("skelex-demo-heads", True),
                                                        ("head-abnormal", True)}
     assert main([*base, "model-version", "list"]) == 0
     assert "head-abnormal" in capsys.readouterr().out

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -53,10 +53,12 @@ class TrainResult:
     metrics: dict[str, Any]
     label_counts: dict[str, Any]
     predictions: int
+    plots: list[Path] = field(default_factory=list)  # roc_<task>.png, calibration_<task>.png
 
     def to_json(self) -> dict[str, Any]:
         data = self.__dict__.copy()
         data["folder"] = str(self.folder)
+        data["plots"] = [str(p) for p in self.plots]
         return data
 
 
@@ -182,6 +184,8 @@ def _store(
     probabilities = weights.probabilities(np.stack([vectors[i] for i in ids])) if ids else {}
     name = head_name([t.name for t in data.tasks])
     file_sha = sha256_bytes((staging / HEAD_FILE).read_bytes())
+    plot_names = [str(p) for p in final.get("plots", []) if (staging / str(p)).is_file()]
+    plot_sha = {p: sha256_bytes((staging / p).read_bytes()) for p in plot_names}
     metrics = {"cv": final.get("metrics", {}), "folds": folds, "seed": seed,
                "fold_metrics": final.get("fold_metrics", []),
                "embedding_model": f"{manifest.name} {manifest.version}", "images": len(data.y)}
@@ -196,7 +200,8 @@ def _store(
             staging.rename(folder)
             created = ModelVersion(
                 name=name, version=version, parent_id=parent.id if parent else None,
-                file_sha256={HEAD_FILE: file_sha, "embedding_model": manifest.sha256},
+                file_sha256={HEAD_FILE: file_sha, **plot_sha,
+                             "embedding_model": manifest.sha256},
                 metrics=metrics, label_counts=data.counts,
             )
             session.add(created)
@@ -219,7 +224,7 @@ def _store(
             shutil.rmtree(folder, ignore_errors=True)
         raise
     return TrainResult(name, version, created_id, folder, metrics, data.counts,
-                       len(ids) * len(data.tasks))
+                       len(ids) * len(data.tasks), [folder / p for p in plot_names])
 
 
 def head_prediction(image_id: int, version_id: int, task_id: int, kind: str, classes: list[str],

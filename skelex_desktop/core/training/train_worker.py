@@ -3,7 +3,9 @@
 Reads a dataset .npz written by the parent, cross-validates and fits the heads, writes the
 weights .npz and streams one JSON object per line on stdout:
 {"event": "progress", "done", "total", "status"}, {"event": "fold", "fold", "metrics"},
-{"event": "final", "metrics", "temperatures", "weights"} or {"event": "error", "message"}.
+{"event": "final", "metrics", "temperatures", "weights", "plots"} or {"event": "error",
+"message"}. The ROC and reliability plots (`roc_<task>.png`, `calibration_<task>.png`) of the
+out-of-fold predictions are written next to the weights.
 The parent owns the database; this process only reads and writes the files it is given.
 """
 
@@ -51,9 +53,23 @@ def run(dataset: Path, out: Path, folds: int, seed: int, threads: int) -> None:
     model = fit_heads(data.x, data.y, data.tasks, config)
     model.temperatures = dict(cv.temperatures)
     model.save(out)
+    plots = cv_plots(out.parent, data, cv)
     emit("progress", done=total, total=total, status="done")
     emit("final", metrics=cv.metrics, fold_metrics=cv.fold_metrics,
-         temperatures=cv.temperatures, weights=str(out))
+         temperatures=cv.temperatures, weights=str(out), plots=[p.name for p in plots])
+
+
+def cv_plots(folder: Path, data: Any, cv: Any) -> list[Path]:
+    """ROC and reliability PNGs of every task's out-of-fold logits (labelled images only)."""
+    from skelex_desktop.core.heads.dataset import MISSING
+    from skelex_desktop.core.heads.plots import head_plots
+
+    paths: list[Path] = []
+    for column, task in enumerate(data.tasks):
+        known = data.y[:, column] != MISSING
+        paths += head_plots(folder, task.name, task.classes, data.y[known, column],
+                            cv.oof_logits[task.name][known], cv.temperatures[task.name])
+    return paths
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,6 +38,8 @@ def describe_suggestion(state: TaskState) -> str:
     if state.kind == "binary":
         value = state.classes[int(value)]
     source = f"AI ({state.method})" if state.method else "AI"
+    if state.cv_auroc is not None:
+        source += f", CV AUROC {state.cv_auroc:.2f}"
     if state.driver:
         source += f", from {state.driver.get('label', 'a region')}"
     if state.threshold is not None and state.score is not None:

@@ -1,0 +1,174 @@
+"""Task heads shipped inside a model package, so a new user sees suggestions from the start.
+
+A package declares them in its manifest under `heads`:
+
+    "heads": {"model_version": "<package>-heads", "embedding_sha256": <sha256 of the
+              embedding graph file they were trained on>, "training": {...},
+              "tasks": {"<task>": {"file": "heads/<task>.npz", "sha256", "bytes", "kind",
+                                   "classes", "body_parts": [...], "images", "metrics"}}}
+
+and lists every head file under `files` as well, so `model verify` checks them. Their
+predictions are stored as rows of the ModelVersion `<package>-heads` (version = package
+version; created and activated on first use). A task covered by an active head the user trained
+on the same package gets no bundled prediction, and the user's rows are newer than any bundled
+row of an image, so `task_states` shows the user's head. Every head file is checked against its
+sha256 when read; a damaged or replaced one is refused (PackageError), nothing is half-stored.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+from sqlalchemy import select
+
+from skelex_desktop.core.db.engine import Database
+from skelex_desktop.core.db.models import Image, ModelVersion, Prediction, Task
+from skelex_desktop.core.heads.model import HeadWeights
+from skelex_desktop.core.heads.train import HEAD_FILE, head_prediction
+from skelex_desktop.core.heads.versions import set_active
+from skelex_desktop.core.inference.package import (
+    Manifest,
+    PackageError,
+    read_verified,
+    sha256_bytes,
+)
+
+HEADS_KEY = "heads"
+
+
+@dataclass(frozen=True)
+class BundledHead:
+    """One head file a package declares."""
+
+    task: str
+    file: str
+    sha256: str
+    kind: str
+    classes: list[str]
+    body_parts: tuple[str, ...] = ()  # upper case; empty = every image
+
+    def applies_to(self, body_part: str) -> bool:
+        return not self.body_parts or body_part.strip().upper() in self.body_parts
+
+
+def declared_heads(manifest: Manifest) -> list[BundledHead]:
+    """The heads `manifest` declares (none when it has no `heads` section)."""
+    section = manifest.data.get(HEADS_KEY) or {}
+    heads = []
+    for task, entry in sorted((section.get("tasks") or {}).items()):
+        try:
+            heads.append(BundledHead(
+                task=str(task), file=str(entry["file"]), sha256=str(entry["sha256"]),
+                kind=str(entry["kind"]), classes=[str(c) for c in entry["classes"]],
+                body_parts=tuple(str(b).upper() for b in entry.get("body_parts", [])),
+            ))
+        except (KeyError, TypeError) as exc:
+            raise PackageError(f"{manifest.name}: bundled head {task!r} is declared without "
+                               f"{exc}") from exc
+    return heads
+
+
+def bundled_version_name(manifest: Manifest) -> str:
+    """The ModelVersion name of a package's bundled heads, e.g. `skelex-demo-heads`."""
+    section = manifest.data.get(HEADS_KEY) or {}
+    return str(section.get("model_version") or f"{manifest.name}-heads")
+
+
+def bundled_file_sha256(manifest: Manifest) -> dict[str, str]:
+    """What the bundled heads' ModelVersion records: each head file's sha256 and the package."""
+    shas = {head.file: head.sha256 for head in declared_heads(manifest)}
+    return shas | {"embedding_model": manifest.sha256}
+
+
+def load_bundled_head(manifest: Manifest, head: BundledHead) -> HeadWeights:
+    """The weights of one bundled head, read once and checked against the manifest's sha256
+    (in `files` and in `heads`) and against the embedding graph they were trained on."""
+    data = read_verified(manifest, head.file)  # PackageError when damaged or replaced
+    if sha256_bytes(data) != head.sha256:
+        raise PackageError(f"{manifest.name}: bundled head {head.file} does not match the "
+                           "sha256 of its heads entry (tampered); it is refused, reinstall "
+                           "the package")
+    trained_on = (manifest.data.get(HEADS_KEY) or {}).get("embedding_sha256")
+    graph = manifest.graph("embedding").file
+    if trained_on and manifest.files.get(graph, {}).get("sha256") != trained_on:
+        raise PackageError(f"{manifest.name}: the bundled heads were trained on another "
+                           f"{graph}; they are refused")
+    weights = HeadWeights.load(cast(Any, io.BytesIO(data)))
+    spec = next((t for t in weights.tasks if t.name == head.task), None)
+    if spec is None or spec.kind != head.kind or list(spec.classes) != head.classes:
+        raise PackageError(f"{manifest.name}: {head.file} does not hold the declared "
+                           f"{head.kind} head for {head.task!r}")
+    return weights
+
+
+def user_head_tasks(session: Any, package_sha256: str) -> set[str]:
+    """Tasks predicted by an active head the user trained on the package `package_sha256`."""
+    tasks: set[str] = set()
+    for version in session.scalars(select(ModelVersion).where(ModelVersion.active.is_(True))):
+        shas = version.file_sha256 or {}
+        if HEAD_FILE in shas and shas.get("embedding_model") == package_sha256:
+            tasks |= set((version.label_counts or {}) or (version.metrics or {}).get("cv", {}))
+    return tasks
+
+
+def predict_with_bundled_heads(
+    db: Database, manifest: Manifest, vectors: dict[int, np.ndarray]
+) -> int:
+    """Store the package's bundled heads' predictions for `vectors` (image id -> embedding of
+    this package) where missing, skipping tasks an active user head covers; returns how many
+    predictions were added."""
+    heads = declared_heads(manifest)
+    if not heads or not vectors:
+        return 0
+    with db.read() as session:
+        covered = user_head_tasks(session, manifest.sha256)
+        task_ids = dict(session.execute(select(Task.name, Task.id)).all())
+        ids = sorted(vectors)
+        parts = dict(session.execute(
+            select(Image.id, Image.body_part).where(Image.id.in_(ids))).all())
+    wanted = [h for h in heads if h.task not in covered and h.task in task_ids]
+    if not wanted:
+        return 0
+    loaded = [(h, load_bundled_head(manifest, h)) for h in wanted]  # all checked first
+    matrix = np.stack([vectors[i] for i in ids])
+    name, version_label = bundled_version_name(manifest), manifest.version or "1"
+    added = 0
+    with db.write() as session:
+        version = session.scalar(select(ModelVersion).where(
+            ModelVersion.name == name, ModelVersion.version == version_label))
+        if version is None:
+            version = ModelVersion(name=name, version=version_label,
+                                   file_sha256=bundled_file_sha256(manifest),
+                                   metrics=_metrics(manifest), label_counts={})
+            session.add(version)
+            session.flush()
+            set_active(session, version)
+        done = set(session.execute(
+            select(Prediction.image_id, Prediction.task_id).where(
+                Prediction.model_version_id == version.id, Prediction.image_id.in_(ids))).all())
+        for head, weights in loaded:
+            probabilities = weights.probabilities(matrix)[head.task]
+            task_id = task_ids[head.task]
+            temperature = weights.temperatures.get(head.task, 1.0)
+            for row, image_id in enumerate(ids):
+                if (image_id, task_id) in done or not head.applies_to(parts.get(image_id, "")):
+                    continue
+                prediction = head_prediction(image_id, version.id, task_id, head.kind,
+                                             head.classes, probabilities[row], name,
+                                             version_label, temperature)
+                prediction.details = {**prediction.details, "bundled": True}
+                session.add(prediction)
+                added += 1
+    return added
+
+
+def _metrics(manifest: Manifest) -> dict[str, Any]:
+    """The cross-validation metrics the manifest records for each bundled head."""
+    section = manifest.data.get(HEADS_KEY) or {}
+    return {"cv": {task: entry.get("metrics", {})
+                   for task, entry in (section.get("tasks") or {}).items()},
+            "training": section.get("training", {}),
+            "embedding_model": f"{manifest.name} {manifest.version}", "bundled": True}
