@@ -29,6 +29,8 @@ def test_train_from_the_dialog_and_see_metrics(qtbot, demo_workspace, no_modal) 
     assert dialog.metrics.rowCount() == 1 and dialog.metrics.item(0, 0).text() == "fracture"
     assert dialog.metrics.item(0, 1).text()  # AUROC shown
     assert "Trained head-fracture version 1" in dialog.status.text()
+    assert len(dialog.plot_labels) == 2  # ROC and calibration of the one task
+    assert all(not label.pixmap().isNull() for label in dialog.plot_labels)
     with db.read() as s:
         version = s.scalars(select(ModelVersion).where(ModelVersion.name == "head-fracture")).one()
     assert version.active and version.metrics["cv"]["fracture"]["auroc"] is not None

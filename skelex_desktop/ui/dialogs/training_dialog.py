@@ -3,7 +3,10 @@ cross-validated metrics, cancel at any time."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QDialog,
     QFormLayout,
@@ -92,6 +95,9 @@ class TrainingDialog(QDialog):
         layout.addWidget(self.status)
         layout.addWidget(QLabel("Cross-validated metrics (out-of-fold)"))
         layout.addWidget(self.metrics, 1)
+        self.plots = QHBoxLayout()
+        layout.addLayout(self.plots)
+        self.plot_labels: list[QLabel] = []
 
     def set_checked(self, names: list[str]) -> None:
         for i in range(self.tasks.count()):
@@ -145,11 +151,33 @@ class TrainingDialog(QDialog):
                 value = values.get(key)
                 text = "" if value is None else f"{float(value):.3f}"
                 self.metrics.setItem(row, col, QTableWidgetItem(text))
+        self._show_plots([Path(p) for p in getattr(result, "plots", [])])
         self._finish(
             f"Trained {result.name} version {result.version} (now active); "
             f"{result.predictions} predictions stored."
         )
         self.trained.emit(result)
+
+    def _show_plots(self, paths: list[Path]) -> None:
+        """ROC and calibration plots of the training (saved beside the head's weights)."""
+        for label in self.plot_labels:
+            self.plots.removeWidget(label)
+            label.deleteLater()
+        self.plot_labels = []
+        for path in paths[:4]:
+            label = QLabel()
+            label.setToolTip(str(path))
+            pixmap = QPixmap(str(path))
+            if pixmap.isNull():
+                label.setText(f"cannot show {path.name}")
+            else:
+                label.setPixmap(
+                    pixmap.scaledToWidth(300, Qt.TransformationMode.SmoothTransformation)
+                )
+            self.plots.addWidget(label)
+            self.plot_labels.append(label)
+        if self.plot_labels:
+            self.resize(max(self.width(), 320 * len(self.plot_labels)), self.height() + 240)
 
     def _finish(self, message: str) -> None:
         self.status.setText(message)
