@@ -116,6 +116,20 @@ def test_lowpass_error_ignores_fine_texture_but_keeps_a_blob() -> None:
     assert np.abs(exact).max() < 1e-6
 
 
+def test_lowpass_error_ignores_what_the_model_outputs_for_visible_patches() -> None:
+    """Only masked patches are reconstructions; garbage on visible ones must not leak across
+    patch borders through the blur (it would draw the patch grid into the map)."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 0.1, (3, 32, 32)).astype(np.float32)
+    perfect = np.repeat(x[None], 4, axis=0)
+    rec, mask = _passes(x, perfect)
+    pixel_mask = np.repeat(np.repeat(mask.reshape(4, 4, 4), 8, axis=1), 8, axis=2)
+    garbage = perfect + 3.0 * (pixel_mask == 0)[:, None].astype(np.float32)
+    rec_garbage, _ = _passes(x, garbage)
+    low = lowpass_masked_error(x, rec_garbage, mask, 8, PREP, 2.0)
+    assert np.abs(low).max() < 1e-6
+
+
 def test_runtime_applies_only_what_the_manifest_declares(tmp_path) -> None:  # noqa: ANN001
     folder = copy_tiny_package(tmp_path)
     manifest = read_manifest(folder)

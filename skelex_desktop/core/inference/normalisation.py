@@ -142,13 +142,21 @@ def declared_lowpass(errormap: dict[str, Any]) -> float | None:
 def lowpass_masked_error(pixel_values: np.ndarray, reconstruction: np.ndarray, mask: np.ndarray,
                          patch: int, prep: Preprocessing, sigma: float) -> np.ndarray:
     """Like `errormap.masked_error`, but input and each pass's reconstruction are blurred by
-    a Gaussian of `sigma` model pixels (on [0, 1], channels averaged) before differencing."""
+    a Gaussian of `sigma` model pixels (on [0, 1], channels averaged) before differencing.
+
+    Each pass is first pasted back onto the input (reconstruction where masked, input where
+    visible): blurring the raw output would smear the untrained visible-patch outputs across
+    patch borders and draw the patch grid into the map.
+    """
     target = denormalise(pixel_values, prep).mean(axis=0)
     recon = denormalise(unpatchify(reconstruction, patch, pixel_values.shape[0]), prep).mean(
         axis=1)
-    target_lp = _gaussian(target, sigma)
-    per_pass = np.stack([(_gaussian(r, sigma) - target_lp) ** 2 for r in recon])
     masked = expand_mask(mask.astype(np.float32), patch)
+    target_lp = _gaussian(target, sigma)
+    per_pass = np.stack(
+        [(_gaussian(np.where(m > 0, r, target), sigma) - target_lp) ** 2
+         for r, m in zip(recon, masked, strict=True)]
+    )
     counts = masked.sum(axis=0)
     total = (per_pass * masked).sum(axis=0)
     return np.divide(total, counts, out=np.zeros_like(total), where=counts > 0).astype(np.float32)
