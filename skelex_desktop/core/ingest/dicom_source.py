@@ -214,12 +214,26 @@ def _check_pixel_length(source: DicomFile) -> None:
         raise IngestError(f"pixel data truncated: expected {expected} bytes, found {found}")
 
 
+_single_threaded_decoders = False
+
+
+def prefer_single_threaded_decoders() -> None:
+    """Called in import worker processes: one process per core already, so decoders that
+    spawn their own threads (GDCM decodes JPEG 2000 on several) would only contend."""
+    global _single_threaded_decoders
+    _single_threaded_decoders = True
+
+
 def _plugin_order(syntax: UID) -> list[str]:
+    """In one process, pydicom's own choice first (GDCM: multi-threaded, the fastest here);
+    in worker processes the single-threaded plugins first; every installed plugin follows
+    explicitly as a fallback."""
     if not syntax.is_compressed:
         return [""]
     available = list(get_decoder(syntax).available_plugins)
     preferred = [name for name in _PREFERRED_PLUGINS if name in available]
-    return preferred + [name for name in available if name not in preferred]
+    ordered = [*preferred, *[name for name in available if name not in preferred]]
+    return ordered if _single_threaded_decoders else ["", *ordered]
 
 
 def _decode_failure(source: DicomFile, errors: list[str]) -> IngestError:

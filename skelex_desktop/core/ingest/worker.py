@@ -18,6 +18,7 @@ from skelex_desktop.core.ingest.dicom_source import (
     dicom_subjects,
     image_attributes,
     parse_dicom,
+    prefer_single_threaded_decoders,
 )
 from skelex_desktop.core.ingest.frame import Frame
 from skelex_desktop.core.ingest.layout import deterministic_uid, raster_subjects
@@ -49,6 +50,7 @@ def init_worker(config: WorkerConfig) -> None:
     _CONFIG = config
     warnings.simplefilter("ignore")
     cv2.setNumThreads(1)  # one process per core already; nested thread pools only contend
+    prefer_single_threaded_decoders()
 
 
 def process_task(task: FileTask, config: WorkerConfig | None = None) -> DecodedFile:
