@@ -54,11 +54,11 @@ from skelex_desktop.core.inference.normalisation import (
 from skelex_desktop.core.inference.preprocess import normalise, to_model_u8
 from skelex_desktop.core.inference.yardstick import (
     aupro,
-    auroc,
     auroc_against,
     box_hits,
     hit_rate,
 )
+from skelex_desktop.core.stats import auroc
 from skelex_desktop.core.synth import generate_image
 from skelex_desktop.core.synth.image import FINDING_KINDS
 

@@ -7,16 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from skelex_desktop.core.inference.calibration import auroc as calibration_auroc
+from skelex_desktop.core.heads.metrics import auroc as head_auroc
 from skelex_desktop.core.inference.yardstick import (
     aupro,
-    auroc,
     auroc_against,
     box_hits,
     hit_rate,
-    midranks,
     pro_curve,
 )
+from skelex_desktop.core.stats import auroc, midranks
 
 
 def test_midranks_share_tied_ranks() -> None:
@@ -46,7 +45,7 @@ def test_auroc_variants_agree_on_random_ties() -> None:
     scores = rng.integers(0, 20, 500).astype(float)
     labels = rng.random(500) < 0.3
     a = auroc(scores, labels)
-    assert a == pytest.approx(calibration_auroc(scores, labels))
+    assert a == pytest.approx(head_auroc(labels, scores))
     assert a == pytest.approx(auroc_against(np.sort(scores[~labels]), scores[labels]))
 
 

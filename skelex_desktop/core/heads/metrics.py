@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from skelex_desktop.core.stats import auroc as rank_auroc
+
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Row-wise softmax of [N, C] logits divided by `temperature`."""
@@ -21,22 +23,8 @@ def auroc(y_true: np.ndarray, scores: np.ndarray) -> float | None:
 
     None when only one class is present (the AUROC is undefined then).
     """
-    y = np.asarray(y_true).astype(bool)
-    s = np.asarray(scores, np.float64)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    order = np.argsort(s, kind="mergesort")
-    sorted_s = s[order]
-    ranks = np.empty(len(s), np.float64)
-    i = 0
-    while i < len(s):  # average ranks over ties
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    value = rank_auroc(scores, np.asarray(y_true).astype(bool))
+    return None if np.isnan(value) else float(value)
 
 
 def macro_auroc_ovr(y_true: np.ndarray, probs: np.ndarray) -> float | None:

@@ -17,29 +17,10 @@ import numpy as np
 
 from skelex_desktop.core.inference.package import MANIFEST, verify_package
 from skelex_desktop.core.progress import Progress, check
+from skelex_desktop.core.stats import auroc
 
 HOTSPOT_PERCENTILE = 99.5
 CALIBRATION_SEED = 20260
-
-
-def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney, ties averaged); NaN without both classes."""
-    scores = np.asarray(scores, np.float64)
-    labels = np.asarray(labels, bool)
-    pos, neg = int(labels.sum()), int((~labels).sum())
-    if pos == 0 or neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), np.float64)
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[labels].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
 
 
 def youden_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
