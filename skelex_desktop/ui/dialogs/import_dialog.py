@@ -7,13 +7,10 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
-    QDialog,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
-    QLabel,
     QListWidget,
-    QProgressBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -21,10 +18,11 @@ from PySide6.QtWidgets import (
 )
 
 from skelex_desktop.core.workspace import Workspace
+from skelex_desktop.ui.dialogs.job_dialog import JobDialog
 from skelex_desktop.ui.workers import Job, JobRunner
 
 
-class ImportDialog(QDialog):
+class ImportDialog(JobDialog):
     """Choose sources, run the import in the background, then show what happened to each file.
 
     `imported` carries the ImportReport when an import ends (cancelled imports keep what they
@@ -34,12 +32,16 @@ class ImportDialog(QDialog):
     imported = Signal(object)
 
     def __init__(self, workspace: Workspace, runner: JobRunner, parent=None) -> None:  # noqa: ANN001
-        super().__init__(parent)
+        super().__init__(
+            runner,
+            "Import",
+            "Cancel import",
+            "Add folders, files or a DICOMDIR, then Import.",
+            parent,
+        )
         self.setWindowTitle("Import studies")
         self.resize(760, 520)
         self.workspace = workspace
-        self.runner = runner
-        self.job: Job | None = None
         self.report = None
         self.sources = QListWidget()
         add_folder = QPushButton("Add folder...")
@@ -47,14 +49,8 @@ class ImportDialog(QDialog):
         add_files = QPushButton("Add files or DICOMDIR...")
         add_files.clicked.connect(self._add_files)
         self.copy = QCheckBox("Copy files into the managed store (otherwise referenced in place)")
-        self.start_button = QPushButton("Import")
         self.start_button.setObjectName("startImportButton")
         self.start_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel import")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self._cancel)
-        self.progress = QProgressBar()
-        self.status = QLabel("Add folders, files or a DICOMDIR, then Import.")
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["File", "Outcome", "Reason"])
         self.table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
@@ -102,21 +98,14 @@ class ImportDialog(QDialog):
             reader=self.workspace.settings.reader,
         )
         db = self.workspace.db
-        self.job = Job("Import", lambda progress: import_paths(db, paths, options, progress))
-        self.job.progressed.connect(self._progress)
-        self.job.succeeded.connect(self._done)
-        self.job.failed.connect(lambda message: self._finish(message))
-        self.job.cancelled.connect(lambda: self._finish("Import cancelled; finished files kept."))
-        self.job.finished.connect(lambda: self.imported.emit(self.report))
-        self.start_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        return self.runner.start(self.job)
-
-    def _progress(self, done: int, total: int, current: str) -> None:
-        if total:
-            self.progress.setRange(0, total)
-            self.progress.setValue(min(done, total))
-        self.status.setText(current[-90:])
+        job = self.run_job(
+            "Import",
+            lambda progress: import_paths(db, paths, options, progress),
+            self._done,
+            "Import cancelled; finished files kept.",
+        )
+        job.finished.connect(lambda: self.imported.emit(self.report))
+        return job
 
     def _done(self, report) -> None:  # noqa: ANN001 - ImportReport
         self.report = report
@@ -124,14 +113,4 @@ class ImportDialog(QDialog):
         for row, result in enumerate(report.files):
             for col, text in enumerate((str(result.path), result.outcome, result.reason)):
                 self.table.setItem(row, col, QTableWidgetItem(str(text)))
-        self._finish(report.summary())
-
-    def _finish(self, message: str) -> None:
-        self.status.setText(message)
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-
-    def _cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-            self.status.setText("Cancelling...")
+        self.finish(report.summary())

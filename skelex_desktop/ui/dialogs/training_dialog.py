@@ -8,15 +8,12 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
-    QDialog,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
-    QProgressBar,
-    QPushButton,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -25,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from skelex_desktop.core.schema import list_tasks
 from skelex_desktop.core.workspace import Workspace
+from skelex_desktop.ui.dialogs.job_dialog import JobDialog
 from skelex_desktop.ui.workers import Job, JobRunner
 
 TRAINABLE = {"binary", "multiclass", "ordinal"}
@@ -38,18 +36,23 @@ METRICS = [
 ]
 
 
-class TrainingDialog(QDialog):
+class TrainingDialog(JobDialog):
     """`trained` carries the TrainResult of a successful training."""
 
     trained = Signal(object)
 
     def __init__(self, workspace: Workspace, runner: JobRunner, parent=None) -> None:  # noqa: ANN001
-        super().__init__(parent)
+        super().__init__(
+            runner,
+            "Train",
+            "Cancel training",
+            "Tick one task (or several for a multi-head model). Only confirmed human labels of "
+            "analysed images count; uncertain labels are left out.",
+            parent,
+        )
         self.setWindowTitle("Train task heads")
         self.resize(640, 520)
         self.workspace = workspace
-        self.runner = runner
-        self.job: Job | None = None
         self.result = None
         self.tasks = QListWidget()
         with workspace.db.read() as session:
@@ -67,21 +70,11 @@ class TrainingDialog(QDialog):
         form = QFormLayout()
         form.addRow("Cross-validation folds (patient-grouped)", self.folds)
         form.addRow("Seed", self.seed)
-        self.progress = QProgressBar()
-        self.status = QLabel(
-            "Tick one task (or several for a multi-head model). Only confirmed human labels of "
-            "analysed images count; uncertain labels are left out."
-        )
-        self.status.setWordWrap(True)
         self.metrics = QTableWidget(0, len(METRICS) + 1)
         self.metrics.setHorizontalHeaderLabels(["Task", *[title for _k, title in METRICS]])
         self.metrics.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.start_button = QPushButton("Train")
         self.start_button.setObjectName("startTrainingButton")
         self.start_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel training")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self._cancel)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         buttons.addWidget(self.start_button)
@@ -121,25 +114,13 @@ class TrainingDialog(QDialog):
             return None
         db, settings = self.workspace.db, self.workspace.settings
         folds, seed = self.folds.value(), self.seed.value()
-        self.job = Job(
+        self.metrics.setRowCount(0)
+        return self.run_job(
             "Training",
             lambda progress: train_head(db, settings, names, folds, seed, progress=progress),
+            self._done,
+            "Training cancelled; nothing was stored.",
         )
-        self.job.progressed.connect(self._progress)
-        self.job.succeeded.connect(self._done)
-        self.job.failed.connect(self._finish)
-        self.job.cancelled.connect(lambda: self._finish("Training cancelled; nothing was stored."))
-        self.start_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.metrics.setRowCount(0)
-        return self.runner.start(self.job)
-
-    def _progress(self, done: int, total: int, current: str) -> None:
-        if total:
-            self.progress.setRange(0, total)
-            self.progress.setValue(min(done, total))
-        if current:
-            self.status.setText(current)
 
     def _done(self, result) -> None:  # noqa: ANN001 - TrainResult
         self.result = result
@@ -152,7 +133,7 @@ class TrainingDialog(QDialog):
                 text = "" if value is None else f"{float(value):.3f}"
                 self.metrics.setItem(row, col, QTableWidgetItem(text))
         self._show_plots([Path(p) for p in getattr(result, "plots", [])])
-        self._finish(
+        self.finish(
             f"Trained {result.name} version {result.version} (now active); "
             f"{result.predictions} predictions stored."
         )
@@ -178,13 +159,3 @@ class TrainingDialog(QDialog):
             self.plot_labels.append(label)
         if self.plot_labels:
             self.resize(max(self.width(), 320 * len(self.plot_labels)), self.height() + 240)
-
-    def _finish(self, message: str) -> None:
-        self.status.setText(message)
-        self.start_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-
-    def _cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-            self.status.setText("Cancelling...")
