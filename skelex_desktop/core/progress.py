@@ -43,6 +43,7 @@ class BaseProgress:
         self.done = 0
         self.status = ""
         self.current: str | None = None
+        self.series: dict[str, list[tuple[int, float]]] = {}
 
     def set_total(self, total: int) -> None:
         """Start a phase of `total` units (a multi-phase job calls this once per phase)."""
@@ -62,6 +63,15 @@ class BaseProgress:
         with self._lock:
             self.status = text
         self._report()
+
+    def report(self, series: str, step: int, value: float) -> None:
+        """One point of a named curve (e.g. a metric per fold), for live plots."""
+        with self._lock:
+            self.series.setdefault(series, []).append((step, float(value)))
+        self._report_point(series, step, float(value))
+
+    def _report_point(self, series: str, step: int, value: float) -> None:
+        """Hook called for every curve point; the base class shows nothing."""
 
     def cancel(self) -> None:
         """Ask the job to stop at its next `check()`."""

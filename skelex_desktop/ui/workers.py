@@ -20,20 +20,30 @@ log = logging.getLogger(__name__)
 
 
 class SignalProgress(BaseProgress):
-    """A Progress whose every change is forwarded to a Qt signal (thread-safe, queued)."""
+    """A Progress whose every change is forwarded to Qt signals (thread-safe, queued)."""
 
-    def __init__(self, emit: Callable[[int, int, str], None]) -> None:
+    def __init__(
+        self,
+        emit: Callable[[int, int, str], None],
+        emit_point: Callable[[str, int, float], None] | None = None,
+    ) -> None:
         super().__init__()
         self._emit = emit
+        self._emit_point = emit_point
 
     def _report(self) -> None:
         self._emit(self.done, self.total, self.current or self.status)
+
+    def _report_point(self, series: str, step: int, value: float) -> None:
+        if self._emit_point is not None:
+            self._emit_point(series, step, value)
 
 
 class Job(QObject):
     """One background job; signals arrive on the thread that owns the Job (the GUI thread)."""
 
     progressed = Signal(int, int, str)
+    point = Signal(str, int, float)  # a live-curve point: series, step, value
     succeeded = Signal(object)
     failed = Signal(str)
     cancelled = Signal()
@@ -43,7 +53,7 @@ class Job(QObject):
         super().__init__()
         self.title = title
         self._fn = fn
-        self.progress = SignalProgress(self.progressed.emit)
+        self.progress = SignalProgress(self.progressed.emit, self.point.emit)
         self._thread: QThread | None = None
 
     def cancel(self) -> None:

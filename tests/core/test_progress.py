@@ -54,3 +54,14 @@ def test_text_progress_draws_a_bar_on_a_terminal() -> None:
     quiet = io.StringIO()
     TextProgress(stream=quiet).advance()
     assert quiet.getvalue() == ""
+
+
+def test_curve_points_are_kept_per_series() -> None:
+    progress = RecordingProgress()
+    progress.report("fracture auroc", 1, 0.6)
+    progress.report("fracture auroc", 2, 0.7)
+    progress.report("implant auroc", 1, 0.9)
+    assert progress.series == {
+        "fracture auroc": [(1, 0.6), (2, 0.7)],
+        "implant auroc": [(1, 0.9)],
+    }

@@ -29,6 +29,9 @@ def test_train_from_the_dialog_and_see_metrics(qtbot, demo_workspace, no_modal) 
     assert dialog.metrics.rowCount() == 1 and dialog.metrics.item(0, 0).text() == "fracture"
     assert dialog.metrics.item(0, 1).text()  # AUROC shown
     assert "Trained head-fracture version 1" in dialog.status.text()
+    # live curves: per-fold points (a fold of 3 images may lack a class, then no AUROC point)
+    steps = {step for points in dialog.curves.series.values() for step, _ in points}
+    assert steps == {1, 2} and "fracture balanced_accuracy" in dialog.curves.series
     assert len(dialog.plot_labels) == 2  # ROC and calibration of the one task
     assert all(not label.pixmap().isNull() for label in dialog.plot_labels)
     with db.read() as s:

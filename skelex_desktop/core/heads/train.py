@@ -135,6 +135,8 @@ def run_worker(
                 else:
                     progress.advance(1)
                 progress.set_status(str(event.get("status", "")))
+            elif kind == "fold" and hasattr(progress, "report"):
+                _report_fold(progress, int(event.get("fold", 0)), event.get("metrics") or {})
             elif kind == "final":
                 final = event
             elif kind == "error":
@@ -151,6 +153,18 @@ def run_worker(
         tail = message or next((e.strip() for e in reversed(errors) if e.strip()), "")
         raise TrainingError(f"training failed (exit status {code})" + (f": {tail}" if tail else ""))
     return final
+
+
+LIVE_METRICS = ("auroc", "balanced_accuracy", "mae")
+
+
+def _report_fold(progress: Any, fold: int, metrics: dict[str, Any]) -> None:
+    """Each task's fold metrics as points of live curves ("<task> <metric>" per fold)."""
+    for task, values in metrics.items():
+        for key in LIVE_METRICS:
+            value = (values or {}).get(key)
+            if value is not None:
+                progress.report(f"{task} {key}", fold + 1, float(value))
 
 
 def _pump(stream: IO[str] | None, put: Any, end_with_none: bool = False) -> None:

@@ -34,11 +34,19 @@ class JobDialog(QDialog):
         self.status.setWordWrap(True)
 
     def run_job(
-        self, title: str, work: Callable[[Any], Any], on_done: Callable[[Any], None], cancelled: str
+        self,
+        title: str,
+        work: Callable[[Any], Any],
+        on_done: Callable[[Any], None],
+        cancelled: str,
+        on_point: Callable[[str, int, float], None] | None = None,
     ) -> Job:
-        """Start `work(progress)` in the background; `on_done(result)` gets its result."""
+        """Start `work(progress)` in the background; `on_done(result)` gets its result and
+        `on_point` every live-curve point it reports."""
         self.job = Job(title, work)
         self.job.progressed.connect(self._progress)
+        if on_point is not None:
+            self.job.point.connect(on_point)
         self.job.succeeded.connect(on_done)
         self.job.failed.connect(self.finish)
         self.job.cancelled.connect(lambda: self.finish(cancelled))

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from skelex_desktop.core.schema import list_tasks
 from skelex_desktop.core.workspace import Workspace
 from skelex_desktop.ui.dialogs.job_dialog import JobDialog
+from skelex_desktop.ui.panels.live_curves import LiveCurves
 from skelex_desktop.ui.workers import Job, JobRunner
 
 TRAINABLE = {"binary", "multiclass", "ordinal"}
@@ -86,6 +87,8 @@ class TrainingDialog(JobDialog):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        self.curves = LiveCurves("Per-fold metrics, live")
+        layout.addWidget(self.curves)
         layout.addWidget(QLabel("Cross-validated metrics (out-of-fold)"))
         layout.addWidget(self.metrics, 1)
         self.plots = QHBoxLayout()
@@ -115,11 +118,13 @@ class TrainingDialog(JobDialog):
         db, settings = self.workspace.db, self.workspace.settings
         folds, seed = self.folds.value(), self.seed.value()
         self.metrics.setRowCount(0)
+        self.curves.clear()
         return self.run_job(
             "Training",
             lambda progress: train_head(db, settings, names, folds, seed, progress=progress),
             self._done,
             "Training cancelled; nothing was stored.",
+            on_point=self.curves.add_point,
         )
 
     def _done(self, result) -> None:  # noqa: ANN001 - TrainResult
