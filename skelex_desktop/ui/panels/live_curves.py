@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QWidget
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
 MARGIN = 34
+LEGEND = 200  # width kept for the series names
 
 
 class LiveCurves(QWidget):
@@ -37,7 +38,7 @@ class LiveCurves(QWidget):
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(self.rect(), QColor("white"))
-        plot = QRectF(MARGIN, 18, self.width() - MARGIN - 130, self.height() - 18 - MARGIN)
+        plot = QRectF(MARGIN, 18, self.width() - MARGIN - LEGEND, self.height() - 18 - MARGIN)
         x0, x1, y0, y1 = self._ranges()
 
         def at(x: float, y: float) -> QPointF:
@@ -52,7 +53,10 @@ class LiveCurves(QWidget):
         for value in (y0, (y0 + y1) / 2, y1):
             point = at(x0, value)
             painter.drawText(2, int(point.y()) + 4, f"{value:.2f}")
-        painter.drawText(int(plot.center().x()) - 20, self.height() - 6, "fold")
+        for step in range(1, int(x1) + 1):
+            point = at(step, y0)
+            painter.drawText(int(point.x()) - 3, int(plot.bottom()) + 14, str(step))
+        painter.drawText(int(plot.center().x()) - 10, self.height() - 4, "fold")
         for i, (name, values) in enumerate(sorted(self.series.items())):
             color = QColor(PALETTE[i % len(PALETTE)])
             painter.setPen(QPen(color, 2))
