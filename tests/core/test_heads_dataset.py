@@ -75,7 +75,7 @@ def test_bad_requests_are_explained(db: Database, data_dir: Path) -> None:
     make_labelled(db, data_dir, {"fracture": [0, 0, 0, 1], "implant": [1, 1, None, None]})
     with pytest.raises(DatasetError, match="'abnormal' has no usable labels"):
         assemble_dataset(db, data_dir, SHA, ["abnormal"])
-    with pytest.raises(DatasetError, match="every label is 'implant'"):
+    with pytest.raises(DatasetError, match="every usable label is 'implant'"):
         assemble_dataset(db, data_dir, SHA, ["implant"])
     with pytest.raises(DatasetError, match=r"too few labels for 3 folds \('fracture': 1\)"):
         assemble_dataset(db, data_dir, SHA, ["fracture"], min_per_class=3)

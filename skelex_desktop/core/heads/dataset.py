@@ -169,17 +169,17 @@ def assemble_dataset(
 
 
 def _check_counts(spec: TaskSpec, count: dict[str, Any], min_per_class: int) -> None:
+    hint = (f"; {count['without_embedding']} labelled image(s) have no embedding yet "
+            "(run 'skelex-desktop analyze --all')" if count["without_embedding"] else "")
     if count["labelled"] == 0:
-        hint = (f"; {count['without_embedding']} labelled image(s) have no embedding yet "
-                "(run 'skelex-desktop analyze')" if count["without_embedding"] else "")
         raise DatasetError(f"task {spec.name!r} has no usable labels{hint}")
     present = {c: n for c, n in count["per_class"].items() if n}
     if len(present) < 2:
         (only,) = present
-        raise DatasetError(f"task {spec.name!r}: every label is {only!r}; a head needs at "
-                           "least two classes")
+        raise DatasetError(f"task {spec.name!r}: every usable label is {only!r}; a head needs "
+                           f"at least two classes{hint}")
     few = {c: n for c, n in present.items() if n < min_per_class}
     if few:
         listed = ", ".join(f"{c!r}: {n}" for c, n in few.items())
         raise DatasetError(f"task {spec.name!r}: too few labels for {min_per_class} folds "
-                           f"({listed}); label at least {min_per_class} per class")
+                           f"({listed}); label at least {min_per_class} per class{hint}")
