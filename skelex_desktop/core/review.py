@@ -80,6 +80,9 @@ def image_details(session: Session, image_id: int) -> ImageDetails:
     )
 
 
+MIN_CONFIRM_AUROC = 0.70  # a head below this is shown, never accepted by a bare Enter
+
+
 @dataclass(frozen=True)
 class TaskState:
     """One task for one image: the AI suggestion (if any) and the current human decision."""
@@ -104,6 +107,12 @@ class TaskState:
     @property
     def has_suggestion(self) -> bool:
         return self.prediction_id is not None and self.suggestion is not None
+
+    @property
+    def confirmable(self) -> bool:
+        """Whether Enter accepts this suggestion: not when its head is known to be weak
+        (cross-validated AUROC below MIN_CONFIRM_AUROC); the reader can still choose it."""
+        return self.has_suggestion and (self.cv_auroc is None or self.cv_auroc >= MIN_CONFIRM_AUROC)
 
 
 def task_states(session: Session, image_id: int) -> list[TaskState]:
@@ -172,7 +181,8 @@ def _probability(task: Task, prediction: Prediction | None, suggestion: Any) -> 
 
 
 def confirm_image(db: Database, image_id: int, reader: str) -> Changes:
-    """Enter: accept every shown suggestion the reader has not decided, mark the image confirmed.
+    """Enter: accept every confirmable suggestion the reader has not decided (see
+    `TaskState.confirmable`), mark the image confirmed.
 
     One transaction: either every confirmation and the status change are stored, or none.
     """
@@ -182,7 +192,7 @@ def confirm_image(db: Database, image_id: int, reader: str) -> Changes:
         if image is None:
             raise LabelError(f"no image with id {image_id}")
         for state in task_states(session, image_id):
-            if state.label_id is None and state.has_suggestion:
+            if state.label_id is None and state.confirmable:
                 label = set_label(
                     session,
                     image_id,
@@ -217,7 +227,13 @@ def reopen_image(db: Database, image_id: int, reader: str, status: str) -> Chang
         before = image.status
         image.status = ImageStatus(status).value
         audit.record(
-            session, reader, "image.reopen", "image", image_id, {"status": before}, {"status": status}
+            session,
+            reader,
+            "image.reopen",
+            "image",
+            image_id,
+            {"status": before},
+            {"status": status},
         )
     return Changes(images={image_id}, worklist=True)
 

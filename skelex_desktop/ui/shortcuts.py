@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 SHORTCUTS: list[tuple[str, str]] = [
-    ("Enter", "Open the selected worklist row / confirm the shown AI suggestions, then next"),
+    (
+        "Enter",
+        "Open the selected worklist row / confirm the shown AI suggestions (not those of weak "
+        "heads, CV AUROC < 0.70), then go to the next unreviewed image",
+    ),
     ("0-9", "Choose that class for the current task (binary: 0 no, 1 yes; KL grade 0-4)"),
     ("U", "Mark the current task uncertain"),
     ("T / Shift+T", "Next / previous task"),

@@ -97,3 +97,30 @@ def test_a_heads_cross_validated_auroc_travels_with_its_suggestion(db: Database)
         states = {st.name: st for st in task_states(s, image_id)}
     assert states["fracture"].cv_auroc == 0.71 and states["fracture"].suggestion == 1
     assert states["implant"].cv_auroc is None
+
+
+def test_enter_does_not_accept_a_weak_heads_suggestion(db: Database) -> None:
+    with db.write() as s:
+        image_id = add_image(s).id
+        for name, task, auroc in (
+            ("head-fracture", "fracture", 0.55),
+            ("head-implant", "implant", 0.9),
+        ):
+            version = ensure_model_version(s, name, "1", {})
+            version.metrics = {"cv": {task: {"auroc": auroc}}}
+            task_id = s.scalar(select(Task.id).where(Task.name == task))
+            s.add(
+                Prediction(
+                    image_id=image_id,
+                    model_version_id=version.id,
+                    task_id=task_id,
+                    probabilities={task: 0.8},
+                    score=0.8,
+                )
+            )
+    with db.read() as s:
+        states = {st.name: st for st in task_states(s, image_id)}
+    assert states["fracture"].has_suggestion and not states["fracture"].confirmable
+    assert states["implant"].confirmable
+    changes = confirm_image(db, image_id, "dr.a")
+    assert changes.tasks == {"implant"}

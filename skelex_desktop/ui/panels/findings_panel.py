@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from skelex_desktop.core.review import TaskState
+from skelex_desktop.core.review import MIN_CONFIRM_AUROC, TaskState
 from skelex_desktop.ui.viewer.rendering import COLORMAPS
 
 NO_DECISION = "-"
@@ -45,9 +45,12 @@ def describe_suggestion(state: TaskState) -> str:
     if state.threshold is not None and state.score is not None:
         relation = ">" if state.score > state.threshold else "<="
         return f"{source}: {value}, score {state.score:.3g} {relation} {state.threshold:.3g}"
-    if state.probability is None:
-        return f"{source}: {value}"
-    return f"{source}: {value} (p = {state.probability:.2f})"
+    text = f"{source}: {value}"
+    if state.probability is not None:
+        text += f" (p = {state.probability:.2f})"
+    if not state.confirmable:
+        text += f" - weak head, not accepted by Enter (CV AUROC < {MIN_CONFIRM_AUROC:.2f})"
+    return text
 
 
 def describe_decision(state: TaskState) -> str:
@@ -69,7 +72,8 @@ class TaskRow(QWidget):
         self.state = state
         self.title = QLabel(f"<b>{state.title}</b>")
         self.ai = QLabel(describe_suggestion(state))
-        self.ai.setStyleSheet("color: #5fb3ff;" if state.has_suggestion else "color: #888;")
+        self.ai.setStyleSheet("color: #5fb3ff;" if state.confirmable else "color: #888;")
+        self.ai.setWordWrap(True)
         self.decision = QLabel(describe_decision(state))
         self.selector = QComboBox()
         self.selector.addItem(NO_DECISION, None)
@@ -78,9 +82,11 @@ class TaskRow(QWidget):
         current = self._current_index()
         self.selector.setCurrentIndex(current)
         self.selector.activated.connect(
-            lambda i: on_choice(state.name, self.selector.itemData(i))
-            if self.selector.itemData(i) is not None
-            else None
+            lambda i: (
+                on_choice(state.name, self.selector.itemData(i))
+                if self.selector.itemData(i) is not None
+                else None
+            )
         )
         top = QHBoxLayout()
         top.addWidget(self.title)
