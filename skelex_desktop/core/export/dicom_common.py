@@ -13,6 +13,13 @@ MANUFACTURER = "SKELEX"
 MODEL_NAME = "SKELEX Desktop"
 SOFTWARE_VERSION = __version__
 DEVICE_SERIAL = "1"
+# The equipment of every derived object (SR, Parametric Map, SEG), as highdicom keywords.
+EQUIPMENT = {
+    "manufacturer": MANUFACTURER,
+    "manufacturer_model_name": MODEL_NAME,
+    "software_versions": SOFTWARE_VERSION,
+    "device_serial_number": DEVICE_SERIAL,
+}
 NO_UNITS = CodedConcept("1", "UCUM", "no units")
 UNCERTAIN = "uncertain"
 

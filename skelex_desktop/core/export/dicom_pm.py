@@ -19,11 +19,8 @@ from highdicom.pm import ParametricMap, RealWorldValueMapping
 from pydicom.dataset import Dataset
 
 from skelex_desktop.core.export.dicom_common import (
-    DEVICE_SERIAL,
-    MANUFACTURER,
-    MODEL_NAME,
+    EQUIPMENT,
     NO_UNITS,
-    SOFTWARE_VERSION,
 )
 from skelex_desktop.core.export.options import ExportError
 from skelex_desktop.core.export.selection import ModelInfo
@@ -75,10 +72,7 @@ def build_pm(source: Dataset, error_map: np.ndarray, model: ModelInfo | None, se
         series_number=9002,
         sop_instance_uid=hd.UID(),
         instance_number=instance_number,
-        manufacturer=MANUFACTURER,
-        manufacturer_model_name=MODEL_NAME,
-        software_versions=SOFTWARE_VERSION,
-        device_serial_number=DEVICE_SERIAL,
+        **EQUIPMENT,
         contains_recognizable_visual_features=False,
         real_world_value_mappings=[mapping],
         voi_lut_transformations=[

@@ -13,10 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from skelex_desktop.core.export.dicom_common import (
-    DEVICE_SERIAL,
-    MANUFACTURER,
-    MODEL_NAME,
-    SOFTWARE_VERSION,
+    EQUIPMENT,
     task_concept,
 )
 from skelex_desktop.core.export.selection import ExportItem, TaskInfo
@@ -63,9 +60,6 @@ def build_seg(source: Dataset, item: ExportItem, tasks: list[TaskInfo], series_u
         series_number=9003,
         sop_instance_uid=hd.UID(),
         instance_number=instance_number,
-        manufacturer=MANUFACTURER,
-        manufacturer_model_name=MODEL_NAME,
-        software_versions=SOFTWARE_VERSION,
-        device_serial_number=DEVICE_SERIAL,
+        **EQUIPMENT,
         series_description="SKELEX regions",
     )
