@@ -79,3 +79,41 @@ def test_damaged_folder_imports_through_the_database(db, data_dir: Path, tmp_pat
     report = run_import(db, data_dir, [tmp_path / "damaged"])
     assert len(report.files) == 15
     assert all(r.reason for r in report.files if r.outcome == ImportOutcome.FAILED)
+
+
+def _panicking_rle(folder: Path) -> Path | None:
+    """A damaged RLE file on which a native (Rust) decoder panics, found by seeded mutation."""
+    import random
+
+    import pydicom
+    from pydicom.pixels import pixel_array
+
+    rle = make_dicom(folder / "rle.dcm", pixels=bone_phantom(32, 24))
+    ds = pydicom.dcmread(rle)
+    ds.compress(RLELossless)
+    ds.save_as(rle)
+    base = rle.read_bytes()
+    rng = random.Random(0)
+    damaged = folder / "panic.dcm"
+    for _ in range(2000):
+        data = bytearray(base)
+        for _ in range(rng.randint(1, 8)):
+            data[int(rng.random() * (len(data) - 1))] ^= rng.randint(1, 255)
+        damaged.write_bytes(bytes(data))
+        try:
+            pixel_array(pydicom.dcmread(damaged), decoding_plugin="pylibjpeg")
+        except Exception:  # an ordinary decoder error: keep looking for a panic
+            continue
+        except BaseException:  # noqa: BLE001 - pyo3's PanicException is not an Exception
+            return damaged
+    return None
+
+
+def test_a_decoder_panic_is_a_failed_file_not_a_crash(tmp_path: Path) -> None:
+    damaged = _panicking_rle(tmp_path)
+    assert damaged is not None, "no panicking input found; the decoder may have been fixed"
+    config = WorkerConfig(thumbnails_dir=str(tmp_path / "thumbs"))
+    result = process_task(FileTask(str(damaged), str(tmp_path)), config)
+    assert result.outcome in (ImportOutcome.FAILED, ImportOutcome.IMPORTED)
+    if result.outcome == ImportOutcome.FAILED:
+        assert result.reason

@@ -35,7 +35,12 @@ from skelex_desktop.core.ingest.frame import (
 )
 from skelex_desktop.core.ingest.gdcm_fallback import decode_volume, gdcm_available
 from skelex_desktop.core.ingest.layout import deterministic_uid
-from skelex_desktop.core.ingest.limits import IngestError, check_frame_size, skipped
+from skelex_desktop.core.ingest.limits import (
+    IngestError,
+    check_frame_size,
+    reraise_interrupts,
+    skipped,
+)
 from skelex_desktop.core.ingest.records import PatientInfo, SeriesInfo, StudyInfo
 from skelex_desktop.core.ingest.text import clip, optional_int, parse_date, positive_float
 
@@ -263,7 +268,8 @@ def decode_pixels(source: DicomFile, index: int) -> np.ndarray:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 array = pixel_array(source.ds, index=index, decoding_plugin=plugin)
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - native decoders may panic
+            reraise_interrupts(exc)
             errors.append(f"{plugin or 'pydicom'}: {_short(exc)}")
             continue
         if array.ndim == 3 and source.samples == 1:
@@ -272,7 +278,8 @@ def decode_pixels(source: DicomFile, index: int) -> np.ndarray:
     if source.transfer_syntax.is_compressed and gdcm_available():
         try:
             return _decode_with_gdcm(source, index)
-        except Exception as exc:
+        except BaseException as exc:  # noqa: BLE001 - native decoders may panic
+            reraise_interrupts(exc)
             errors.append(f"python-gdcm: {_short(exc)}")
     raise _decode_failure(source, errors)
 

@@ -23,6 +23,14 @@ class IngestError(Exception):
         self.outcome = outcome
 
 
+def reraise_interrupts(exc: BaseException) -> None:
+    """Re-raise what must stop the program; everything else a decoder raises is a file's
+    failure. Native decoders can raise outside `Exception` (a Rust panic surfaces as pyo3's
+    PanicException, a BaseException), and one broken file must never stop an import."""
+    if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
+        raise exc
+
+
 def skipped(reason: str) -> IngestError:
     """An IngestError for a file that is readable but not an image (SR, KOS, text, ...)."""
     return IngestError(reason, ImportOutcome.SKIPPED)

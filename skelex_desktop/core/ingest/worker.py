@@ -22,7 +22,7 @@ from skelex_desktop.core.ingest.dicom_source import (
 )
 from skelex_desktop.core.ingest.frame import Frame
 from skelex_desktop.core.ingest.layout import deterministic_uid, raster_subjects
-from skelex_desktop.core.ingest.limits import IngestError
+from skelex_desktop.core.ingest.limits import IngestError, reraise_interrupts
 from skelex_desktop.core.ingest.pixels import classify, read_file
 from skelex_desktop.core.ingest.raster_source import decode_raster
 from skelex_desktop.core.ingest.records import DecodedFile, FileTask, ImageRecord
@@ -66,7 +66,8 @@ def process_task(task: FileTask, config: WorkerConfig | None = None) -> DecodedF
         return DecodedFile(task.path, exc.outcome, exc.reason)
     except MemoryError:
         return DecodedFile(task.path, ImportOutcome.FAILED, "out of memory while decoding")
-    except Exception as exc:  # a decoder bug must not stop the import
+    except BaseException as exc:  # noqa: BLE001 - a decoder bug must not stop the import
+        reraise_interrupts(exc)
         message = " ".join(str(exc).split())[:300]
         return DecodedFile(
             task.path, ImportOutcome.FAILED, f"unexpected error: {type(exc).__name__}: {message}"
