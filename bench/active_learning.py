@@ -39,8 +39,9 @@ FRACTION = 0.95
 
 def _demo_script() -> Any:
     """scripts/train_demo_heads.py as a module (its embedding and caching helpers)."""
-    spec = importlib.util.spec_from_file_location("train_demo_heads",
-                                                  ROOT / "scripts" / "train_demo_heads.py")
+    spec = importlib.util.spec_from_file_location(
+        "train_demo_heads", ROOT / "scripts" / "train_demo_heads.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -50,12 +51,15 @@ def _demo_script() -> Any:
 def task_labels(data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Binary labels per benchmark task."""
     tumour = np.isin(data["tumour_category"], ["malignant", "intermediate"])
-    return {"fracture": (data["fracture"] == "1").astype(np.int64),
-            "tumour": tumour.astype(np.int64)}
+    return {
+        "fracture": (data["fracture"] == "1").astype(np.int64),
+        "tumour": tumour.astype(np.int64),
+    }
 
 
-def patient_split(groups: np.ndarray, seed: int, test_fraction: float = 0.3
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def patient_split(
+    groups: np.ndarray, seed: int, test_fraction: float = 0.3
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the pool and of the test set; every patient in one of them."""
     patients = np.unique(groups)
     rng = np.random.default_rng(seed)
@@ -69,12 +73,12 @@ def fit(x: np.ndarray, y: np.ndarray, train: np.ndarray, config: Any) -> Any:
     from skelex_desktop.core.heads.dataset import TaskSpec
     from skelex_desktop.core.training.heads import fit_heads
 
-    return fit_heads(x[train], y[train, None], [TaskSpec("task", "binary", ["no", "yes"])],
-                     config)
+    return fit_heads(x[train], y[train, None], [TaskSpec("task", "binary", ["no", "yes"])], config)
 
 
-def test_auroc(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
-               config: Any) -> float:
+def test_auroc(
+    x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, config: Any
+) -> float:
     """Test AUROC of a head fitted on `train`."""
     from skelex_desktop.core.heads.metrics import auroc
 
@@ -82,8 +86,7 @@ def test_auroc(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray
     return float(auroc(y[test], probs[:, 1]) or 0.5)
 
 
-def start_set(y: np.ndarray, pool: np.ndarray, rng: np.random.Generator, size: int
-              ) -> list[int]:
+def start_set(y: np.ndarray, pool: np.ndarray, rng: np.random.Generator, size: int) -> list[int]:
     """`size` random pool images including at least one of each class."""
     order = rng.permutation(pool)
     first = [int(order[np.flatnonzero(y[order] == c)[0]]) for c in (0, 1)]
@@ -91,9 +94,18 @@ def start_set(y: np.ndarray, pool: np.ndarray, rng: np.random.Generator, size: i
     return first + rest[: max(0, size - 2)]
 
 
-def run_order(x: np.ndarray, y: np.ndarray, pool: np.ndarray, test: np.ndarray,
-              start: list[int], budgets: list[int], mode: str, rng: np.random.Generator,
-              step: int, config: Any) -> list[float]:
+def run_order(
+    x: np.ndarray,
+    y: np.ndarray,
+    pool: np.ndarray,
+    test: np.ndarray,
+    start: list[int],
+    budgets: list[int],
+    mode: str,
+    rng: np.random.Generator,
+    step: int,
+    config: Any,
+) -> list[float]:
     """Test AUROC at each budget while labelling in `mode` ("active" or "random") order."""
     from skelex_desktop.core.heads.active import informative_order
 
@@ -110,8 +122,9 @@ def run_order(x: np.ndarray, y: np.ndarray, pool: np.ndarray, test: np.ndarray,
                 head = fit(x, y, np.array(labelled), config)
                 candidates = np.array(remaining)
                 probs = head.probabilities(x[candidates])["task"]
-                order = informative_order(probs, x[candidates], labelled=x[labelled],
-                                          diversity=0.5, limit=take)
+                order = informative_order(
+                    probs, x[candidates], labelled=x[labelled], diversity=0.5, limit=take
+                )
                 picked = [int(candidates[k]) for k in order[:take]]
             labelled += picked
             chosen = set(picked)
@@ -125,8 +138,15 @@ def labels_needed(curve: list[float], budgets: list[int], target: float) -> int:
     return next((b for b, a in zip(budgets, curve, strict=True) if a >= target), budgets[-1])
 
 
-def benchmark(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seeds: int, step: int,
-              start_size: int, threads: int) -> dict[str, Any]:
+def benchmark(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    seeds: int,
+    step: int,
+    start_size: int,
+    threads: int,
+) -> dict[str, Any]:
     """Curves, full-pool AUROC and labels needed per seed for one task."""
     from skelex_desktop.core.training.heads import HeadConfig
 
@@ -135,21 +155,46 @@ def benchmark(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seeds: int, step
     for seed in range(seeds):
         pool, test = patient_split(groups, seed)
         full = test_auroc(x, y, pool, test, config)
-        budgets = sorted({*range(start_size, min(200, len(pool)), step),
-                          *range(200, len(pool), 50), len(pool)})
+        budgets = sorted(
+            {*range(start_size, min(200, len(pool)), step), *range(200, len(pool), 50), len(pool)}
+        )
         rng = np.random.default_rng(1000 + seed)
         start = start_set(y, pool, rng, start_size)
-        curves = {mode: run_order(x, y, pool, test, start, budgets, mode,
-                                  np.random.default_rng(2000 + seed), step, config)
-                  for mode in ("active", "random")}
+        curves = {
+            mode: run_order(
+                x,
+                y,
+                pool,
+                test,
+                start,
+                budgets,
+                mode,
+                np.random.default_rng(2000 + seed),
+                step,
+                config,
+            )
+            for mode in ("active", "random")
+        }
         target = FRACTION * full
         needed = {mode: labels_needed(c, budgets, target) for mode, c in curves.items()}
-        runs.append({"seed": seed, "budgets": budgets, "full": full, "target": target,
-                     "curves": curves, "needed": needed, "pool": len(pool),
-                     "positives": int(y[pool].sum())})
-        print(f"  seed {seed}: pool {len(pool)} ({int(y[pool].sum())} positive), full AUROC "
-              f"{full:.3f}, 95 % = {target:.3f}; labels needed: active {needed['active']}, "
-              f"random {needed['random']}", flush=True)
+        runs.append(
+            {
+                "seed": seed,
+                "budgets": budgets,
+                "full": full,
+                "target": target,
+                "curves": curves,
+                "needed": needed,
+                "pool": len(pool),
+                "positives": int(y[pool].sum()),
+            }
+        )
+        print(
+            f"  seed {seed}: pool {len(pool)} ({int(y[pool].sum())} positive), full AUROC "
+            f"{full:.3f}, 95 % = {target:.3f}; labels needed: active {needed['active']}, "
+            f"random {needed['random']}",
+            flush=True,
+        )
     return {"runs": runs}
 
 
@@ -160,9 +205,13 @@ def curve_plot(task: str, result: dict[str, Any], path: Path) -> Path:
     runs = result["runs"]
     budgets = np.array(min((r["budgets"] for r in runs), key=len), float)
     n = len(budgets)
-    chart = Chart(f"Label efficiency - {task} (SynthMSK, {len(runs)} seeds)",
-                  "number of labels", "test AUROC",
-                  xlim=(0.0, float(budgets[-1])), legend_corner="lower right")
+    chart = Chart(
+        f"Label efficiency - {task} (SynthMSK, {len(runs)} seeds)",
+        "number of labels",
+        "test AUROC",
+        xlim=(0.0, float(budgets[-1])),
+        legend_corner="lower right",
+    )
     lows = [min(min(r["curves"][m][:n]) for r in runs) for m in ("active", "random")]
     highs = [max(max(r["curves"][m][:n]) for r in runs) for m in ("active", "random")]
     top = max(max(highs), max(r["full"] for r in runs))
@@ -170,12 +219,27 @@ def curve_plot(task: str, result: dict[str, Any], path: Path) -> Path:
     for k, mode in enumerate(("active", "random")):
         curves = np.array([r["curves"][mode][:n] for r in runs])
         needed = np.mean([r["needed"][mode] for r in runs])
-        chart.add(Series(f"{mode} order (95 % reached at {needed:.0f} labels)", budgets,
-                         curves.mean(axis=0), PALETTE[k], markers=False,
-                         band=(curves.min(axis=0), curves.max(axis=0))))
+        chart.add(
+            Series(
+                f"{mode} order (95 % reached at {needed:.0f} labels)",
+                budgets,
+                curves.mean(axis=0),
+                PALETTE[k],
+                markers=False,
+                band=(curves.min(axis=0), curves.max(axis=0)),
+            )
+        )
     target = float(np.mean([r["target"] for r in runs]))
-    chart.add(Series(f"95 % of full-pool AUROC ({target:.3f})", budgets[[0, -1]],
-                     np.array([target, target]), CHANCE, 1, dashed=True))
+    chart.add(
+        Series(
+            f"95 % of full-pool AUROC ({target:.3f})",
+            budgets[[0, -1]],
+            np.array([target, target]),
+            CHANCE,
+            1,
+            dashed=True,
+        )
+    )
     return save_png(path, chart.render())
 
 
@@ -199,16 +263,18 @@ def main(argv: list[str] | None = None) -> int:
     ratios = {}
     for task, y in task_labels(data).items():
         print(f"{task}:", flush=True)
-        result = benchmark(x, y, data["patient"], args.seeds, args.step, args.start,
-                           args.threads)
+        result = benchmark(x, y, data["patient"], args.seeds, args.step, args.start, args.threads)
         active = float(np.mean([r["needed"]["active"] for r in result["runs"]]))
         random = float(np.mean([r["needed"]["random"] for r in result["runs"]]))
         ratios[task] = active / random
         path = curve_plot(task, result, args.out / f"active_learning_{task}.png")
         verdict = "meets" if ratios[task] <= TARGET_RATIO else "misses"
-        print(f"{task}: labels to reach 95 % of full-label AUROC, mean of {args.seeds} seeds: "
-              f"active {active:.0f}, random {random:.0f}, ratio {ratios[task]:.2f} "
-              f"({verdict} the {TARGET_RATIO:.2f} target); curves: {path}", flush=True)
+        print(
+            f"{task}: labels to reach 95 % of full-label AUROC, mean of {args.seeds} seeds: "
+            f"active {active:.0f}, random {random:.0f}, ratio {ratios[task]:.2f} "
+            f"({verdict} the {TARGET_RATIO:.2f} target); curves: {path}",
+            flush=True,
+        )
     print(f"done in {time.monotonic() - begin:.0f} s", flush=True)
     return 0
 

@@ -32,7 +32,7 @@ def _data(n: int, d: int, tasks: list, seed: int = 0):  # noqa: ANN202 - HeadDat
             y = np.digitize(s, [-1.0, -0.3, 0.3, 1.0])
             y[rng.random(n) < 0.4] = MISSING  # knee grades exist for some images only
         else:
-            y = np.argmax(x[:, 8:8 + len(task.classes)], axis=1)
+            y = np.argmax(x[:, 8 : 8 + len(task.classes)], axis=1)
         columns.append(y)
     groups = np.array([f"P{i // 3}" for i in range(n)])
     return HeadDataset(tasks, x, np.stack(columns, axis=1), groups, np.arange(n))
@@ -53,12 +53,18 @@ def main() -> None:
     from skelex_desktop.core.training.heads import HeadConfig, train_heads
 
     binary = TaskSpec("fracture", "binary", ["no fracture", "fracture"])
-    multi = TaskSpec("tumour_category", "multiclass",
-                     ["malignant", "intermediate", "benign", "none"])
+    multi = TaskSpec(
+        "tumour_category", "multiclass", ["malignant", "intermediate", "benign", "none"]
+    )
     ordinal = TaskSpec("kl_grade", "ordinal", ["0", "1", "2", "3", "4"])
-    cases = [("binary", 192, [binary]), ("multiclass", 192, [multi]),
-             ("ordinal", 192, [ordinal]), ("multi-head x3", 192, [binary, multi, ordinal]),
-             ("binary", 768, [binary]), ("binary", 1024, [binary])]
+    cases = [
+        ("binary", 192, [binary]),
+        ("multiclass", 192, [multi]),
+        ("ordinal", 192, [ordinal]),
+        ("multi-head x3", 192, [binary, multi, ordinal]),
+        ("binary", 768, [binary]),
+        ("binary", 1024, [binary]),
+    ]
     config = HeadConfig(threads=args.threads)
     train_heads(_data(100, 16, [binary]), 2, config)  # warm-up: torch's first-call setup
     for label, d, tasks in cases:
@@ -67,8 +73,10 @@ def main() -> None:
         _model, cv = train_heads(data, args.folds, config)
         took = time.perf_counter() - t0
         auroc = ", ".join(f"{k} {v['auroc']:.3f}" for k, v in cv.metrics.items())
-        print(f"{label:<14} n={args.n} D={d:<5} {args.folds}-fold + final: {took:6.2f} s  "
-              f"ratio to {TARGET_S:.0f} s target: {took / TARGET_S:.3f}  (AUROC {auroc})")
+        print(
+            f"{label:<14} n={args.n} D={d:<5} {args.folds}-fold + final: {took:6.2f} s  "
+            f"ratio to {TARGET_S:.0f} s target: {took / TARGET_S:.3f}  (AUROC {auroc})"
+        )
 
 
 if __name__ == "__main__":

@@ -118,7 +118,9 @@ def bench_import(count: int) -> None:
         print(f"  ratio import/raw: {raw / ours:.2f}  (target >= 1.5)")
         print(f"    (the raw loop keeps {cores:.2f} cores busy: pydicom picks GDCM, which decodes")
         print("     JPEG 2000 on several threads)")
-        print(f"  raw loop with a single-threaded decoder (pylibjpeg): {count / raw_single:7.1f} files/s")
+        print(
+            f"  raw loop with a single-threaded decoder (pylibjpeg): {count / raw_single:7.1f} files/s"
+        )
         print(f"  ratio import/raw single-threaded: {raw_single / ours:.2f}")
         print(f"  re-import (all duplicates): {count / repeat:7.1f} files/s  [{again.summary()}]")
 

@@ -90,15 +90,20 @@ def model_pieces(runtime: MaeRuntime, pixels: np.ndarray) -> Pieces:
     prep = manifest.preprocessing
     rgb, geometry = to_model_u8(pixels, prep)
     x = normalise(rgb, prep)
-    noise = noise_for("complementary", runtime.grid, manifest.mask_ratio,
-                      int(manifest.errormap.get("passes", 4)))
+    noise = noise_for(
+        "complementary", runtime.grid, manifest.mask_ratio, int(manifest.errormap.get("passes", 4))
+    )
     rec, mask = runtime.reconstruct(np.broadcast_to(x, (noise.shape[0], *x.shape)), noise)
     raw, counts = masked_error(x, rec, mask, manifest.patch_size, prep)
     sigma = declared_lowpass(manifest.errormap)
-    error = raw if sigma is None else lowpass_masked_error(x, rec, mask, manifest.patch_size,
-                                                           prep, sigma)
-    emap = ErrorMap(error, counts, foreground_mask(rgb, geometry), geometry, "complementary",
-                    noise.shape[0])
+    error = (
+        raw
+        if sigma is None
+        else lowpass_masked_error(x, rec, mask, manifest.patch_size, prep, sigma)
+    )
+    emap = ErrorMap(
+        error, counts, foreground_mask(rgb, geometry), geometry, "complementary", noise.shape[0]
+    )
     return Pieces(np.ascontiguousarray(rgb[..., 0]), x, rec, mask, emap, raw)
 
 
@@ -119,8 +124,10 @@ def lowpass(runtime: MaeRuntime) -> Callable[[Pieces], np.ndarray]:
     m = runtime.manifest
 
     def fn(p: Pieces) -> np.ndarray:
-        return lowpass_masked_error(p.x, p.rec, p.mask, m.patch_size, m.preprocessing,
-                                    LOWPASS_SIGMA)
+        return lowpass_masked_error(
+            p.x, p.rec, p.mask, m.patch_size, m.preprocessing, LOWPASS_SIGMA
+        )
+
     return fn
 
 
@@ -139,8 +146,9 @@ class Tally:
     box_fraction: list[float] = field(default_factory=list)
 
 
-def tally_image(t: Tally, model_map: np.ndarray, emap: ErrorMap, image: Any,
-                hotspot_threshold: float | None) -> None:
+def tally_image(
+    t: Tally, model_map: np.ndarray, emap: ErrorMap, image: Any, hotspot_threshold: float | None
+) -> None:
     """Add one image's map (model space [S, S]) to `t`, scored at source resolution."""
     import cv2
 
@@ -159,11 +167,13 @@ def tally_image(t: Tally, model_map: np.ndarray, emap: ErrorMap, image: Any,
     t.scores.append(anomaly_score(model_map, emap.foreground, SCORE_PERCENTILE))
     t.labels.append(bool(image.findings))
     if image.findings:
-        spots = find_hotspots(model_map, emap.foreground, z_threshold=DEFAULT_Z,
-                              threshold=hotspot_threshold)
+        spots = find_hotspots(
+            model_map, emap.foreground, z_threshold=DEFAULT_Z, threshold=hotspot_threshold
+        )
         spots = scale_hotspots(spots, emap.geometry.to_source, emap.geometry.source_shape)
-        hit = bool(spots) and box_hits((spots[0].x0, spots[0].y0, spots[0].x1, spots[0].y1),
-                                       finding)
+        hit = bool(spots) and box_hits(
+            (spots[0].x0, spots[0].y0, spots[0].x1, spots[0].y1), finding
+        )
         t.hits.append(hit)
         if not any(f.type == "implant" for f in image.findings):
             t.hits_no_implant.append(hit)
@@ -177,8 +187,9 @@ def peak_box(model_map: np.ndarray, emap: ErrorMap) -> tuple[int, int, int, int]
     """The source-resolution footprint of the map's highest model pixel in the foreground."""
     inside = np.where(emap.foreground, model_map, -np.inf) if emap.foreground.any() else model_map
     row, col = np.unravel_index(int(np.argmax(inside)), inside.shape)
-    xs, ys = emap.geometry.to_source(np.array([col, col + 1], float), np.array([row, row + 1],
-                                                                              float))
+    xs, ys = emap.geometry.to_source(
+        np.array([col, col + 1], float), np.array([row, row + 1], float)
+    )
     return (int(np.floor(xs[0])), int(np.floor(ys[0])), int(np.ceil(xs[1])), int(np.ceil(ys[1])))
 
 
@@ -190,23 +201,36 @@ def summarise(t: Tally) -> dict[str, Any]:
     no_implant = [a for k, arrays in t.positives.items() if k != "implant" for a in arrays]
     out["pixel_auroc"] = auroc_against(neg, np.concatenate(all_pos))
     out["pixel_auroc_no_implant"] = auroc_against(neg, np.concatenate(no_implant))
-    out["pixel_auroc_by_type"] = {k: auroc_against(neg, np.concatenate(t.positives[k]))
-                                  for k in FINDING_KINDS if k in t.positives}
+    out["pixel_auroc_by_type"] = {
+        k: auroc_against(neg, np.concatenate(t.positives[k]))
+        for k in FINDING_KINDS
+        if k in t.positives
+    }
     out["aupro"] = aupro(neg, [r for _, r in t.regions], MAX_FPR)
     out["aupro_no_implant"] = aupro(neg, [r for k, r in t.regions if k != "implant"], MAX_FPR)
     out["image_auroc"] = auroc(np.asarray(t.scores), np.asarray(t.labels))
     out["hit_rate"] = hit_rate(t.hits)
     out["hit_rate_no_implant"] = hit_rate(t.hits_no_implant)
     out["peak_hit_rate"] = hit_rate(t.peak_hits)
-    out["top_box_median_area_fraction"] = (float(np.median(t.box_fraction))
-                                           if t.box_fraction else float("nan"))
-    out["counts"] = {"negative_pixels": int(neg.size), "regions": len(t.regions),
-                     "images": len(t.labels), "abnormal": int(sum(t.labels))}
+    out["top_box_median_area_fraction"] = (
+        float(np.median(t.box_fraction)) if t.box_fraction else float("nan")
+    )
+    out["counts"] = {
+        "negative_pixels": int(neg.size),
+        "regions": len(t.regions),
+        "images": len(t.labels),
+        "abnormal": int(sum(t.labels)),
+    }
     return out
 
 
-def fit_lut(runtime: MaeRuntime, n: int, seed: int, size: int,
-            maps: dict[str, Callable[[Pieces], np.ndarray]]) -> dict[str, ErrorNormaliser]:
+def fit_lut(
+    runtime: MaeRuntime,
+    n: int,
+    seed: int,
+    size: int,
+    maps: dict[str, Callable[[Pieces], np.ndarray]],
+) -> dict[str, ErrorNormaliser]:
     """A structure lookup table per named map, fitted on `n` NORMAL images of `seed`."""
     errors: dict[str, list[np.ndarray]] = {k: [] for k in maps}
     grays, fgs = [], []
@@ -230,8 +254,11 @@ def latency(runtime: MaeRuntime, images: list[np.ndarray]) -> dict[str, float]:
         to_model.append(time.perf_counter() - start)
         emap.full_resolution()
         to_full.append(time.perf_counter() - start)
-    return {"model_map_s": statistics.median(to_model),
-            "full_resolution_map_s": statistics.median(to_full), "images": len(images)}
+    return {
+        "model_map_s": statistics.median(to_model),
+        "full_resolution_map_s": statistics.median(to_full),
+        "images": len(images),
+    }
 
 
 def fmt(v: float) -> str:
@@ -239,17 +266,37 @@ def fmt(v: float) -> str:
 
 
 def report(results: dict[str, dict[str, Any]]) -> None:
-    kinds = [k for k in FINDING_KINDS if any(k in r["pixel_auroc_by_type"]
-                                             for r in results.values())]
-    head = ["map", "pixAUC", "noImpl", *kinds, "AUPRO", "AUPROnoI", "imgAUC", "hit", "hitNoI",
-            "box%", "peak"]
+    kinds = [
+        k for k in FINDING_KINDS if any(k in r["pixel_auroc_by_type"] for r in results.values())
+    ]
+    head = [
+        "map",
+        "pixAUC",
+        "noImpl",
+        *kinds,
+        "AUPRO",
+        "AUPROnoI",
+        "imgAUC",
+        "hit",
+        "hitNoI",
+        "box%",
+        "peak",
+    ]
     print(" | ".join(head))
     for name, r in results.items():
-        row = [name, fmt(r["pixel_auroc"]), fmt(r["pixel_auroc_no_implant"]),
-               *[fmt(r["pixel_auroc_by_type"].get(k, float("nan"))) for k in kinds],
-               fmt(r["aupro"]), fmt(r["aupro_no_implant"]), fmt(r["image_auroc"]),
-               fmt(r["hit_rate"]), fmt(r["hit_rate_no_implant"]),
-               f"{100 * r['top_box_median_area_fraction']:.2f}", fmt(r["peak_hit_rate"])]
+        row = [
+            name,
+            fmt(r["pixel_auroc"]),
+            fmt(r["pixel_auroc_no_implant"]),
+            *[fmt(r["pixel_auroc_by_type"].get(k, float("nan"))) for k in kinds],
+            fmt(r["aupro"]),
+            fmt(r["aupro_no_implant"]),
+            fmt(r["image_auroc"]),
+            fmt(r["hit_rate"]),
+            fmt(r["hit_rate_no_implant"]),
+            f"{100 * r['top_box_median_area_fraction']:.2f}",
+            fmt(r["peak_hit_rate"]),
+        ]
         print(" | ".join(row))
 
 
@@ -260,8 +307,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=EVAL_SEED)
     parser.add_argument("--model", default="skelex-demo")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--variants", action="store_true",
-                        help="also score normalised / low-pass variants of the model map")
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="also score normalised / low-pass variants of the model map",
+    )
     parser.add_argument("--fit-n", type=int, default=120)
     parser.add_argument("--fit-seed", type=int, default=FIT_SEED)
     parser.add_argument("--latency-n", type=int, default=50)
@@ -288,16 +338,24 @@ def main() -> None:
     if args.variants:
         lp = lowpass(runtime)
         start = time.perf_counter()
-        luts = fit_lut(runtime, args.fit_n, args.fit_seed, args.size,
-                       {"raw": lambda p: p.raw, "lowpass": lp, "median": median_residual})
-        print(f"fitted lookup tables on {args.fit_n} normal images in "
-              f"{time.perf_counter() - start:.0f} s")
+        luts = fit_lut(
+            runtime,
+            args.fit_n,
+            args.fit_seed,
+            args.size,
+            {"raw": lambda p: p.raw, "lowpass": lp, "median": median_residual},
+        )
+        print(
+            f"fitted lookup tables on {args.fit_n} normal images in "
+            f"{time.perf_counter() - start:.0f} s"
+        )
         maps["plain error / LUT"] = lambda p: luts["raw"].apply(p.raw, p.gray)
         if declared != LOWPASS_SIGMA:
             maps[f"low-pass s{LOWPASS_SIGMA:g}"] = lp
         maps[f"low-pass s{LOWPASS_SIGMA:g} / LUT"] = lambda p: luts["lowpass"].apply(lp(p), p.gray)
-        maps[f"median{MEDIAN_KERNEL} residual / LUT"] = (
-            lambda p: luts["median"].apply(median_residual(p), p.gray))
+        maps[f"median{MEDIAN_KERNEL} residual / LUT"] = lambda p: luts["median"].apply(
+            median_residual(p), p.gray
+        )
     for k in maps:
         thresholds.setdefault(k, None)
 
@@ -316,17 +374,29 @@ def main() -> None:
             assert np.allclose(p.emap.model_map, runtime.error_map(pixels).model_map, atol=1e-6)
         for k, fn in maps.items():
             tally_image(tallies[k], fn(p), p.emap, image, thresholds[k])
-    print(f"{2 * args.n} images (seed {args.seed}, {args.size} px) in "
-          f"{time.perf_counter() - start:.0f} s")
+    print(
+        f"{2 * args.n} images (seed {args.seed}, {args.size} px) in "
+        f"{time.perf_counter() - start:.0f} s"
+    )
     results = {k: summarise(t) for k, t in tallies.items()}
     timing = latency(runtime, normals)
     report(results)
-    print(f"latency ({args.model}, {args.threads} thread(s), median of {timing['images']}): "
-          f"pixels -> model map {1000 * timing['model_map_s']:.0f} ms, "
-          f"-> full-resolution map {1000 * timing['full_resolution_map_s']:.0f} ms")
+    print(
+        f"latency ({args.model}, {args.threads} thread(s), median of {timing['images']}): "
+        f"pixels -> model map {1000 * timing['model_map_s']:.0f} ms, "
+        f"-> full-resolution map {1000 * timing['full_resolution_map_s']:.0f} ms"
+    )
     if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                         "results": results, "latency": timing}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "results": results,
+                    "latency": timing,
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -47,8 +47,10 @@ def main() -> None:
     print(f"size {args.size}x{args.size}, {os.cpu_count()} CPUs")
     print(f"in memory, 1 process     : {in_memory:6.2f} images/s")
     print(f"to disk, 1 process       : {single:6.2f} images/s  ({single / TARGET:.2f}x target)")
-    print(f"to disk, {args.workers} workers        : {parallel:6.2f} images/s  "
-          f"({parallel / TARGET:.2f}x target of {TARGET:.0f} images/s)")
+    print(
+        f"to disk, {args.workers} workers        : {parallel:6.2f} images/s  "
+        f"({parallel / TARGET:.2f}x target of {TARGET:.0f} images/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -91,6 +91,7 @@ def main() -> None:
 
         def shown(row: int):  # noqa: ANN202
             image_id = win.worklist.model.row_at(row).image_id
+
             def done() -> bool:
                 cached = win.loader.frames.get(image_id)
                 return cached is not None and win.viewer.frame is cached.frame

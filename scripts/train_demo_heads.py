@@ -41,8 +41,9 @@ def log(message: str) -> None:
     print(message, flush=True)
 
 
-def synth_embeddings(n: int, seed: int, size: int, package: str = "skelex-demo",
-                     threads: int = 2, batch: int = 32) -> dict[str, np.ndarray]:
+def synth_embeddings(
+    n: int, seed: int, size: int, package: str = "skelex-demo", threads: int = 2, batch: int = 32
+) -> dict[str, np.ndarray]:
     """Embeddings and ground truth of `n` SynthMSK images: x [N, D], one label array per task
     (strings; "" where a task does not apply), patient ids, body parts, regions."""
     from skelex_desktop.core.embeddings import model_input
@@ -63,26 +64,46 @@ def synth_embeddings(n: int, seed: int, size: int, package: str = "skelex-demo",
         rows: list[dict[str, Any]] = []
         start = time.monotonic()
         for item in make_plan(cfg):
-            img = generate_image(cfg.seed, item.index, size=cfg.size, region=item.region,
-                                 view=item.view, laterality=item.laterality,
-                                 abnormal=item.abnormal)
+            img = generate_image(
+                cfg.seed,
+                item.index,
+                size=cfg.size,
+                region=item.region,
+                view=item.view,
+                laterality=item.laterality,
+                abnormal=item.abnormal,
+            )
             patient = make_patient(cfg.seed, item.patient_k)
             study = make_study(cfg.seed, item.patient_k, item.study_k, item.first_day)
-            series_uid, sop_uid = instance_uids(cfg.seed, item.index, study.study_uid,
-                                                item.series_number)
-            ds = build_dataset(img, patient, study, series_uid, sop_uid, item.series_number,
-                               item.instance_number, variant=item.index)
+            series_uid, sop_uid = instance_uids(
+                cfg.seed, item.index, study.study_uid, item.series_number
+            )
+            ds = build_dataset(
+                img,
+                patient,
+                study,
+                series_uid,
+                sop_uid,
+                item.series_number,
+                item.instance_number,
+                variant=item.index,
+            )
             frame = decode_frame(parse_dicom(encode(ds)), 0)
             pixels = frame.rgb if frame.rgb is not None else frame.values
             pending.append(model_input(pixels, runtime.manifest))
             lab = img.labels
-            rows.append({
-                "abnormal": str(lab["abnormal"]), "fracture": str(lab["fracture"]),
-                "implant": str(lab["implant"]), "tumour_category": str(lab["tumour_category"]),
-                "kl_grade": "" if lab["kl_grade"] is None else str(lab["kl_grade"]),
-                "patient": patient.patient_id, "body_part": str(img.meta["body_part"]).upper(),
-                "region": str(img.meta["region"]),
-            })
+            rows.append(
+                {
+                    "abnormal": str(lab["abnormal"]),
+                    "fracture": str(lab["fracture"]),
+                    "implant": str(lab["implant"]),
+                    "tumour_category": str(lab["tumour_category"]),
+                    "kl_grade": "" if lab["kl_grade"] is None else str(lab["kl_grade"]),
+                    "patient": patient.patient_id,
+                    "body_part": str(img.meta["body_part"]).upper(),
+                    "region": str(img.meta["region"]),
+                }
+            )
             if len(pending) == batch:
                 vectors.extend(runtime.embed(np.stack(pending)))
                 pending.clear()
@@ -94,8 +115,9 @@ def synth_embeddings(n: int, seed: int, size: int, package: str = "skelex-demo",
     return out
 
 
-def load_or_embed(cache: Path | None, n: int, seed: int, size: int,
-                  threads: int) -> dict[str, np.ndarray]:
+def load_or_embed(
+    cache: Path | None, n: int, seed: int, size: int, threads: int
+) -> dict[str, np.ndarray]:
     """`synth_embeddings`, read from / saved to `cache` (an .npz) when given and matching."""
     if cache is not None and cache.is_file():
         with np.load(cache, allow_pickle=False) as data:
@@ -116,8 +138,10 @@ def task_specs() -> dict[str, Any]:
     from skelex_desktop.core.resources import resources_dir
 
     schema = json.loads((resources_dir() / "label_schema.json").read_text(encoding="utf-8"))
-    return {t["name"]: TaskSpec(t["name"], t["kind"], [str(c) for c in t["classes"]])
-            for t in schema["tasks"]}
+    return {
+        t["name"]: TaskSpec(t["name"], t["kind"], [str(c) for c in t["classes"]])
+        for t in schema["tasks"]
+    }
 
 
 def task_dataset(data: dict[str, np.ndarray], spec: Any) -> Any:
@@ -132,15 +156,27 @@ def task_dataset(data: dict[str, np.ndarray], spec: Any) -> Any:
     if spec.kind == "binary":
         index = {"0": 0, "1": 1}
     y = np.array([index[v] for v in values[keep]], np.int64)[:, None]
-    counts = {spec.name: {"labelled": int(keep.sum()), "uncertain": 0, "without_embedding": 0,
-                          "per_class": {c: int((y[:, 0] == i).sum())
-                                        for i, c in enumerate(spec.classes)}}}
-    return HeadDataset(tasks=[spec], x=data["x"][keep], y=y, groups=data["patient"][keep],
-                       image_ids=np.flatnonzero(keep).astype(np.int64), counts=counts)
+    counts = {
+        spec.name: {
+            "labelled": int(keep.sum()),
+            "uncertain": 0,
+            "without_embedding": 0,
+            "per_class": {c: int((y[:, 0] == i).sum()) for i, c in enumerate(spec.classes)},
+        }
+    }
+    return HeadDataset(
+        tasks=[spec],
+        x=data["x"][keep],
+        y=y,
+        groups=data["patient"][keep],
+        image_ids=np.flatnonzero(keep).astype(np.int64),
+        counts=counts,
+    )
 
 
-def train_task(data: dict[str, np.ndarray], spec: Any, folds: int, seed: int,
-               threads: int) -> tuple[Any, dict[str, Any], Any]:
+def train_task(
+    data: dict[str, np.ndarray], spec: Any, folds: int, seed: int, threads: int
+) -> tuple[Any, dict[str, Any], Any]:
     """(weights, CV metrics, dataset) of one task, trained like `skelex-desktop train`."""
     from skelex_desktop.core.training.heads import HeadConfig, train_heads
 
@@ -172,23 +208,26 @@ def card_section(results: dict[str, dict[str, Any]], args: argparse.Namespace) -
 
     aurocs = [r["metrics"]["auroc"] for r in results.values() if "auroc" in r["metrics"]]
     lo, hi = min(aurocs), max(aurocs)
-    verdict = ("at or near chance level" if hi < 0.6 else "weak" if hi < 0.75
-               else "better than chance")
+    verdict = (
+        "at or near chance level" if hi < 0.6 else "weak" if hi < 0.75 else "better than chance"
+    )
     lines = [
-        SECTION, "",
+        SECTION,
+        "",
         "Linear heads on the frozen 192-d embeddings, shipped in `heads/<task>.npz` and applied",
         "to every analysed image (ModelVersion `skelex-demo-heads`), so the demo studies show",
         "suggestions from the first launch. A head the user trains for a task replaces the",
-        "bundled one for that task.", "",
+        "bundled one for that task.",
+        "",
         f"Reproducible: `python scripts/train_demo_heads.py --n {args.n} --size {args.size} "
         f"--seed {args.seed}`.",
         f"Data: {args.n} SynthMSK radiographs of {args.size} px (seed {args.seed}, half with "
         "findings), encoded as DICOM",
-        "and decoded by the ingest pipeline, embedded by this package. Trainer: the "
-        "application's",
+        "and decoded by the ingest pipeline, embedded by this package. Trainer: the application's",
         f"(`core/training/heads.py`, L2 1e-2, L-BFGS), {args.folds}-fold patient-grouped "
         "stratified CV; the",
-        "temperature is fitted on the out-of-fold logits, the final head on all images.", "",
+        "temperature is fitted on the out-of-fold logits, the final head on all images.",
+        "",
         "| task | kind | images (patients) | AUROC | balanced accuracy | macro F1 | MAE "
         "| ECE before / after T | T |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -198,7 +237,8 @@ def card_section(results: dict[str, dict[str, Any]], args: argparse.Namespace) -
         lines.append(
             f"| {task} | {r['kind']} | {r['images']} ({m['patients']}) | {cell(m, 'auroc')} "
             f"| {cell(m, 'balanced_accuracy')} | {cell(m, 'f1_macro')} | {cell(m, 'mae')} "
-            f"| {cell(m, 'ece')} / {cell(m, 'ece_calibrated')} | {cell(m, 'temperature')} |")
+            f"| {cell(m, 'ece')} / {cell(m, 'ece_calibrated')} | {cell(m, 'temperature')} |"
+        )
     lines += [
         "",
         "Cross-validated on synthetic images only (kl_grade: knee images only; tumour_category:",
@@ -223,7 +263,7 @@ def replace_section(card: str, section: str) -> str:
     start = card.find(SECTION)
     if start >= 0:
         end = card.find("\n## ", start + len(SECTION))
-        return card[:start] + section + ("" if end < 0 else card[end + 1:])
+        return card[:start] + section + ("" if end < 0 else card[end + 1 :])
     anchor = card.find("## Licence")
     if anchor < 0:
         return card.rstrip("\n") + "\n\n" + section
@@ -236,8 +276,9 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_package(package: Path, results: dict[str, dict[str, Any]],
-                  args: argparse.Namespace) -> None:
+def write_package(
+    package: Path, results: dict[str, dict[str, Any]], args: argparse.Namespace
+) -> None:
     """Head files, model card and manifest (last, so a crash leaves the old manifest)."""
     from skelex_desktop.core.inference.package import sha256_bytes
 
@@ -252,21 +293,37 @@ def write_package(package: Path, results: dict[str, dict[str, Any]],
         write_atomic(package / rel, blob)
         sha = sha256_bytes(blob)
         manifest["files"][rel] = {"sha256": sha, "bytes": len(blob)}
-        tasks[task] = {"file": rel, "sha256": sha, "bytes": len(blob), "kind": r["kind"],
-                       "classes": r["classes"], "body_parts": list(KNEE_ONLY.get(task, ())),
-                       "images": r["images"], "metrics": r["metrics"]}
+        tasks[task] = {
+            "file": rel,
+            "sha256": sha,
+            "bytes": len(blob),
+            "kind": r["kind"],
+            "classes": r["classes"],
+            "body_parts": list(KNEE_ONLY.get(task, ())),
+            "images": r["images"],
+            "metrics": r["metrics"],
+        }
     card_path = package / "MODEL_CARD.md"
     card = replace_section(card_path.read_text(encoding="utf-8"), card_section(results, args))
     write_atomic(card_path, card.encode("utf-8"))
-    manifest["files"]["MODEL_CARD.md"] = {"sha256": sha256_bytes(card.encode("utf-8")),
-                                          "bytes": len(card.encode("utf-8"))}
+    manifest["files"]["MODEL_CARD.md"] = {
+        "sha256": sha256_bytes(card.encode("utf-8")),
+        "bytes": len(card.encode("utf-8")),
+    }
     embedding_file = manifest["graphs"]["embedding"]["file"]
     manifest["heads"] = {
         "model_version": f"{manifest['name']}-heads",
         "embedding_sha256": manifest["files"][embedding_file]["sha256"],
-        "training": {"script": "scripts/train_demo_heads.py", "synth_seed": args.seed,
-                     "images": args.n, "size": args.size, "folds": args.folds,
-                     "seed": args.train_seed, "l2": 1e-2, "abnormal_fraction": 0.5},
+        "training": {
+            "script": "scripts/train_demo_heads.py",
+            "synth_seed": args.seed,
+            "images": args.n,
+            "size": args.size,
+            "folds": args.folds,
+            "seed": args.train_seed,
+            "l2": 1e-2,
+            "abnormal_fraction": 0.5,
+        },
         "tasks": tasks,
     }
     write_atomic(package / "manifest.json", json.dumps(manifest, indent=2).encode("utf-8"))
@@ -295,10 +352,14 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, dict[str, Any]] = {}
     for task in TASKS:
         spec = specs[task]
-        model, metrics, dataset = train_task(data, spec, args.folds, args.train_seed,
-                                             args.threads)
-        results[task] = {"weights": model, "metrics": metrics, "kind": spec.kind,
-                         "classes": list(spec.classes), "images": int(len(dataset.y))}
+        model, metrics, dataset = train_task(data, spec, args.folds, args.train_seed, args.threads)
+        results[task] = {
+            "weights": model,
+            "metrics": metrics,
+            "kind": spec.kind,
+            "classes": list(spec.classes),
+            "images": int(len(dataset.y)),
+        }
         shown = {k: round(v, 3) for k, v in metrics.items() if isinstance(v, float)}
         log(f"{task}: {len(dataset.y)} images {metrics['per_class']} {shown}")
     if args.dry_run:
@@ -308,8 +369,10 @@ def main(argv: list[str] | None = None) -> int:
 
     manifest = verify_package(args.package)
     size = sum(p.stat().st_size for p in args.package.rglob("*") if p.is_file())
-    log(f"wrote {len(results)} heads into {args.package} ({len(manifest.files)} files verified, "
-        f"package {size / 1e6:.1f} MB) in {time.monotonic() - start:.0f} s")
+    log(
+        f"wrote {len(results)} heads into {args.package} ({len(manifest.files)} files verified, "
+        f"package {size / 1e6:.1f} MB) in {time.monotonic() - start:.0f} s"
+    )
     return 0
 
 

@@ -29,7 +29,9 @@ def configure_logging(data_dir) -> None:  # noqa: ANN001 - a Path
     )
 
 
-def run_gui(data_dir: str | None = None, db_url: str | None = None, reader: str | None = None) -> int:
+def run_gui(
+    data_dir: str | None = None, db_url: str | None = None, reader: str | None = None
+) -> int:
     """Open the main window on the configured workspace; returns the exit status."""
     if not display_available():
         print(NO_DISPLAY, file=sys.stderr)

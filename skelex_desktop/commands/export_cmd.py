@@ -63,25 +63,55 @@ def register(add: AddCommand) -> None:
     ex = add("export", cmd_export, "export a labelled set (optionally de-identified)")
     ex.add_argument("--format", required=True, metavar="F", help=FORMAT_HELP)
     ex.add_argument("--out", required=True, metavar="DIR", help="new (or empty) target folder")
-    ex.add_argument("--deidentify", action="store_true",
-                    help="DICOM PS3.15 Basic Profile, pseudonyms, verified by a scan")
+    ex.add_argument(
+        "--deidentify",
+        action="store_true",
+        help="DICOM PS3.15 Basic Profile, pseudonyms, verified by a scan",
+    )
     ex.add_argument("--task", action="append", metavar="T", help="only this task (repeatable)")
-    ex.add_argument("--status", default="confirmed",
-                    choices=("confirmed", "in_review", "analysed", "new", "any"),
-                    help="image workflow status to export (default confirmed)")
-    ex.add_argument("--reader", dest="reader_filter", metavar="R",
-                    help="only labels and regions of this reader")
-    ex.add_argument("--from", dest="date_from", type=iso_date, metavar="DATE",
-                    help="study date on or after (YYYY-MM-DD)")
-    ex.add_argument("--to", dest="date_to", type=iso_date, metavar="DATE",
-                    help="study date on or before (YYYY-MM-DD)")
-    ex.add_argument("--model-version", metavar="V",
-                    help="only images with a prediction of this model (name, version, name:version)")
-    ex.add_argument("--split", default="0.7,0.15,0.15", metavar="TRAIN,VAL,TEST",
-                    help="patient-level split fractions (default 0.7,0.15,0.15)")
+    ex.add_argument(
+        "--status",
+        default="confirmed",
+        choices=("confirmed", "in_review", "analysed", "new", "any"),
+        help="image workflow status to export (default confirmed)",
+    )
+    ex.add_argument(
+        "--reader", dest="reader_filter", metavar="R", help="only labels and regions of this reader"
+    )
+    ex.add_argument(
+        "--from",
+        dest="date_from",
+        type=iso_date,
+        metavar="DATE",
+        help="study date on or after (YYYY-MM-DD)",
+    )
+    ex.add_argument(
+        "--to",
+        dest="date_to",
+        type=iso_date,
+        metavar="DATE",
+        help="study date on or before (YYYY-MM-DD)",
+    )
+    ex.add_argument(
+        "--model-version",
+        metavar="V",
+        help="only images with a prediction of this model (name, version, name:version)",
+    )
+    ex.add_argument(
+        "--split",
+        default="0.7,0.15,0.15",
+        metavar="TRAIN,VAL,TEST",
+        help="patient-level split fractions (default 0.7,0.15,0.15)",
+    )
     ex.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
-    ex.add_argument("--images", choices=("png16", "png8", "dicom", "none"),
-                    help="image files (default png16; dicom for DICOM-only exports)")
-    ex.add_argument("--include-burned-in", action="store_true",
-                    help="also export images flagged BurnedInAnnotation YES")
+    ex.add_argument(
+        "--images",
+        choices=("png16", "png8", "dicom", "none"),
+        help="image files (default png16; dicom for DICOM-only exports)",
+    )
+    ex.add_argument(
+        "--include-burned-in",
+        action="store_true",
+        help="also export images flagged BurnedInAnnotation YES",
+    )
     ex.add_argument("--json", action="store_true", help="machine-readable output")

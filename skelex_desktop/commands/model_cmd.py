@@ -154,17 +154,30 @@ def register(add: AddCommand) -> None:
     mi.add_argument("hf_dir", metavar="HF_DIR")
     mi.add_argument("--name", required=True)
     mi.add_argument("--int8", action="store_true", help="also write a quantised copy")
-    mi.add_argument("--resize", choices=("resize", "letterbox"), default="resize",
-                    help="preprocessing: plain resize (reference) or aspect-keeping letterbox")
+    mi.add_argument(
+        "--resize",
+        choices=("resize", "letterbox"),
+        default="resize",
+        help="preprocessing: plain resize (reference) or aspect-keeping letterbox",
+    )
     mi.add_argument("--version", default="1.0")
     mi.add_argument("--licence", default="as distributed by the weights' authors")
-    mi.add_argument("--calibrate-synth", type=int, default=0, metavar="N",
-                    help="calibrate thresholds on N SynthMSK images (half abnormal)")
+    mi.add_argument(
+        "--calibrate-synth",
+        type=int,
+        default=0,
+        metavar="N",
+        help="calibrate thresholds on N SynthMSK images (half abnormal)",
+    )
     mi.add_argument("--model-card", metavar="FILE", help="copy this MODEL_CARD.md into the package")
-    mi.add_argument("--replace", action="store_true",
-                    help="atomically replace an existing package of that name")
-    mi.add_argument("--models-dir", metavar="DIR",
-                    help="write into DIR instead of the user models dir (data dir/models)")
+    mi.add_argument(
+        "--replace", action="store_true", help="atomically replace an existing package of that name"
+    )
+    mi.add_argument(
+        "--models-dir",
+        metavar="DIR",
+        help="write into DIR instead of the user models dir (data dir/models)",
+    )
     mi.add_argument("--json", action="store_true")
     mi.set_defaults(handler=cmd_model_import)
 
@@ -178,8 +191,12 @@ def register(add: AddCommand) -> None:
     em.add_argument("--model", metavar="NAME")
     em.add_argument("--out", required=True, metavar="MAP.npy")
     em.add_argument("--hotspots", metavar="FILE.json")
-    em.add_argument("--mode", choices=("complementary", "reference"), default="complementary",
-                    help="complementary deterministic masks (default) or 10 seeded random passes")
+    em.add_argument(
+        "--mode",
+        choices=("complementary", "reference"),
+        default="complementary",
+        help="complementary deterministic masks (default) or 10 seeded random passes",
+    )
     em.add_argument("--frame", type=int, default=0)
     em.add_argument("--json", action="store_true")
 

@@ -69,6 +69,8 @@ def register(add: AddCommand) -> None:
     p.add_argument("--format", choices=["dicom", "png"], default="dicom")
     p.add_argument("--size", type=int, default=1024, metavar="PX", help="image side in pixels")
     p.add_argument(
-        "--demo", action="store_true", help="create the demo studies in the data dir and import them"
+        "--demo",
+        action="store_true",
+        help="create the demo studies in the data dir and import them",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -25,9 +25,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         progress.finish()
         ws.close()
     failed = "".join(f"\n  image {k}: {v}" for k, v in summary.failed.items())
-    text = (f"analysed {summary.analysed} image(s); embeddings: {summary.embedded} computed, "
-            f"{summary.embeddings_cached} cached" + (f"; {len(summary.failed)} failed{failed}"
-                                                    if summary.failed else ""))
+    text = (
+        f"analysed {summary.analysed} image(s); embeddings: {summary.embedded} computed, "
+        f"{summary.embeddings_cached} cached"
+        + (f"; {len(summary.failed)} failed{failed}" if summary.failed else "")
+    )
     emit(args, summary.to_json(), text)
     return 1 if summary.failed else 0
 
@@ -42,19 +44,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     ws = open_ws(args)
     progress = TextProgress()
     try:
-        result = train_head(ws.db, ws.settings, args.task, folds=args.folds, seed=args.seed,
-                            model=args.model, progress=progress)
+        result = train_head(
+            ws.db,
+            ws.settings,
+            args.task,
+            folds=args.folds,
+            seed=args.seed,
+            model=args.model,
+            progress=progress,
+        )
     except (DatasetError, SplitError, TrainingError, PackageError) as exc:
         raise CliError(str(exc)) from exc
     finally:
         progress.finish()
         ws.close()
-    lines = [f"trained {result.name} version {result.version} on "
-             f"{result.metrics['images']} image(s), {result.predictions} prediction(s) stored"]
+    lines = [
+        f"trained {result.name} version {result.version} on "
+        f"{result.metrics['images']} image(s), {result.predictions} prediction(s) stored"
+    ]
     for task, m in result.metrics["cv"].items():
-        parts = [f"{key} {m[key]:.3f}" for key in ("auroc", "balanced_accuracy", "f1_macro",
-                                                   "mae", "ece", "ece_calibrated")
-                 if m.get(key) is not None]
+        parts = [
+            f"{key} {m[key]:.3f}"
+            for key in ("auroc", "balanced_accuracy", "f1_macro", "mae", "ece", "ece_calibrated")
+            if m.get(key) is not None
+        ]
         lines.append(f"  {task}: " + ", ".join(parts))
     emit(args, result.to_json(), "\n".join(lines))
     return 0
@@ -68,8 +81,11 @@ def cmd_version_list(args: argparse.Namespace) -> int:
         versions = list_versions(ws.db)
     finally:
         ws.close()
-    lines = [f"{v.name:<28} {v.version:<10} {'active' if v.active else '      '} "
-             f"{v.predictions:6d} predictions  {v.created_at:%Y-%m-%d %H:%M}" for v in versions]
+    lines = [
+        f"{v.name:<28} {v.version:<10} {'active' if v.active else '      '} "
+        f"{v.predictions:6d} predictions  {v.created_at:%Y-%m-%d %H:%M}"
+        for v in versions
+    ]
     emit(args, [v.to_json() for v in versions], "\n".join(lines) or "no model versions")
     return 0
 
@@ -108,8 +124,13 @@ def register(add: AddCommand) -> None:
     group.add_argument("image_ids", nargs="*", default=[], metavar="IMAGE_ID")
 
     tr = add("train", cmd_train, "train a task head on confirmed labels")
-    tr.add_argument("--task", required=True, metavar="TASK", action="append",
-                    help="task to train; repeat for a multi-head model")
+    tr.add_argument(
+        "--task",
+        required=True,
+        metavar="TASK",
+        action="append",
+        help="task to train; repeat for a multi-head model",
+    )
     tr.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--model", metavar="NAME", help="embedding model package (default: active)")

@@ -248,7 +248,9 @@ def undo_label(db: Database, label_id: int, reader: str) -> Changes:
         if label is None:
             raise LabelError(f"no label with id {label_id}")
         if label.superseded_by is not None or label.retracted_at is not None:
-            raise LabelError(f"label {label_id} is not the current decision; undo the later one first")
+            raise LabelError(
+                f"label {label_id} is not the current decision; undo the later one first"
+            )
         label.retracted_at = utcnow()
         previous = session.scalar(select(Label).where(Label.superseded_by == label.id))
         if previous is not None:

@@ -145,7 +145,6 @@ class BackgroundLoader(QObject):
             log.exception("background %s of image %s failed", kind, image_id)
             self.failed.emit(image_id, kind, str(exc))
 
-
     def stop(self, timeout: float = 30.0) -> None:
         self._queue.put((-1, 0, -1, STOP, 0, None, False))
         self._thread.join(timeout)

@@ -121,7 +121,9 @@ class MainWindow(QMainWindow):
         self._action("Export labelled set...", "Ctrl+E", self.show_export_dialog, file_menu)
         self._action("Train task heads...", None, self.show_training_dialog, file_menu)
         self._action("Model versions...", None, self.show_versions_dialog, file_menu)
-        self.demo_action = self._action("Load demo studies", None, self.load_demo_studies, file_menu)
+        self.demo_action = self._action(
+            "Load demo studies", None, self.load_demo_studies, file_menu
+        )
         self._action("Refresh worklist", "F5", lambda: self.worklist.refresh(), file_menu)
         file_menu.addSeparator()
         self._action("Quit", "Ctrl+Q", self.close, file_menu)
@@ -382,7 +384,9 @@ class MainWindow(QMainWindow):
             return
         box = Box(rect.left(), rect.top(), rect.right(), rect.bottom())
         self.undo_stack.push(
-            AddRegionCommand(self.db, self.hooks, self.current.image_id, state.name, box, self.reader)
+            AddRegionCommand(
+                self.db, self.hooks, self.current.image_id, state.name, box, self.reader
+            )
         )
         self.box_action.setChecked(False)
         self.viewer.box_mode = False
@@ -504,9 +508,7 @@ class MainWindow(QMainWindow):
         job.finished.connect(lambda: self.worklist.demo_button.setEnabled(True))
         return self.run_job(
             job,
-            lambda report: self.statusBar().showMessage(
-                f"Demo studies: {report.summary()}", 15000
-            ),
+            lambda report: self.statusBar().showMessage(f"Demo studies: {report.summary()}", 15000),
         )
 
     def show_shortcuts(self) -> None:
@@ -561,4 +563,3 @@ class MainWindow(QMainWindow):
         self.runner.cancel_all()
         self.loader.stop()
         super().closeEvent(event)
-

@@ -32,19 +32,20 @@ class LabelledSet:
     model_label: str
 
 
-def build_labelled_set(db: Database, data_dir: Path, root: Path, n: int = N_IMAGES,
-                       seed: int = 3) -> LabelledSet:
+def build_labelled_set(
+    db: Database, data_dir: Path, root: Path, n: int = N_IMAGES, seed: int = 3
+) -> LabelledSet:
     """Generate, import, label (fracture, tumour category), box and confirm `n` images."""
     synth_dir = root / "synth"
-    result = generate_dataset(synth_dir, SynthConfig(n=n, seed=seed, abnormal_fraction=0.5,
-                                                     fmt="dicom", size=256, workers=1))
-    import_paths(db, list(result.files), ImportOptions(data_dir=data_dir, reader=READER,
-                                                       workers=1))
+    result = generate_dataset(
+        synth_dir,
+        SynthConfig(n=n, seed=seed, abnormal_fraction=0.5, fmt="dicom", size=256, workers=1),
+    )
+    import_paths(db, list(result.files), ImportOptions(data_dir=data_dir, reader=READER, workers=1))
     with open(synth_dir / "ground_truth.csv", newline="", encoding="utf-8") as fh:
         by_sop = {row["sop_uid"]: row for row in csv.DictReader(fh)}
     with db.read() as session:
-        images = list(session.execute(select(Image.id, Image.sop_instance_uid)
-                                      .order_by(Image.id)))
+        images = list(session.execute(select(Image.id, Image.sop_instance_uid).order_by(Image.id)))
     error_map = root / "maps" / "map0.npy"
     error_map.parent.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -52,9 +53,14 @@ def build_labelled_set(db: Database, data_dir: Path, root: Path, n: int = N_IMAG
     with db.write() as session:
         model = ensure_model_version(session, "skelex-test", "1.0", {"model.onnx": "0" * 64})
         fracture = session.scalar(select(Task).where(Task.name == "fracture"))
-        prediction = Prediction(image_id=images[0][0], model_version_id=model.id,
-                                task_id=fracture.id, probabilities={"fracture": 0.8}, score=0.8,
-                                error_map_path=str(error_map))
+        prediction = Prediction(
+            image_id=images[0][0],
+            model_version_id=model.id,
+            task_id=fracture.id,
+            probabilities={"fracture": 0.8},
+            score=0.8,
+            error_map_path=str(error_map),
+        )
         session.add(prediction)
         session.flush()
         prediction_id = prediction.id
@@ -62,9 +68,15 @@ def build_labelled_set(db: Database, data_dir: Path, root: Path, n: int = N_IMAG
     for k, (image_id, sop) in enumerate(images):
         row = by_sop[sop]
         truth[image_id] = row
-        confirm_label(db, image_id, "fracture", row["fracture"], READER,
-                      uncertain=(k % 7 == 5),
-                      prediction_id=prediction_id if k == 0 else None)
+        confirm_label(
+            db,
+            image_id,
+            "fracture",
+            row["fracture"],
+            READER,
+            uncertain=(k % 7 == 5),
+            prediction_id=prediction_id if k == 0 else None,
+        )
         confirm_label(db, image_id, "tumour_category", row["tumour_category"], READER)
         if row["fracture"] == "1":
             add_region(db, image_id, "fracture", Box(40, 50, 120, 140), READER)

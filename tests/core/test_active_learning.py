@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _bench():  # noqa: ANN202 - the bench module
-    spec = importlib.util.spec_from_file_location("active_learning_bench",
-                                                  ROOT / "bench" / "active_learning.py")
+    spec = importlib.util.spec_from_file_location(
+        "active_learning_bench", ROOT / "bench" / "active_learning.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -33,15 +34,15 @@ def test_bench_orders_split_and_plot(tmp_path: Path) -> None:
     assert set(groups[pool]).isdisjoint(groups[test]) and len(pool) + len(test) == n
     assert bench.labels_needed([0.5, 0.7, 0.9], [10, 20, 30], 0.69) == 20
     assert bench.labels_needed([0.5, 0.6], [10, 20], 0.9) == 20  # never reached: all of them
-    labels = bench.task_labels({"fracture": np.array(["1", "0"]),
-                                "tumour_category": np.array(["intermediate", "benign"])})
+    labels = bench.task_labels(
+        {"fracture": np.array(["1", "0"]), "tumour_category": np.array(["intermediate", "benign"])}
+    )
     assert labels["fracture"].tolist() == [1, 0] and labels["tumour"].tolist() == [1, 0]
 
     result = bench.benchmark(x, y, groups, seeds=2, step=20, start_size=10, threads=1)
     for run in result["runs"]:
         assert run["full"] > 0.85  # the planted signal is learnt
-        assert len(run["curves"]["active"]) == len(run["curves"]["random"]) == len(
-            run["budgets"])
+        assert len(run["curves"]["active"]) == len(run["curves"]["random"]) == len(run["budgets"])
         assert run["budgets"][-1] == run["pool"]
         assert min(run["needed"].values()) <= run["pool"]
     path = bench.curve_plot("planted", result, tmp_path / "al.png")

@@ -132,7 +132,9 @@ def test_label_import_with_errors_exits_non_zero_and_imports_nothing(tmp_path: P
 
 def test_task_add_and_list(tmp_path: Path, capsys) -> None:
     base = ["--data-dir", str(tmp_path)]
-    assert main([*base, "task", "add", "bone_age", "--kind", "regression", "--title", "Bone age"]) == 0
+    assert (
+        main([*base, "task", "add", "bone_age", "--kind", "regression", "--title", "Bone age"]) == 0
+    )
     assert "added task bone_age (regression, order 7)" in capsys.readouterr().out
     assert main([*base, "task", "add", "bone_age", "--kind", "regression"]) == 2
     assert "already exists" in capsys.readouterr().err
@@ -144,7 +146,9 @@ def test_task_add_and_list(tmp_path: Path, capsys) -> None:
 
 
 def test_finetune_without_enough_labels_is_one_line(tmp_path: Path, capsys) -> None:
-    assert main(["--data-dir", str(tmp_path), "finetune", "--task", "fracture", "--blocks", "1"]) == 1
+    assert (
+        main(["--data-dir", str(tmp_path), "finetune", "--task", "fracture", "--blocks", "1"]) == 1
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("skelex-desktop: ") and len(err.splitlines()) == 1
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())

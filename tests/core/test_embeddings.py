@@ -22,13 +22,18 @@ from skelex_desktop.core.settings import Settings
 from skelex_desktop.core.synth import SynthConfig, generate_dataset
 
 
-def import_synthetic(db: Database, data_dir: Path, out: Path, n: int, seed: int = 0
-                     ) -> dict[str, dict[str, str]]:
+def import_synthetic(
+    db: Database, data_dir: Path, out: Path, n: int, seed: int = 0
+) -> dict[str, dict[str, str]]:
     """Tiny synthetic DICOMs imported into `db`; ground-truth rows by SOP Instance UID."""
-    result = generate_dataset(out, SynthConfig(n=n, seed=seed, abnormal_fraction=0.5,
-                                               fmt="dicom", size=256, workers=1))
-    import_paths(db, [p for p in out.iterdir() if p.is_dir() and p.name != "masks"],
-                 ImportOptions(data_dir=data_dir, workers=1))
+    result = generate_dataset(
+        out, SynthConfig(n=n, seed=seed, abnormal_fraction=0.5, fmt="dicom", size=256, workers=1)
+    )
+    import_paths(
+        db,
+        [p for p in out.iterdir() if p.is_dir() and p.name != "masks"],
+        ImportOptions(data_dir=data_dir, workers=1),
+    )
     with open(result.ground_truth_csv, newline="", encoding="utf-8") as handle:
         return {row["sop_uid"]: row for row in csv.DictReader(handle)}
 
@@ -58,8 +63,9 @@ def test_embeddings_are_batched_cached_and_match_the_runtime(
         image = s.get(Image, ids[0])
         path, frame = Path(image.file_path), image.frame
     decoded = read_frame(path, frame)
-    x = model_input(decoded.rgb if decoded.rgb is not None else decoded.values,
-                    demo.runtime.manifest)
+    x = model_input(
+        decoded.rgb if decoded.rgb is not None else decoded.values, demo.runtime.manifest
+    )
     direct = demo.runtime.embed(x[None])[0]
     assert first.vectors[ids[0]].shape == (192,)
     assert np.allclose(again.vectors[ids[0]], direct, atol=1e-5)
@@ -71,9 +77,7 @@ def test_embeddings_are_batched_cached_and_match_the_runtime(
         embed_images(db, demo, [999])
 
 
-def test_analyze_command_runs_once_then_reads_caches(
-    workspace, tmp_path: Path, capsys
-) -> None:
+def test_analyze_command_runs_once_then_reads_caches(workspace, tmp_path: Path, capsys) -> None:
     from skelex_desktop.cli import main
 
     import_synthetic(workspace.db, workspace.settings.data_dir, tmp_path / "synth", n=3)

@@ -28,10 +28,13 @@ def _hf_mask(noise: np.ndarray, ratio: float) -> np.ndarray:
     return (ranks >= keep).astype(np.float32)
 
 
-@pytest.mark.parametrize(("grid", "passes", "ratio"),
-                         [(14, 4, 0.75), (4, 4, 0.75), (6, 2, 0.5), (12, 8, 0.75), (10, 4, 0.5)])
-def test_complementary_masks_cover_every_patch_exactly(grid: int, passes: int,
-                                                       ratio: float) -> None:
+@pytest.mark.parametrize(
+    ("grid", "passes", "ratio"),
+    [(14, 4, 0.75), (4, 4, 0.75), (6, 2, 0.5), (12, 8, 0.75), (10, 4, 0.5)],
+)
+def test_complementary_masks_cover_every_patch_exactly(
+    grid: int, passes: int, ratio: float
+) -> None:
     noise = complementary_noise(grid, passes, ratio)
     mask = _hf_mask(noise, ratio)
     assert mask.shape == (passes, grid * grid)
@@ -103,8 +106,9 @@ def service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ErrorMapService:
     return ErrorMapService(Settings(data_dir=tmp_path / "data", inference_threads=1), "tiny")
 
 
-def test_error_map_has_source_shape_and_is_reproducible(service: ErrorMapService,
-                                                        tmp_path: Path) -> None:
+def test_error_map_has_source_shape_and_is_reproducible(
+    service: ErrorMapService, tmp_path: Path
+) -> None:
     png = write_png(tmp_path / "a.png", rows=90, cols=130)
     first = service.analyse_file(png, use_cache=False)
     second = service.analyse_file(png, use_cache=False)
@@ -120,8 +124,7 @@ def test_error_map_has_source_shape_and_is_reproducible(service: ErrorMapService
     assert summary["shape"] == [90, 130] and summary["model"] == "tiny"
 
 
-def test_dicom_input_maps_to_its_full_resolution(service: ErrorMapService,
-                                                 tmp_path: Path) -> None:
+def test_dicom_input_maps_to_its_full_resolution(service: ErrorMapService, tmp_path: Path) -> None:
     pydicom = pytest.importorskip("pydicom")
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
@@ -132,7 +135,10 @@ def test_dicom_input_maps_to_its_full_resolution(service: ErrorMapService,
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = pydicom.Dataset()
     ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+    )
     ds.Modality, ds.PatientID = "DX", "P1"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.Rows, ds.Columns = 70, 50
@@ -171,8 +177,18 @@ def test_errormap_command_writes_map_and_hotspots(tmp_path: Path, monkeypatch, c
     monkeypatch.setenv("SKELEX_BUNDLED_MODELS", str(tmp_path / "bundled"))
     copy_tiny_package(tmp_path / "data" / "models")
     png = write_png(tmp_path / "c.png", rows=64, cols=48)
-    args = ["--data-dir", str(tmp_path / "data"), "errormap", str(png), "--model", "tiny",
-            "--out", str(tmp_path / "out" / "map.npy"), "--hotspots", str(tmp_path / "h.json")]
+    args = [
+        "--data-dir",
+        str(tmp_path / "data"),
+        "errormap",
+        str(png),
+        "--model",
+        "tiny",
+        "--out",
+        str(tmp_path / "out" / "map.npy"),
+        "--hotspots",
+        str(tmp_path / "h.json"),
+    ]
     assert main(args) == 0
     assert np.load(tmp_path / "out" / "map.npy").shape == (64, 48)
     summary = json.loads((tmp_path / "h.json").read_text())

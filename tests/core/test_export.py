@@ -40,8 +40,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExportWorld]:
 @pytest.fixture(scope="module")
 def full_export(world: ExportWorld) -> Path:
     out = world.root / "full"
-    export_labelled_set(world.db, ExportOptions(out=out, formats=("csv", "jsonl", "coco", "yolo",
-                                                                  "hf"), seed=7))
+    export_labelled_set(
+        world.db, ExportOptions(out=out, formats=("csv", "jsonl", "coco", "yolo", "hf"), seed=7)
+    )
     return out
 
 
@@ -96,8 +97,30 @@ def test_split_is_seeded_and_stratified() -> None:
     items = []
     for pk in range(1, 101):
         label = LabelInfo(int(pk % 4 == 0), False, "human", "r", None)
-        items.append(ExportItem(pk, pk, f"ID{pk}", "", None, "", "1", None, "", "2", f"3.{pk}", 0,
-                                "", 8, 8, "CR", "", "", "", labels={"fracture": label}))
+        items.append(
+            ExportItem(
+                pk,
+                pk,
+                f"ID{pk}",
+                "",
+                None,
+                "",
+                "1",
+                None,
+                "",
+                "2",
+                f"3.{pk}",
+                0,
+                "",
+                8,
+                8,
+                "CR",
+                "",
+                "",
+                "",
+                labels={"fracture": label},
+            )
+        )
     plan = plan_split(items, [task], (0.7, 0.15, 0.15), seed=1)
     again = plan_split(items, [task], (0.7, 0.15, 0.15), seed=1)
     other = plan_split(items, [task], (0.7, 0.15, 0.15), seed=2)
@@ -143,8 +166,11 @@ def test_yolo_labels_and_data_yaml(full_export: Path):
     for line in lines:
         cls, cx, cy, w, h = line.split()
         assert int(cls) == fracture
-        np.testing.assert_allclose([float(cx), float(cy), float(w), float(h)],
-                                   [80 / 256, 95 / 256, 80 / 256, 90 / 256], atol=1e-5)
+        np.testing.assert_allclose(
+            [float(cx), float(cy), float(w), float(h)],
+            [80 / 256, 95 / 256, 80 / 256, 90 / 256],
+            atol=1e-5,
+        )
 
 
 def test_hf_imagefolder_loads_with_datasets(full_export: Path):
@@ -183,44 +209,78 @@ def test_manifest_lists_every_file_with_its_hash(full_export: Path):
 
 def test_selection_filters(world: ExportWorld):
     only_model = world.root / "by-model"
-    result = export_labelled_set(world.db, ExportOptions(
-        out=only_model, formats=("csv",), images="none",
-        selection=Selection(tasks=("fracture",), model_version="skelex-test:1.0")))
+    result = export_labelled_set(
+        world.db,
+        ExportOptions(
+            out=only_model,
+            formats=("csv",),
+            images="none",
+            selection=Selection(tasks=("fracture",), model_version="skelex-test:1.0"),
+        ),
+    )
     assert result.images == 1
-    assert list(_rows(only_model)[0]) [-4:] == ["fracture", "reader", "source", "model_version"]
+    assert list(_rows(only_model)[0])[-4:] == ["fracture", "reader", "source", "model_version"]
     with pytest.raises(ExportError, match="nothing to export"):
-        export_labelled_set(world.db, ExportOptions(
-            out=world.root / "none", formats=("csv",), selection=Selection(status="in_review")))
+        export_labelled_set(
+            world.db,
+            ExportOptions(
+                out=world.root / "none", formats=("csv",), selection=Selection(status="in_review")
+            ),
+        )
     with pytest.raises(ExportError, match="nothing to export"):
-        export_labelled_set(world.db, ExportOptions(
-            out=world.root / "none", formats=("csv",), selection=Selection(reader="someone")))
+        export_labelled_set(
+            world.db,
+            ExportOptions(
+                out=world.root / "none", formats=("csv",), selection=Selection(reader="someone")
+            ),
+        )
     with pytest.raises(ExportError, match="unknown task"):
-        export_labelled_set(world.db, ExportOptions(
-            out=world.root / "none", formats=("csv",), selection=Selection(tasks=("nope",))))
+        export_labelled_set(
+            world.db,
+            ExportOptions(
+                out=world.root / "none", formats=("csv",), selection=Selection(tasks=("nope",))
+            ),
+        )
     assert not (world.root / "none").exists()
 
 
 def test_status_any_and_date_range(world: ExportWorld):
     with world.db.write() as session:
-        session.execute(update(Image).where(Image.id == world.labelled.image_ids[-1])
-                        .values(status="in_review"))
+        session.execute(
+            update(Image).where(Image.id == world.labelled.image_ids[-1]).values(status="in_review")
+        )
     try:
-        confirmed = export_labelled_set(world.db, ExportOptions(
-            out=world.root / "confirmed", formats=("csv",), images="none"))
-        anything = export_labelled_set(world.db, ExportOptions(
-            out=world.root / "any", formats=("csv",), images="none",
-            selection=Selection(status="any")))
+        confirmed = export_labelled_set(
+            world.db, ExportOptions(out=world.root / "confirmed", formats=("csv",), images="none")
+        )
+        anything = export_labelled_set(
+            world.db,
+            ExportOptions(
+                out=world.root / "any",
+                formats=("csv",),
+                images="none",
+                selection=Selection(status="any"),
+            ),
+        )
     finally:
         with world.db.write() as session:
-            session.execute(update(Image).where(Image.id == world.labelled.image_ids[-1])
-                            .values(status="confirmed"))
+            session.execute(
+                update(Image)
+                .where(Image.id == world.labelled.image_ids[-1])
+                .values(status="confirmed")
+            )
     assert (confirmed.images, anything.images) == (N_IMAGES - 1, N_IMAGES)
     from datetime import date
 
     with pytest.raises(ExportError, match="nothing to export"):
-        export_labelled_set(world.db, ExportOptions(
-            out=world.root / "future", formats=("csv",),
-            selection=Selection(date_from=date(2100, 1, 1))))
+        export_labelled_set(
+            world.db,
+            ExportOptions(
+                out=world.root / "future",
+                formats=("csv",),
+                selection=Selection(date_from=date(2100, 1, 1)),
+            ),
+        )
 
 
 def test_cancel_leaves_nothing_behind(world: ExportWorld):

@@ -56,10 +56,28 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 def test_cli_exports_several_formats_as_json(world: ExportWorld, capsys):
     out = world.root / "cli-out"
-    code, stdout, _ = _run(["--data-dir", str(world.root / "data"), "export",
-                            "--format", "csv,coco,dicom-sr", "--out", str(out), "--deidentify",
-                            "--task", "fracture", "--split", "0.5,0.25,0.25", "--seed", "3",
-                            "--images", "png8", "--json"], capsys)
+    code, stdout, _ = _run(
+        [
+            "--data-dir",
+            str(world.root / "data"),
+            "export",
+            "--format",
+            "csv,coco,dicom-sr",
+            "--out",
+            str(out),
+            "--deidentify",
+            "--task",
+            "fracture",
+            "--split",
+            "0.5,0.25,0.25",
+            "--seed",
+            "3",
+            "--images",
+            "png8",
+            "--json",
+        ],
+        capsys,
+    )
     assert code == 0
     data = json.loads(stdout)
     assert data["images"] == 8 and data["out"] == str(out)
@@ -71,13 +89,29 @@ def test_cli_exports_several_formats_as_json(world: ExportWorld, capsys):
 
 def test_cli_failures_are_one_line_and_non_zero(world: ExportWorld, capsys):
     data = ["--data-dir", str(world.root / "data")]
-    code, _, err = _run(data + ["export", "--format", "xml", "--out", str(world.root / "x")],
-                        capsys)
+    code, _, err = _run(
+        data + ["export", "--format", "xml", "--out", str(world.root / "x")], capsys
+    )
     assert code == 2 and "unknown format 'xml'" in err and err.count("\n") == 1
-    code, _, err = _run(data + ["export", "--format", "csv", "--out", str(world.root / "y"),
-                                "--status", "new"], capsys)
+    code, _, err = _run(
+        data + ["export", "--format", "csv", "--out", str(world.root / "y"), "--status", "new"],
+        capsys,
+    )
     assert code == 1 and "nothing to export" in err and err.count("\n") == 1
-    code, _, err = _run(data + ["export", "--format", "csv", "--out", str(world.root / "z"),
-                                "--reader", "nobody", "--from", "2000-01-01"], capsys)
+    code, _, err = _run(
+        data
+        + [
+            "export",
+            "--format",
+            "csv",
+            "--out",
+            str(world.root / "z"),
+            "--reader",
+            "nobody",
+            "--from",
+            "2000-01-01",
+        ],
+        capsys,
+    )
     assert code == 1 and "nothing to export" in err
     assert not (world.root / "y").exists() and leftovers(world.root) == []

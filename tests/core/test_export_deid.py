@@ -33,9 +33,18 @@ def _identities(world: ExportWorld) -> list[str]:
     for path in sorted(world.labelled.synth_dir.rglob("*.dcm")):
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         family, given = str(ds.PatientName).split("^")[:2]
-        values |= {str(ds.PatientName), family, given, ds.PatientID, ds.PatientBirthDate,
-                   ds.AccessionNumber, ds.InstitutionName, str(ds.ReferringPhysicianName),
-                   ds.StudyInstanceUID, ds.SOPInstanceUID}
+        values |= {
+            str(ds.PatientName),
+            family,
+            given,
+            ds.PatientID,
+            ds.PatientBirthDate,
+            ds.AccessionNumber,
+            ds.InstitutionName,
+            str(ds.ReferringPhysicianName),
+            ds.StudyInstanceUID,
+            ds.SOPInstanceUID,
+        }
     return sorted(values)
 
 
@@ -58,10 +67,14 @@ def _export_text(out: Path) -> str:
 @pytest.mark.parametrize("images", ["png16", "dicom"])
 def test_deidentified_export_carries_no_identity(world: ExportWorld, images: str):
     out = world.root / f"deid-{images}"
-    formats = ALL if images == "png16" else ("csv", "jsonl", "coco", "dicom-sr", "dicom-pm",
-                                             "dicom-seg")
-    result = export_labelled_set(world.db, ExportOptions(
-        out=out, formats=formats, deidentify=True, images=images), data_dir=world.root / "data")
+    formats = (
+        ALL if images == "png16" else ("csv", "jsonl", "coco", "dicom-sr", "dicom-pm", "dicom-seg")
+    )
+    result = export_labelled_set(
+        world.db,
+        ExportOptions(out=out, formats=formats, deidentify=True, images=images),
+        data_dir=world.root / "data",
+    )
     assert result.images == N_IMAGES
     text = _export_text(out).lower()
     leaked = [v for v in _identities(world) if v.lower() in text]
@@ -73,23 +86,32 @@ def test_deidentified_export_carries_no_identity(world: ExportWorld, images: str
 
 def test_dicom_files_are_deidentified_consistently(world: ExportWorld):
     out = world.root / "deid-consistent"
-    export_labelled_set(world.db, ExportOptions(
-        out=out, formats=("csv", "dicom-sr"), deidentify=True, images="dicom"))
+    export_labelled_set(
+        world.db,
+        ExportOptions(out=out, formats=("csv", "dicom-sr"), deidentify=True, images="dicom"),
+    )
     with open(out / "labels.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert "image_id" not in rows[0]
     with world.db.read() as session:
-        originals = {sop: (date_, pid) for sop, date_, pid in session.execute(
-            select(Image.sop_instance_uid, Study.study_date, Patient.patient_id)
-            .join(Series, Series.id == Image.series_id).join(Study, Study.id == Series.study_id)
-            .join(Patient, Patient.id == Study.patient_id))}
+        originals = {
+            sop: (date_, pid)
+            for sop, date_, pid in session.execute(
+                select(Image.sop_instance_uid, Study.study_date, Patient.patient_id)
+                .join(Series, Series.id == Image.series_id)
+                .join(Study, Study.id == Series.study_id)
+                .join(Patient, Patient.id == Study.patient_id)
+            )
+        }
     shifts = set()
     for row in rows:
         ds = pydicom.dcmread(out / row["file"])
         assert ds.SOPInstanceUID == row["sop_instance_uid"]
         assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
         assert ds.StudyInstanceUID == row["study_instance_uid"]
-        assert ds.PatientID == row["patient"] and str(ds.PatientName) == f"ANONYMOUS^{row['patient']}"
+        assert (
+            ds.PatientID == row["patient"] and str(ds.PatientName) == f"ANONYMOUS^{row['patient']}"
+        )
         assert row["image"].startswith(row["patient"] + "_")
         assert ds.PatientIdentityRemoved == "YES"
         assert "InstitutionName" not in ds and "StudyDescription" not in ds
@@ -119,8 +141,9 @@ def test_name_planted_in_an_untouched_tag_fails_the_export(world: ExportWorld):
     out = world.root / "planted-dicom"
     try:
         with pytest.raises(ExportError) as caught:
-            export_labelled_set(world.db, ExportOptions(
-                out=out, formats=("csv",), deidentify=True, images="dicom"))
+            export_labelled_set(
+                world.db, ExportOptions(out=out, formats=("csv",), deidentify=True, images="dicom")
+            )
     finally:
         path.write_bytes(original)
     message = str(caught.value)
@@ -137,13 +160,15 @@ def test_name_planted_in_the_table_fails_the_export(world: ExportWorld):
         name = image.series.study.patient.name
         body_part = image.body_part
     with world.db.write() as session:
-        session.execute(update(Image).where(Image.id == image_id)
-                        .values(body_part=name.split("^")[1]))
+        session.execute(
+            update(Image).where(Image.id == image_id).values(body_part=name.split("^")[1])
+        )
     out = world.root / "planted-csv"
     try:
         with pytest.raises(ExportError, match=r"labels\.csv \(line \d+, column body_part\)"):
-            export_labelled_set(world.db, ExportOptions(
-                out=out, formats=("csv",), deidentify=True, images="none"))
+            export_labelled_set(
+                world.db, ExportOptions(out=out, formats=("csv",), deidentify=True, images="none")
+            )
     finally:
         with world.db.write() as session:
             session.execute(update(Image).where(Image.id == image_id).values(body_part=body_part))
@@ -158,11 +183,22 @@ def test_burned_in_images_are_excluded_unless_opted_in(world: ExportWorld):
     ds.BurnedInAnnotation = "YES"
     ds.save_as(path)
     try:
-        excluded = export_labelled_set(world.db, ExportOptions(
-            out=world.root / "burned-out", formats=("csv",), deidentify=True, images="none"))
-        included = export_labelled_set(world.db, ExportOptions(
-            out=world.root / "burned-in", formats=("csv",), deidentify=True, images="dicom",
-            include_burned_in=True))
+        excluded = export_labelled_set(
+            world.db,
+            ExportOptions(
+                out=world.root / "burned-out", formats=("csv",), deidentify=True, images="none"
+            ),
+        )
+        included = export_labelled_set(
+            world.db,
+            ExportOptions(
+                out=world.root / "burned-in",
+                formats=("csv",),
+                deidentify=True,
+                images="dicom",
+                include_burned_in=True,
+            ),
+        )
     finally:
         path.write_bytes(original)
     assert excluded.images == N_IMAGES - 1 and "excluded" in excluded.warnings[0]

@@ -27,8 +27,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExportWorld]:
 @pytest.fixture(scope="module")
 def exported(world: ExportWorld) -> tuple[Path, list[dict[str, str]], list[str]]:
     out = world.root / "dicom-out"
-    result = export_labelled_set(world.db, ExportOptions(
-        out=out, formats=("csv", "jsonl", "dicom-sr", "dicom-pm", "dicom-seg"), deidentify=True))
+    result = export_labelled_set(
+        world.db,
+        ExportOptions(
+            out=out, formats=("csv", "jsonl", "dicom-sr", "dicom-pm", "dicom-seg"), deidentify=True
+        ),
+    )
     with open(out / "labels.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     lines = (out / "labels.jsonl").read_text(encoding="utf-8").splitlines()
@@ -56,8 +60,7 @@ def test_sr_holds_findings_observers_algorithm_and_regions(exported):
         assert isinstance(sr, hd.sr.Comprehensive3DSR)
         report = sr.content
         groups = report.get_image_measurement_groups()
-        findings = {q.name.value: q.value.meaning
-                    for q in groups[0].get_qualitative_evaluations()}
+        findings = {q.name.value: q.value.meaning for q in groups[0].get_qualitative_evaluations()}
         expected = {"1": "fracture", "0": "no fracture", "-1": "uncertain"}[row["fracture"]]
         assert findings["fracture"] == expected
         assert findings["tumour_category"] == row["tumour_category"]
@@ -72,8 +75,7 @@ def test_sr_holds_findings_observers_algorithm_and_regions(exported):
             assert len(groups) == 2
             assert _texts(groups[1][0], "111001") == ["skelex-test"]  # Algorithm Name
             assert _texts(groups[1][0], "111003") == ["1.0"]  # Algorithm Version
-            assert any(o.observer_type == pydicom.sr.codedict.codes.DCM.Device
-                       for o in observers)
+            assert any(o.observer_type == pydicom.sr.codedict.codes.DCM.Device for o in observers)
         ds = pydicom.dcmread(out / "dicom" / "sr" / f"{row['image']}.dcm")
         assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
         assert ds.PatientID == row["patient"]
@@ -88,8 +90,9 @@ def test_parametric_map_holds_the_float_error_map(world: ExportWorld, exported):
     ds = pydicom.dcmread(maps[0])
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.30"
     assert ds.pixel_array.dtype == np.float32 and ds.pixel_array.shape == (256, 256)
-    expected = cv2.resize(np.load(world.labelled.error_map), (256, 256),
-                          interpolation=cv2.INTER_LINEAR)
+    expected = cv2.resize(
+        np.load(world.labelled.error_map), (256, 256), interpolation=cv2.INTER_LINEAR
+    )
     np.testing.assert_allclose(ds.pixel_array, expected, rtol=1e-6)
     source = ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID
     first = next(r for r in rows if r["model_version"])
@@ -106,8 +109,9 @@ def test_seg_holds_the_boxes(exported):
     seg = hd.seg.segread(out / "dicom" / "seg" / f"{row['image']}.dcm")
     assert seg.number_of_segments == 1
     assert seg.get_segment_description(1).segment_label == "fracture"
-    mask = seg.get_pixels_by_source_instance(
-        source_sop_instance_uids=[row["sop_instance_uid"]])[0, ..., 0]
+    mask = seg.get_pixels_by_source_instance(source_sop_instance_uids=[row["sop_instance_uid"]])[
+        0, ..., 0
+    ]
     expected = np.zeros((256, 256), dtype=bool)
     expected[50:140, 40:120] = True
     np.testing.assert_array_equal(mask.astype(bool), expected)

@@ -49,9 +49,19 @@ def label_synthetic(db: Database, data_dir: Path, out: Path, n: int) -> int:
 
 
 def namespace(settings: Settings, **kw: object) -> argparse.Namespace:
-    base = {"data_dir": str(settings.data_dir), "db": None, "reader": None, "task": "abnormal",
-            "blocks": 1, "epochs": 1, "seed": 0, "model": None, "name": None,
-            "replace": False, "json": True}
+    base = {
+        "data_dir": str(settings.data_dir),
+        "db": None,
+        "reader": None,
+        "task": "abnormal",
+        "blocks": 1,
+        "epochs": 1,
+        "seed": 0,
+        "model": None,
+        "name": None,
+        "replace": False,
+        "json": True,
+    }
     return argparse.Namespace(**(base | kw))
 
 
@@ -61,16 +71,26 @@ def user_models(settings: Settings) -> list[str]:
 
 
 def test_partial_classifier_freezes_all_but_the_last_blocks() -> None:
-    cfg = MaeConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=3,
-                    num_attention_heads=2, intermediate_size=64, decoder_hidden_size=16,
-                    decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
-                    decoder_intermediate_size=32)
+    cfg = MaeConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=64,
+        decoder_hidden_size=16,
+        decoder_num_hidden_layers=1,
+        decoder_num_attention_heads=2,
+        decoder_intermediate_size=32,
+    )
     mae = MaskedAutoencoder(cfg)
     mae.init_weights(torch.Generator().manual_seed(0))
     net = PartialClassifier(mae, blocks=2, classes=3)
     trainable = {k for k, p in net.named_parameters() if p.requires_grad}
-    assert trainable and all(k.startswith(("mae.vit.layers.1.", "mae.vit.layers.2.",
-                                           "mae.vit.layernorm.", "head.")) for k in trainable)
+    assert trainable and all(
+        k.startswith(("mae.vit.layers.1.", "mae.vit.layers.2.", "mae.vit.layernorm.", "head."))
+        for k in trainable
+    )
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert torch.allclose(net.embed(x), mae.embed(x), atol=1e-6)
@@ -115,13 +135,21 @@ def test_finetune_exports_a_verified_package_of_the_trained_encoder(
                 self.cancel()
 
     with pytest.raises(Cancelled):
-        finetune(workspace.db, settings, FinetuneOptions(task="abnormal", blocks=1, epochs=1),
-                 CancelWhenTraining())
+        finetune(
+            workspace.db,
+            settings,
+            FinetuneOptions(task="abnormal", blocks=1, epochs=1),
+            CancelWhenTraining(),
+        )
     assert user_models(settings) == []
 
     progress = RecordingProgress()
-    result = finetune(workspace.db, settings,
-                      FinetuneOptions(task="abnormal", blocks=1, epochs=2, seed=0), progress)
+    result = finetune(
+        workspace.db,
+        settings,
+        FinetuneOptions(task="abnormal", blocks=1, epochs=2, seed=0),
+        progress,
+    )
     assert result.name == "skelex-demo-ft-abnormal-1" and user_models(settings) == [result.name]
     assert "reading images" in progress.statuses and "exporting ONNX graphs" in progress.statuses
 
@@ -156,8 +184,9 @@ def test_finetune_exports_a_verified_package_of_the_trained_encoder(
     x = to_tensor(load_inputs(data.refs[:1], manifest, None), manifest)
     with torch.no_grad():
         expected = net.embed(x).numpy()
-    session = ort.InferenceSession(str(result.folder / "embedding.onnx"),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(result.folder / "embedding.onnx"), providers=["CPUExecutionProvider"]
+    )
     (got,) = session.run(None, {"pixel_values": x.numpy()})
     assert np.abs(got - expected).max() <= 1e-4
 

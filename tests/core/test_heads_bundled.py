@@ -33,8 +33,11 @@ def _heads_of(db, image_id: int) -> dict[str, str]:  # noqa: ANN001 - Database
     """Task -> the `details.head` of the prediction task_states shows."""
     with db.read() as s:
         shown = {st.name: st.prediction_id for st in task_states(s, image_id)}
-        return {name: s.get(Prediction, pid).details.get("head", "")
-                for name, pid in shown.items() if pid is not None}
+        return {
+            name: s.get(Prediction, pid).details.get("head", "")
+            for name, pid in shown.items()
+            if pid is not None
+        }
 
 
 def test_demo_package_declares_verified_heads() -> None:
@@ -59,8 +62,9 @@ def test_first_analysis_shows_bundled_heads_and_a_user_head_wins(workspace, tmp_
     summary = analyze_images(db, service, None)
     with db.read() as s:
         parts = dict(s.execute(select(Image.id, Image.body_part)).all())
-        version = s.scalars(select(ModelVersion).where(
-            ModelVersion.name == "skelex-demo-heads")).one()
+        version = s.scalars(
+            select(ModelVersion).where(ModelVersion.name == "skelex-demo-heads")
+        ).one()
         assert version.active and version.version == service.runtime.manifest.version
         assert version.file_sha256["heads/fracture.npz"] and "head.npz" not in version.file_sha256
     knees = sum(p.upper() == "KNEE" for p in parts.values())
@@ -88,9 +92,13 @@ def test_first_analysis_shows_bundled_heads_and_a_user_head_wins(workspace, tmp_
         assert shown["fracture"] == "head-fracture 1" and shown["implant"] == label
     with db.read() as s:
         fracture = s.scalar(select(Task.id).where(Task.name == "fracture"))
-        bundled_fracture = s.scalars(select(Prediction.id).where(
-            Prediction.model_version_id == version.id, Prediction.image_id.in_(new),
-            Prediction.task_id == fracture)).all()
+        bundled_fracture = s.scalars(
+            select(Prediction.id).where(
+                Prediction.model_version_id == version.id,
+                Prediction.image_id.in_(new),
+                Prediction.task_id == fracture,
+            )
+        ).all()
     assert bundled_fracture == []  # the user's head covers the task
 
 

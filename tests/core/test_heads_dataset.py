@@ -17,8 +17,14 @@ SHA = "f" * 64
 
 
 def make_labelled(
-    db: Database, data_dir: Path, labels: dict[str, list], patients: int = 6, dim: int = 8,
-    sha: str = SHA, seed: int = 0, extra_unlabelled: int = 0,
+    db: Database,
+    data_dir: Path,
+    labels: dict[str, list],
+    patients: int = 6,
+    dim: int = 8,
+    sha: str = SHA,
+    seed: int = 0,
+    extra_unlabelled: int = 0,
 ) -> list[int]:
     """Images (patient i % `patients`) with embeddings whose first axis encodes the
     binary label, and the given labels (None = no label) per task."""
@@ -28,8 +34,13 @@ def make_labelled(
     ids = []
     for i in range(n + extra_unlabelled):
         with db.write() as s:
-            image = add_image(s, sop=f"1.2.3.{i}", patient_id=f"P{i % patients}",
-                              study_uid=f"1.2.9.{i % patients}", series_uid=f"1.2.8.{i % patients}")
+            image = add_image(
+                s,
+                sop=f"1.2.3.{i}",
+                patient_id=f"P{i % patients}",
+                study_uid=f"1.2.9.{i % patients}",
+                series_uid=f"1.2.8.{i % patients}",
+            )
             ids.append(image.id)
         vector = rng.normal(size=dim).astype(np.float32)
         first = labels.get("fracture", [None] * n)[i] if i < n else None
@@ -60,8 +71,9 @@ def test_current_certain_human_labels_with_embeddings(db: Database, data_dir: Pa
     assert counts["per_class"] == {"no fracture": 2, "fracture": 5}
 
 
-def test_several_tasks_leave_missing_labels_missing(db: Database, data_dir: Path,
-                                                    tmp_path: Path) -> None:
+def test_several_tasks_leave_missing_labels_missing(
+    db: Database, data_dir: Path, tmp_path: Path
+) -> None:
     make_labelled(db, data_dir, {"fracture": [0, 1, 0, 1], "kl_grade": ["0", None, "3", "4"]})
     data = assemble_dataset(db, data_dir, SHA, ["fracture", "kl_grade"], min_per_class=1)
     assert data.y[:, 1].tolist() == [0, MISSING, 3, 4]

@@ -56,19 +56,36 @@ def test_head_plots_are_640x480_pngs(tmp_path: Path) -> None:
     y4 = rng.integers(0, 4, 120)
     logits4 = rng.normal(size=(120, 4)) + 2.0 * np.eye(4)[y4]
     written = head_plots(tmp_path, "fracture", ["no fracture", "fracture"], y, binary, 1.7)
-    written += head_plots(tmp_path, "tumour_category", ["malignant", "intermediate",
-                                                        "benign", "none"], y4, logits4, 0.8)
-    assert [p.name for p in written] == ["roc_fracture.png", "calibration_fracture.png",
-                                         "roc_tumour_category.png",
-                                         "calibration_tumour_category.png"]
+    written += head_plots(
+        tmp_path,
+        "tumour_category",
+        ["malignant", "intermediate", "benign", "none"],
+        y4,
+        logits4,
+        0.8,
+    )
+    assert [p.name for p in written] == [
+        "roc_fracture.png",
+        "calibration_fracture.png",
+        "roc_tumour_category.png",
+        "calibration_tumour_category.png",
+    ]
     for path in written:
         image = cv2.imread(str(path))
         assert image.shape == (480, 640, 3)
         coloured = (image.max(axis=2).astype(int) - image.min(axis=2)) > 60
         assert coloured.sum() > 500  # curves were drawn, not just axes
     chart = Chart("t", "x", "y", xlim=(0, 10), ylim=(0.5, 1.0))
-    chart.add(Series("a", np.arange(11), np.linspace(0.5, 1, 11), (0, 0, 255), markers=True,
-                     band=(np.full(11, 0.5), np.full(11, 1.0))))
+    chart.add(
+        Series(
+            "a",
+            np.arange(11),
+            np.linspace(0.5, 1, 11),
+            (0, 0, 255),
+            markers=True,
+            band=(np.full(11, 0.5), np.full(11, 1.0)),
+        )
+    )
     assert chart.render().shape == (480, 640, 3)
     assert (chart.to_px([0, 10], [0.5, 1.0]) == [[72, 480 - 58], [640 - 24, 44]]).all()
 

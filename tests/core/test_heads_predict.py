@@ -31,13 +31,18 @@ def test_new_images_get_head_predictions_and_damage_is_refused(workspace, tmp_pa
 
     import_synthetic(db, settings.data_dir, tmp_path / "second", n=3, seed=12)
     with db.read() as s:
-        new = [i for sop, i in s.execute(select(Image.sop_instance_uid, Image.id)) if sop not in first]
+        new = [
+            i for sop, i in s.execute(select(Image.sop_instance_uid, Image.id)) if sop not in first
+        ]
     summary = analyze_images(db, service, new)
     with db.read() as s:
         state = next(st for st in task_states(s, new[0]) if st.name == "abnormal")
         version = s.scalars(select(ModelVersion).where(ModelVersion.name == "head-abnormal")).one()
-        by_head = s.scalars(select(Prediction).where(Prediction.model_version_id == version.id,
-                                                     Prediction.image_id.in_(new))).all()
+        by_head = s.scalars(
+            select(Prediction).where(
+                Prediction.model_version_id == version.id, Prediction.image_id.in_(new)
+            )
+        ).all()
     assert len(by_head) == len(new)  # + the bundled demo heads' for the other tasks
     assert summary.head_predictions > len(new)
     assert state.method == "task head" and state.probability is not None

@@ -31,12 +31,19 @@ def test_rollback_recomputes_the_active_versions_predictions(workspace, tmp_path
     import_synthetic(db, settings.data_dir, tmp_path / "b", n=2, seed=32)
     analyze_images(db, service, None)
     with db.read() as s:
-        late = [i for sop, i in s.execute(select(Image.sop_instance_uid, Image.id))
-                if sop not in first]
-        v1 = s.scalars(select(ModelVersion).where(ModelVersion.name == "head-abnormal",
-                                                   ModelVersion.version == "1")).one()
-        assert not s.scalars(select(Prediction).where(Prediction.model_version_id == v1.id,
-                                                       Prediction.image_id.in_(late))).all()
+        late = [
+            i for sop, i in s.execute(select(Image.sop_instance_uid, Image.id)) if sop not in first
+        ]
+        v1 = s.scalars(
+            select(ModelVersion).where(
+                ModelVersion.name == "head-abnormal", ModelVersion.version == "1"
+            )
+        ).one()
+        assert not s.scalars(
+            select(Prediction).where(
+                Prediction.model_version_id == v1.id, Prediction.image_id.in_(late)
+            )
+        ).all()
     workspace.close()
     base = ["--data-dir", str(settings.data_dir)]
     assert main([*base, "model-version", "activate", "head-abnormal", "1", "--json"]) == 0

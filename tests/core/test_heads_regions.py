@@ -55,12 +55,20 @@ def test_crops_are_square_inside_the_image_and_follow_the_best_hotspots() -> Non
     assert crop_box((0, 0, 400, 300), shape) == (50, 0, 350, 300)  # at most the shorter side
     assert crop_box((5, 5, 8, 8), (40, 50)) == (0, 0, 40, 40)  # image under 64 px
 
-    spots = [(10, 10, 20, 20, 1.0), {"x0": 200, "y0": 100, "x1": 210, "y1": 110, "score": 9.0},
-             Hotspot(300, 200, 320, 220, 5.0, 0.0, 0.0, 400), (12, 12, 18, 18, 3.0),
-             (100, 250, 110, 260, 0.5)]
+    spots = [
+        (10, 10, 20, 20, 1.0),
+        {"x0": 200, "y0": 100, "x1": 210, "y1": 110, "score": 9.0},
+        Hotspot(300, 200, 320, 220, 5.0, 0.0, 0.0, 400),
+        (12, 12, 18, 18, 3.0),
+        (100, 250, 110, 260, 0.5),
+    ]
     regions = plan_regions(shape, spots, k=3)
-    assert [r.box for r in regions] == [(0, 0, 400, 300), (173, 73, 237, 137),
-                                        (278, 178, 342, 242), (0, 0, 64, 64)]
+    assert [r.box for r in regions] == [
+        (0, 0, 400, 300),
+        (173, 73, 237, 137),
+        (278, 178, 342, 242),
+        (0, 0, 64, 64),
+    ]
     assert [r.label for r in regions] == [WHOLE_IMAGE, "hotspot 1", "hotspot 2", "hotspot 3"]
     assert [r.hotspot_score for r in regions] == [None, 9.0, 5.0, 3.0]
     # the 4th hotspot's crop equals the 3rd's: dropped, not counted twice
@@ -109,12 +117,18 @@ class FakeRuntime:
 def fake_head() -> HeadWeights:
     return HeadWeights(
         tasks=[FRACTURE, TUMOUR, KL],
-        mean=np.zeros(2), scale=np.ones(2),
-        weights={"fracture": np.array([[40.0], [0.0]]),
-                 "tumour_category": np.array([[30.0, 0.0, 0.0, -30.0], [0.0, 0.5, 0.5, 1.0]]),
-                 "kl_grade": np.array([[60.0], [0.0]])},
-        biases={"fracture": np.array([-2.0]), "tumour_category": np.zeros(4),
-                "kl_grade": np.array([-1.0, 0.5, 2.0, 3.0])},
+        mean=np.zeros(2),
+        scale=np.ones(2),
+        weights={
+            "fracture": np.array([[40.0], [0.0]]),
+            "tumour_category": np.array([[30.0, 0.0, 0.0, -30.0], [0.0, 0.5, 0.5, 1.0]]),
+            "kl_grade": np.array([[60.0], [0.0]]),
+        },
+        biases={
+            "fracture": np.array([-2.0]),
+            "tumour_category": np.zeros(4),
+            "kl_grade": np.array([-1.0, 0.5, 2.0, 3.0]),
+        },
         temperatures={"fracture": 1.5},
     )
 
@@ -159,8 +173,13 @@ def test_one_batched_call_and_the_crop_with_the_finding_drives() -> None:
 def random_head(dim: int, seed: int = 0) -> HeadWeights:
     rng = np.random.default_rng(seed)
     return HeadWeights(
-        tasks=[FRACTURE, KL], mean=np.zeros(dim), scale=np.ones(dim),
-        weights={"fracture": rng.normal(0, 0.3, (dim, 1)), "kl_grade": rng.normal(0, 0.3, (dim, 1))},
+        tasks=[FRACTURE, KL],
+        mean=np.zeros(dim),
+        scale=np.ones(dim),
+        weights={
+            "fracture": rng.normal(0, 0.3, (dim, 1)),
+            "kl_grade": rng.normal(0, 0.3, (dim, 1)),
+        },
         biases={"fracture": np.zeros(1), "kl_grade": np.array([-1.0, 0.0, 1.0, 2.0])},
     )
 
@@ -206,14 +225,21 @@ def test_demo_model_on_a_synthetic_radiograph(demo: ErrorMapService) -> None:
 # --- stored predictions -------------------------------------------------------------------------
 
 
-def add_head(session, data_dir: Path, name: str, head: HeadWeights, embedding_model: str,
-             active: bool = True) -> ModelVersion:
+def add_head(
+    session, data_dir: Path, name: str, head: HeadWeights, embedding_model: str, active: bool = True
+) -> ModelVersion:
     folder = head_folder(data_dir, name, "1")
     folder.mkdir(parents=True)
     head.save(folder / HEAD_FILE)
-    version = ModelVersion(name=name, version="1", active=active, file_sha256={
-        HEAD_FILE: sha256_bytes((folder / HEAD_FILE).read_bytes()),
-        "embedding_model": embedding_model})
+    version = ModelVersion(
+        name=name,
+        version="1",
+        active=active,
+        file_sha256={
+            HEAD_FILE: sha256_bytes((folder / HEAD_FILE).read_bytes()),
+            "embedding_model": embedding_model,
+        },
+    )
     session.add(version)
     session.flush()
     return version
@@ -245,13 +271,17 @@ def test_predictions_are_stored_once_with_regions_and_driver(
     stored = region_guided_predictions(db, demo, image_id, analysis)
     assert demo.runtime.session_runs == runs + 1
     assert [(p.task, p.model_version_id, p.created) for p in stored] == [
-        ("fracture", version_id, True), ("kl_grade", version_id, True)]
+        ("fracture", version_id, True),
+        ("kl_grade", version_id, True),
+    ]
 
     with db.read() as s:
         image = s.get(Image, image_id)
         decoded = read_frame(Path(image.file_path), image.frame)
-        rows = {p.id: p for p in s.scalars(select(Prediction).where(
-            Prediction.model_version_id == version_id))}
+        rows = {
+            p.id: p
+            for p in s.scalars(select(Prediction).where(Prediction.model_version_id == version_id))
+        }
         states = {st.name: st for st in task_states(s, image_id)}
     pixels = decoded.rgb if decoded.rgb is not None else decoded.values
     expected = region_guided(pixels, analysis.result.hotspots, head, demo.runtime)
@@ -261,14 +291,19 @@ def test_predictions_are_stored_once_with_regions_and_driver(
     assert details["temperature"] == 1.0
     assert [r["box"] for r in details["regions"]] == [list(r.box) for r in expected.regions]
     driver = expected.tasks["fracture"].driver
-    assert details["driver"] == {"index": driver, "box": list(expected.regions[driver].box),
-                                 "label": expected.regions[driver].label}
-    assert np.isclose(fracture.probabilities["fracture"],
-                      expected.tasks["fracture"].probabilities[1])
+    assert details["driver"] == {
+        "index": driver,
+        "box": list(expected.regions[driver].box),
+        "label": expected.regions[driver].label,
+    }
+    assert np.isclose(
+        fracture.probabilities["fracture"], expected.tasks["fracture"].probabilities[1]
+    )
     assert np.isclose(fracture.score, fracture.probabilities["fracture"])
     kl = rows[stored[1].prediction_id]
-    assert np.allclose([kl.probabilities[c] for c in KL.classes],
-                       expected.tasks["kl_grade"].probabilities)
+    assert np.allclose(
+        [kl.probabilities[c] for c in KL.classes], expected.tasks["kl_grade"].probabilities
+    )
     assert states["fracture"].method == REGION_METHOD
     assert np.isclose(states["fracture"].probability, fracture.probabilities["fracture"])
 
@@ -276,9 +311,11 @@ def test_predictions_are_stored_once_with_regions_and_driver(
     again = region_guided_predictions(db, demo, image_id, analysis.result)
     assert demo.runtime.session_runs == runs  # nothing missing: nothing read or embedded
     assert [(p.prediction_id, p.created) for p in again] == [
-        (p.prediction_id, False) for p in stored]
+        (p.prediction_id, False) for p in stored
+    ]
     assert again[0].details == stored[0].details
     with db.read() as s:
-        count = len(s.scalars(select(Prediction.id).where(
-            Prediction.model_version_id == version_id)).all())
+        count = len(
+            s.scalars(select(Prediction.id).where(Prediction.model_version_id == version_id)).all()
+        )
     assert count == 2

@@ -123,7 +123,9 @@ def test_csv_import_with_a_bad_row_applies_nothing_and_names_every_line(
     assert "no image with SOP Instance UID or file path '9.9.9'" in result.errors[1]
     with db.read() as s:
         assert current_labels(s) == []
-        assert s.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "label.set")) == 0
+        assert (
+            s.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "label.set")) == 0
+        )
 
 
 def test_csv_import_of_a_valid_file_applies_every_row(

@@ -11,9 +11,17 @@ import cv2
 import numpy as np
 
 TINY = dict(
-    image_size=64, patch_size=16, num_channels=3, hidden_size=32, num_hidden_layers=2,
-    num_attention_heads=2, intermediate_size=64, decoder_hidden_size=32,
-    decoder_num_hidden_layers=1, decoder_num_attention_heads=2, decoder_intermediate_size=64,
+    image_size=64,
+    patch_size=16,
+    num_channels=3,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    decoder_hidden_size=32,
+    decoder_num_hidden_layers=1,
+    decoder_num_attention_heads=2,
+    decoder_intermediate_size=64,
 )
 
 

@@ -20,9 +20,17 @@ from skelex_desktop.core.training.mae import MaskedAutoencoder  # noqa: E402
 from skelex_desktop.core.training.mae_config import CheckpointError, MaeConfig  # noqa: E402
 
 HF_SMALL = dict(
-    hidden_size=48, num_hidden_layers=2, num_attention_heads=3, intermediate_size=96,
-    decoder_hidden_size=40, decoder_num_hidden_layers=2, decoder_num_attention_heads=2,
-    decoder_intermediate_size=80, image_size=48, patch_size=8, hidden_act="gelu",
+    hidden_size=48,
+    num_hidden_layers=2,
+    num_attention_heads=3,
+    intermediate_size=96,
+    decoder_hidden_size=40,
+    decoder_num_hidden_layers=2,
+    decoder_num_attention_heads=2,
+    decoder_intermediate_size=80,
+    image_size=48,
+    patch_size=8,
+    hidden_act="gelu",
 )
 
 
@@ -35,9 +43,11 @@ def hf_model():
         from skelex_desktop.core.training.mae import sincos_position_embedding
 
         model.vit.embeddings.position_embeddings.copy_(
-            sincos_position_embedding(grid, HF_SMALL["hidden_size"]))
+            sincos_position_embedding(grid, HF_SMALL["hidden_size"])
+        )
         model.decoder.decoder_pos_embed.copy_(
-            sincos_position_embedding(grid, HF_SMALL["decoder_hidden_size"]))
+            sincos_position_embedding(grid, HF_SMALL["decoder_hidden_size"])
+        )
     return model
 
 
@@ -75,14 +85,20 @@ def test_loads_legacy_pytorch_bin_folder(hf_model, tmp_path: Path) -> None:
     legacy = {}
     for key, value in hf_model.state_dict().items():  # transformers 4.x names
         key = key.replace("vit.layers.", "vit.encoder.layer.")
-        for new, old in (("q_proj", "attention.query"), ("k_proj", "attention.key"),
-                         ("v_proj", "attention.value"), ("o_proj", "output.dense"),
-                         ("mlp.fc1", "intermediate.dense"), ("mlp.fc2", "output.dense")):
+        for new, old in (
+            ("q_proj", "attention.query"),
+            ("k_proj", "attention.key"),
+            ("v_proj", "attention.value"),
+            ("o_proj", "output.dense"),
+            ("mlp.fc1", "intermediate.dense"),
+            ("mlp.fc2", "output.dense"),
+        ):
             key = key.replace(new, old)
         legacy[key] = value.clone()
     assert "vit.encoder.layer.0.attention.attention.query.weight" in legacy
     assert normalise_key("vit.encoder.layer.0.attention.attention.query.weight") == (
-        "vit.layers.0.attention.q_proj.weight")
+        "vit.layers.0.attention.q_proj.weight"
+    )
     torch.save(legacy, folder / PYTORCH_BIN)
     (folder / "config.json").write_text(json.dumps(hf_model.config.to_dict()), encoding="utf-8")
     _assert_same(hf_model, load_checkpoint(folder))

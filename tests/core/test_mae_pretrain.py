@@ -14,10 +14,18 @@ from skelex_desktop.core.training.checkpoint import load_checkpoint  # noqa: E40
 from skelex_desktop.core.training.mae_config import MaeConfig  # noqa: E402
 from skelex_desktop.core.training.pretrain import PretrainConfig, pretrain  # noqa: E402
 
-TINY = MaeConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1,
-                 num_attention_heads=2, intermediate_size=64, decoder_hidden_size=32,
-                 decoder_num_hidden_layers=1, decoder_num_attention_heads=2,
-                 decoder_intermediate_size=64)
+TINY = MaeConfig(
+    image_size=32,
+    patch_size=8,
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=64,
+    decoder_hidden_size=32,
+    decoder_num_hidden_layers=1,
+    decoder_num_attention_heads=2,
+    decoder_intermediate_size=64,
+)
 
 
 class CancelInTraining(RecordingProgress):
@@ -34,8 +42,16 @@ class CancelInTraining(RecordingProgress):
 
 
 def _cfg(steps: int) -> PretrainConfig:
-    return PretrainConfig(model=TINY, pool_size=3, synth_size=48, batch_size=4, lr=1e-3,
-                          warmup_steps=1, total_steps=steps, checkpoint_every=1)
+    return PretrainConfig(
+        model=TINY,
+        pool_size=3,
+        synth_size=48,
+        batch_size=4,
+        lr=1e-3,
+        warmup_steps=1,
+        total_steps=steps,
+        checkpoint_every=1,
+    )
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path: Path) -> None:

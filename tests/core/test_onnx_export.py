@@ -15,8 +15,9 @@ from tests.core.test_mae_helpers import tiny_model, tiny_package_root  # noqa: E
 
 
 def _session(name: str):
-    return ort.InferenceSession(str(tiny_package_root() / "tiny" / name),
-                                providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        str(tiny_package_root() / "tiny" / name), providers=["CPUExecutionProvider"]
+    )
 
 
 @pytest.mark.parametrize("batch", [1, 2, 5])
@@ -26,7 +27,8 @@ def test_reconstruction_graph_matches_torch_for_any_batch(batch: int) -> None:
     pixels = torch.randn(batch, 3, 64, 64, generator=gen)
     noise = torch.rand(batch, 16, generator=gen)
     recon, mask = _session("reconstruction.onnx").run(
-        None, {"pixel_values": pixels.numpy(), "noise": noise.numpy()})
+        None, {"pixel_values": pixels.numpy(), "noise": noise.numpy()}
+    )
     with torch.no_grad():
         t_recon, t_mask = model(pixels, noise)
     assert recon.shape == (batch, 16, 16 * 16 * 3)
@@ -65,8 +67,12 @@ def test_manifest_documents_graphs_parity_and_int8_drift() -> None:
     assert manifest["graphs"]["embedding"]["outputs"]["embedding"]["shape"] == ["batch", 32]
     drift = manifest["graphs"]["reconstruction_int8"]["drift"]
     assert 0 < drift["reconstruction_relative_l2"] < 0.5
-    assert set(manifest["files"]) == {"reconstruction.onnx", "embedding.onnx",
-                                      "reconstruction.int8.onnx", "embedding.int8.onnx"}
+    assert set(manifest["files"]) == {
+        "reconstruction.onnx",
+        "embedding.onnx",
+        "reconstruction.int8.onnx",
+        "embedding.int8.onnx",
+    }
     for key in ("preprocessing", "patch_size", "mask_ratio", "errormap", "licence", "provenance"):
         assert key in manifest
     assert manifest["preprocessing"]["mean"] == [0.485, 0.456, 0.406]

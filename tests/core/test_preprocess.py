@@ -21,7 +21,7 @@ from skelex_desktop.core.inference.preprocess import (
 def _radiograph(rows: int, cols: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:rows, 0:cols]
-    return (1000 + 900 * np.sin(x / 7.0) * np.cos(y / 11.0) + rng.normal(0, 50, (rows, cols)))
+    return 1000 + 900 * np.sin(x / 7.0) * np.cos(y / 11.0) + rng.normal(0, 50, (rows, cols))
 
 
 def test_minmax_truncates_to_8_bit_like_the_reference() -> None:
@@ -38,8 +38,9 @@ def test_minmax_truncates_to_8_bit_like_the_reference() -> None:
 def test_resize_matches_pil_bilinear(shape: tuple[int, int]) -> None:
     image_mod = pytest.importorskip("PIL.Image")
     u8 = minmax_to_u8(_radiograph(*shape))
-    expected = np.asarray(image_mod.fromarray(u8).convert("RGB").resize((224, 224),
-                                                                       image_mod.BILINEAR))
+    expected = np.asarray(
+        image_mod.fromarray(u8).convert("RGB").resize((224, 224), image_mod.BILINEAR)
+    )
     ours = resize_u8(np.repeat(u8[..., None], 3, axis=2), 224, 224)
     assert np.abs(expected.astype(int) - ours).max() <= 1
     assert (expected == ours).mean() > 0.99
@@ -49,11 +50,15 @@ def test_pixel_values_match_the_reference_processor() -> None:
     transformers = pytest.importorskip("transformers")
     image_mod = pytest.importorskip("PIL.Image")
     pil_processor = getattr(transformers, "ViTImageProcessorPil", transformers.ViTImageProcessor)
-    processor = pil_processor(size={"height": 224, "width": 224}, image_mean=list(IMAGENET_MEAN),
-                              image_std=list(IMAGENET_STD))
+    processor = pil_processor(
+        size={"height": 224, "width": 224},
+        image_mean=list(IMAGENET_MEAN),
+        image_std=list(IMAGENET_STD),
+    )
     raw = _radiograph(333, 250)
-    reference = processor(images=image_mod.fromarray(minmax_to_u8(raw)).convert("RGB"),
-                          return_tensors="np")["pixel_values"][0]
+    reference = processor(
+        images=image_mod.fromarray(minmax_to_u8(raw)).convert("RGB"), return_tensors="np"
+    )["pixel_values"][0]
     ours, geometry = preprocess(raw, Preprocessing())
     assert ours.shape == (3, 224, 224) and ours.dtype == np.float32
     assert np.abs(reference - ours).max() <= 1.01 / 255 / min(IMAGENET_STD)

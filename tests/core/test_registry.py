@@ -26,7 +26,8 @@ def test_model_list_and_verify_via_cli(data_dir: Path, capsys) -> None:
     assert main(["--data-dir", str(data_dir), "model", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["name"], r["version"], r["verified"], r["origin"]) for r in rows] == [
-        ("tiny", "1.0", True, "user")]
+        ("tiny", "1.0", True, "user")
+    ]
     assert rows[0]["size_bytes"] > 0
     assert main(["--data-dir", str(data_dir), "model", "verify", "tiny"]) == 0
     assert "all 4 files verified" in capsys.readouterr().out
@@ -48,8 +49,9 @@ def _flip_byte(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "delete"])
-def test_damaged_package_is_refused_with_a_clear_message(data_dir: Path, damage: str,
-                                                         capsys, tmp_path: Path) -> None:
+def test_damaged_package_is_refused_with_a_clear_message(
+    data_dir: Path, damage: str, capsys, tmp_path: Path
+) -> None:
     graph = data_dir / "models" / "tiny" / "reconstruction.onnx"
     if damage == "flip":
         _flip_byte(graph)
@@ -99,11 +101,27 @@ def test_unknown_model_and_existing_name(data_dir: Path, tmp_path: Path, capsys)
     from tests.core.test_mae_helpers import tiny_model
 
     save_checkpoint(tiny_model(), tmp_path / "hf")
-    assert main(["--data-dir", str(data_dir), "model", "import", str(tmp_path / "hf"),
-                 "--name", "tiny"]) == 1
+    assert (
+        main(
+            ["--data-dir", str(data_dir), "model", "import", str(tmp_path / "hf"), "--name", "tiny"]
+        )
+        == 1
+    )
     assert "already exists" in capsys.readouterr().err
-    assert main(["--data-dir", str(data_dir), "model", "import", str(tmp_path / "missing"),
-                 "--name", "x"]) == 1
+    assert (
+        main(
+            [
+                "--data-dir",
+                str(data_dir),
+                "model",
+                "import",
+                str(tmp_path / "missing"),
+                "--name",
+                "x",
+            ]
+        )
+        == 1
+    )
     assert "not a folder" in capsys.readouterr().err
     leftovers = [p.name for p in (data_dir / "models").iterdir()]
     assert leftovers == ["tiny"]  # no half-written package or build folder left behind

@@ -22,18 +22,52 @@ from skelex_desktop.core.synth import (
 
 SIZE = 256
 CR_REQUIRED = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
-    "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber", "Modality",
-    "SeriesInstanceUID", "SeriesNumber", "Laterality", "BodyPartExamined", "ViewPosition",
-    "Manufacturer", "InstanceNumber", "PatientOrientation", "SamplesPerPixel",
-    "PhotometricInterpretation", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit",
-    "PixelRepresentation", "PixelData", "SOPClassUID", "SOPInstanceUID", "WindowCenter",
-    "WindowWidth", "ImageType",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+    "Modality",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "Laterality",
+    "BodyPartExamined",
+    "ViewPosition",
+    "Manufacturer",
+    "InstanceNumber",
+    "PatientOrientation",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+    "PixelData",
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "WindowCenter",
+    "WindowWidth",
+    "ImageType",
 )
 DX_REQUIRED = CR_REQUIRED + (
-    "PresentationIntentType", "DetectorType", "ImagerPixelSpacing", "ImageLaterality",
-    "PixelIntensityRelationship", "PixelIntensityRelationshipSign", "PresentationLUTShape",
-    "AnatomicRegionSequence", "RescaleIntercept", "RescaleSlope", "LossyImageCompression",
+    "PresentationIntentType",
+    "DetectorType",
+    "ImagerPixelSpacing",
+    "ImageLaterality",
+    "PixelIntensityRelationship",
+    "PixelIntensityRelationshipSign",
+    "PresentationLUTShape",
+    "AnatomicRegionSequence",
+    "RescaleIntercept",
+    "RescaleSlope",
+    "LossyImageCompression",
     "BurnedInAnnotation",
 )
 
@@ -153,8 +187,15 @@ def test_dicom_attributes_and_pixels(dicom_set) -> None:
         assert "PixelSpacing" in ds or "ImagerPixelSpacing" in ds
         assert ds.StudyInstanceUID == row["study_uid"] and ds.PatientID == row["patient_id"]
         plan = make_plan(cfg)[k]
-        img = generate_image(cfg.seed, k, size=cfg.size, region=plan.region, view=plan.view,
-                             laterality=plan.laterality, abnormal=plan.abnormal)
+        img = generate_image(
+            cfg.seed,
+            k,
+            size=cfg.size,
+            region=plan.region,
+            view=plan.view,
+            laterality=plan.laterality,
+            abnormal=plan.abnormal,
+        )
         assert np.array_equal(ds.pixel_array, img.pixels)
         assert ds.PhotometricInterpretation == img.meta["photometric"]
         if k >= 6:
@@ -206,8 +247,15 @@ def test_png_output_and_sidecar(tmp_path: Path) -> None:
         assert arr.dtype == np.uint16 and arr.shape == (SIZE, SIZE)
         assert float(r["pixel_spacing_mm"]) > 0 and r["laterality"] in ("L", "R")
         assert r["patient_name"].count("^") == 2 and len(r["birth_date"]) == 8
-    first = generate_image(1, 0, size=SIZE, region=gt[0]["region"], view=gt[0]["view"],
-                           laterality=gt[0]["laterality"], abnormal=gt[0]["abnormal"] == "1")
+    first = generate_image(
+        1,
+        0,
+        size=SIZE,
+        region=gt[0]["region"],
+        view=gt[0]["view"],
+        laterality=gt[0]["laterality"],
+        abnormal=gt[0]["abnormal"] == "1",
+    )
     png = cv2.imread(str(tmp_path / gt[0]["file"]), cv2.IMREAD_UNCHANGED)
     assert np.array_equal(png, first.monochrome2())
 

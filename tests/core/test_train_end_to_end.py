@@ -33,13 +33,16 @@ def test_synthetic_labels_to_a_head_suggestion(workspace, tmp_path: Path, capsys
     metrics = result["metrics"]["cv"]["abnormal"]
     assert {"auroc", "balanced_accuracy", "f1_macro", "ece", "ece_calibrated"} <= set(metrics)
     with db.read() as s:
-        state = next(st for st in task_states(s, next(iter(images.values())))
-                     if st.name == "abnormal")
+        state = next(
+            st for st in task_states(s, next(iter(images.values()))) if st.name == "abnormal"
+        )
     assert state.method == "task head" and state.probability is not None
     assert main([*base, "model-version", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert {(r["name"], r["active"]) for r in rows} == {("skelex-demo", True),
-                                                       ("skelex-demo-heads", True),
-                                                       ("head-abnormal", True)}
+    assert {(r["name"], r["active"]) for r in rows} == {
+        ("skelex-demo", True),
+        ("skelex-demo-heads", True),
+        ("head-abnormal", True),
+    }
     assert main([*base, "model-version", "list"]) == 0
     assert "head-abnormal" in capsys.readouterr().out

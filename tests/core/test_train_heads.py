@@ -21,8 +21,10 @@ def _synthetic(n: int = 300, d: int = 16, seed: int = 0) -> tuple[np.ndarray, np
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, d))
     s = x[:, 0] + 0.3 * rng.normal(size=n)
-    y = np.stack([(s > 0).astype(int), np.argmax(x[:, 1:5], axis=1),
-                  np.digitize(s, [-1.0, -0.3, 0.3, 1.0])], axis=1)
+    y = np.stack(
+        [(s > 0).astype(int), np.argmax(x[:, 1:5], axis=1), np.digitize(s, [-1.0, -0.3, 0.3, 1.0])],
+        axis=1,
+    )
     return x.astype(np.float32), y
 
 
@@ -52,8 +54,9 @@ def test_multi_head_losses_are_masked_and_independent() -> None:
 
 def test_training_is_deterministic_and_round_trips(tmp_path: Path) -> None:
     x, y = _synthetic(n=120)
-    data = HeadDataset([BINARY], x, y[:, :1], np.array([f"P{i // 2}" for i in range(120)]),
-                       np.arange(120))
+    data = HeadDataset(
+        [BINARY], x, y[:, :1], np.array([f"P{i // 2}" for i in range(120)]), np.arange(120)
+    )
     a, cv = train_heads(data, k=4, config=HeadConfig(seed=3))
     b, _ = train_heads(data, k=4, config=HeadConfig(seed=3))
     assert np.array_equal(a.weights["fracture"], b.weights["fracture"])

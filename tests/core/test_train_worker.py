@@ -27,8 +27,7 @@ FRACTURE = [0, 1] * 9
 @pytest.fixture
 def labelled(db: Database, settings: Settings) -> list[int]:
     sha = Registry.from_settings(settings).manifest(settings.active_model).sha256
-    return make_labelled(db, settings.data_dir, {"fracture": FRACTURE}, sha=sha,
-                         extra_unlabelled=2)
+    return make_labelled(db, settings.data_dir, {"fracture": FRACTURE}, sha=sha, extra_unlabelled=2)
 
 
 def _fracture(db: Database, image_id: int):
@@ -43,8 +42,9 @@ def _nothing_stored(db: Database, data_dir: Path) -> None:
     assert list((data_dir / "heads").iterdir()) == []
 
 
-def test_versions_predictions_and_roll_back(db: Database, settings: Settings,
-                                           labelled: list[int]) -> None:
+def test_versions_predictions_and_roll_back(
+    db: Database, settings: Settings, labelled: list[int]
+) -> None:
     progress = RecordingProgress()
     first = train_head(db, settings, ["fracture"], folds=3, seed=1, progress=progress)
     assert (first.name, first.version) == ("head-fracture", "1")
@@ -53,18 +53,21 @@ def test_versions_predictions_and_roll_back(db: Database, settings: Settings,
     versions = {v.version: v for v in list_versions(db)}
     assert versions["1"].file_sha256["head.npz"] == sha256_bytes(head.read_bytes())
     assert versions["1"].active and versions["1"].predictions == 20  # every embedded image
-    assert versions["1"].label_counts["fracture"]["per_class"] == {"no fracture": 9,
-                                                                   "fracture": 9}
+    assert versions["1"].label_counts["fracture"]["per_class"] == {"no fracture": 9, "fracture": 9}
     cv = versions["1"].metrics["cv"]["fracture"]
-    assert cv["auroc"] > 0.9 and "ece_calibrated" in cv and len(
-        versions["1"].metrics["fold_metrics"]) == 3
+    assert (
+        cv["auroc"] > 0.9
+        and "ece_calibrated" in cv
+        and len(versions["1"].metrics["fold_metrics"]) == 3
+    )
     state = _fracture(db, labelled[1])
     assert state.method == "task head" and state.suggestion == 1 and state.probability > 0.5
     extra = _fracture(db, labelled[-1])  # unlabelled, embedded: a suggestion too
     assert extra.has_suggestion
     weights = HeadWeights.load(head)
     assert weights.temperatures["fracture"] == pytest.approx(
-        versions["1"].metrics["cv"]["fracture"]["temperature"])
+        versions["1"].metrics["cv"]["fracture"]["temperature"]
+    )
 
     second = train_head(db, settings, ["fracture"], folds=3, seed=2)
     versions = {v.version: v for v in list_versions(db)}
@@ -75,8 +78,9 @@ def test_versions_predictions_and_roll_back(db: Database, settings: Settings,
     assert _fracture(db, labelled[1]).prediction_id == state.prediction_id
 
 
-def test_cancel_kills_the_child_and_stores_nothing(db: Database, settings: Settings,
-                                                  labelled: list[int]) -> None:
+def test_cancel_kills_the_child_and_stores_nothing(
+    db: Database, settings: Settings, labelled: list[int]
+) -> None:
     progress = RecordingProgress()
     progress.cancel()
     with pytest.raises(Cancelled):
@@ -84,8 +88,9 @@ def test_cancel_kills_the_child_and_stores_nothing(db: Database, settings: Setti
     _nothing_stored(db, settings.data_dir)
 
 
-def test_a_crashed_child_stores_nothing(db: Database, settings: Settings, labelled: list[int],
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crashed_child_stores_nothing(
+    db: Database, settings: Settings, labelled: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(train_mod, "WORKER", "skelex_desktop.no_such_worker")
     with pytest.raises(TrainingError, match="No module named"):
         train_head(db, settings, ["fracture"], folds=3)

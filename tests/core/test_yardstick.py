@@ -51,8 +51,7 @@ def test_auroc_variants_agree_on_random_ties() -> None:
 
 def test_pro_curve_hand_computed() -> None:
     # negatives 0.9, 0.5, 0.3, 0.1 (FPR steps of 0.25); region A = [0.95, 0.4], B = [0.7]
-    fpr, pro = pro_curve(np.array([0.9, 0.5, 0.3, 0.1]),
-                         [np.array([0.95, 0.4]), np.array([0.7])])
+    fpr, pro = pro_curve(np.array([0.9, 0.5, 0.3, 0.1]), [np.array([0.95, 0.4]), np.array([0.7])])
     # thresholds falling: 0.95 (A half), 0.9 (neg), 0.7 (B), 0.5 (neg), 0.4 (A), 0.3, 0.1
     assert fpr.tolist() == pytest.approx([0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 1.0])
     assert pro.tolist() == pytest.approx([0, 0.25, 0.25, 0.75, 0.75, 1.0, 1.0, 1.0])
@@ -93,7 +92,7 @@ def test_box_hits_and_hit_rate() -> None:
     mask[4, 6] = True
     assert box_hits((6, 4, 7, 5), mask)
     assert box_hits((0, 0, 10, 10, 0.9), mask)
-    assert not box_hits((0, 0, 6, 10), mask)       # x1 exclusive
+    assert not box_hits((0, 0, 6, 10), mask)  # x1 exclusive
     assert not box_hits((6, 5, 9, 9), mask)
     assert not box_hits((-5, -5, 0, 0), mask)
     assert hit_rate([True, False, True, True]) == 0.75

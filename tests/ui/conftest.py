@@ -38,7 +38,9 @@ def demo_workspace(demo_source: Path, tmp_path: Path) -> Iterator[Workspace]:
     data_dir = tmp_path / "data"
     shutil.copytree(demo_source, data_dir / "demo-studies")
     ws = open_workspace(Settings(data_dir=data_dir, reader="dr.ui"))
-    patients = sorted(p for p in (data_dir / "demo-studies").iterdir() if p.is_dir() and p.name != "masks")
+    patients = sorted(
+        p for p in (data_dir / "demo-studies").iterdir() if p.is_dir() and p.name != "masks"
+    )
     import_paths(ws.db, patients, ImportOptions(data_dir=data_dir, reader="dr.ui", workers=1))
     yield ws
     ws.close()

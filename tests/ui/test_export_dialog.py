@@ -55,8 +55,9 @@ def test_dialog_explains_missing_choices(dialog: ExportDialog):
     assert "at least one export format" in dialog.message.text()
 
 
-def test_cancel_stops_the_job_and_leaves_nothing(qtbot, dialog: ExportDialog, tmp_path: Path,
-                                                 monkeypatch):
+def test_cancel_stops_the_job_and_leaves_nothing(
+    qtbot, dialog: ExportDialog, tmp_path: Path, monkeypatch
+):
     real = export_dialog.export_labelled_set
 
     def slow(db, options, progress, data_dir):  # noqa: ANN001, ANN202 - same signature

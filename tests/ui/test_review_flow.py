@@ -66,7 +66,9 @@ def test_open_overlay_confirm_correct_undo_and_reopen(qtbot, demo_workspace, no_
     with demo_workspace.db.read() as s:
         assert [lv for lv in current_labels(s) if lv.task == "fracture"] == []
     qtbot.keyClick(
-        win.viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+        win.viewer,
+        Qt.Key.Key_Z,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
     )
     qtbot.keyClick(win.viewer, Qt.Key.Key_0)  # a second correction: no fracture
 

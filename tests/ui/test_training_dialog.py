@@ -81,9 +81,12 @@ def test_versions_dialog_rolls_back_and_recomputes(qtbot, demo_workspace, no_mod
     dialog = win.show_versions_dialog()
     names = {(v.name, v.version, v.active) for v in dialog.views}
     assert {("head-implant", "1", False), ("head-implant", "2", True)} <= names
-    assert "implant: auroc" in dialog.table.item(
-        next(i for i, v in enumerate(dialog.views) if v.name == "head-implant"), 6
-    ).text()
+    assert (
+        "implant: auroc"
+        in dialog.table.item(
+            next(i for i, v in enumerate(dialog.views) if v.name == "head-implant"), 6
+        ).text()
+    )
     dialog.select("head-implant", "1")
     job = dialog.activate_selected()
     assert job is not None

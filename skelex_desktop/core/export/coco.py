@@ -22,24 +22,28 @@ def coco_document(records: list[ExportRecord], tasks: list[TaskInfo], split: str
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     for image_id, record in enumerate((r for r in records if r.split == split), start=1):
-        images.append({
-            "id": image_id,
-            "file_name": f"{split}/{record.file_name}",
-            "width": record.width,
-            "height": record.height,
-            "labels": {t.name: record.row.get(t.name) for t in tasks if t.kind != "region"},
-        })
+        images.append(
+            {
+                "id": image_id,
+                "file_name": f"{split}/{record.file_name}",
+                "width": record.width,
+                "height": record.height,
+                "labels": {t.name: record.row.get(t.name) for t in tasks if t.kind != "region"},
+            }
+        )
         for task, x, y, w, h, value in boxes(record):
-            annotations.append({
-                "id": len(annotations) + 1,
-                "image_id": image_id,
-                "category_id": ids[task] + 1,
-                "bbox": [round(x, 3), round(y, 3), round(w, 3), round(h, 3)],
-                "area": round(w * h, 3),
-                "iscrowd": 0,
-                "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]],
-                "attributes": {"value": value},
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": ids[task] + 1,
+                    "bbox": [round(x, 3), round(y, 3), round(w, 3), round(h, 3)],
+                    "area": round(w * h, 3),
+                    "iscrowd": 0,
+                    "segmentation": [[x, y, x + w, y, x + w, y + h, x, y + h]],
+                    "attributes": {"value": value},
+                }
+            )
     return {
         "info": {
             "description": f"SKELEX Desktop export ({split})",

@@ -53,8 +53,13 @@ def _with_plane(source: Dataset) -> Dataset:
     return plane
 
 
-def build_pm(source: Dataset, error_map: np.ndarray, model: ModelInfo | None, series_uid: str,
-             instance_number: int) -> ParametricMap:
+def build_pm(
+    source: Dataset,
+    error_map: np.ndarray,
+    model: ModelInfo | None,
+    series_uid: str,
+    instance_number: int,
+) -> ParametricMap:
     low, high = float(error_map.min()), float(error_map.max())
     center, width = np.percentile(error_map, 50), np.percentile(error_map, 99.5) - low
     mapping = RealWorldValueMapping(
@@ -76,8 +81,9 @@ def build_pm(source: Dataset, error_map: np.ndarray, model: ModelInfo | None, se
         contains_recognizable_visual_features=False,
         real_world_value_mappings=[mapping],
         voi_lut_transformations=[
-            hd.VOILUTTransformation(window_center=float(center),
-                                    window_width=float(max(width, 1e-6)))
+            hd.VOILUTTransformation(
+                window_center=float(center), window_width=float(max(width, 1e-6))
+            )
         ],
         content_label="ERRORMAP",
         content_description="SKELEX error map",

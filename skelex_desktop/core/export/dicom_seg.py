@@ -19,8 +19,9 @@ from skelex_desktop.core.export.dicom_common import (
 from skelex_desktop.core.export.selection import ExportItem, TaskInfo
 
 
-def region_masks(item: ExportItem, rows: int, cols: int, tasks: list[TaskInfo]) -> list[
-        tuple[TaskInfo, np.ndarray]]:
+def region_masks(
+    item: ExportItem, rows: int, cols: int, tasks: list[TaskInfo]
+) -> list[tuple[TaskInfo, np.ndarray]]:
     """(task, boolean mask) of each task with boxes on the image, in schema order."""
     out = []
     for task in tasks:
@@ -34,8 +35,9 @@ def region_masks(item: ExportItem, rows: int, cols: int, tasks: list[TaskInfo]) 
     return out
 
 
-def build_seg(source: Dataset, item: ExportItem, tasks: list[TaskInfo], series_uid: str,
-              instance_number: int) -> hd.seg.Segmentation | None:
+def build_seg(
+    source: Dataset, item: ExportItem, tasks: list[TaskInfo], series_uid: str, instance_number: int
+) -> hd.seg.Segmentation | None:
     """The SEG of `item`'s regions over `source`, or None when it has no regions."""
     masks = region_masks(item, int(source.Rows), int(source.Columns), tasks)
     if not masks:

@@ -50,8 +50,9 @@ from skelex_desktop.core.export.selection import ExportItem, ModelInfo, TaskInfo
 RADIOGRAPHY = CodedConcept("363680008", "SCT", "Radiographic imaging procedure")
 
 
-def _evaluations(tasks: list[TaskInfo], item: ExportItem, predicted: bool,
-                 model_id: int | None = None) -> tuple[list, list]:
+def _evaluations(
+    tasks: list[TaskInfo], item: ExportItem, predicted: bool, model_id: int | None = None
+) -> tuple[list, list]:
     qualitative: list[QualitativeEvaluation] = []
     measurements: list[Measurement] = []
     for task in tasks:
@@ -79,8 +80,13 @@ def _region_groups(source: Dataset, item: ExportItem, tasks: list[TaskInfo]) -> 
     groups = []
     for n, region in enumerate(item.regions, start=1):
         task = by_name[region.task]
-        corners = [(region.x0, region.y0), (region.x1, region.y0), (region.x1, region.y1),
-                   (region.x0, region.y1), (region.x0, region.y0)]
+        corners = [
+            (region.x0, region.y0),
+            (region.x1, region.y0),
+            (region.x1, region.y1),
+            (region.x0, region.y1),
+            (region.x0, region.y0),
+        ]
         roi = ImageRegion(
             graphic_type=GraphicTypeValues.POLYLINE,
             graphic_data=np.asarray(corners, dtype=float),
@@ -88,14 +94,17 @@ def _region_groups(source: Dataset, item: ExportItem, tasks: list[TaskInfo]) -> 
         )
         evaluations = []
         if region.value is not None and task.kind != "regression":
-            evaluations.append(QualitativeEvaluation(task_concept(task),
-                                                     class_concept(task, region.value)))
-        groups.append(PlanarROIMeasurementsAndQualitativeEvaluations(
-            tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier=f"region {n}"),
-            referenced_region=roi,
-            finding_type=task_concept(task),
-            qualitative_evaluations=evaluations or None,
-        ))
+            evaluations.append(
+                QualitativeEvaluation(task_concept(task), class_concept(task, region.value))
+            )
+        groups.append(
+            PlanarROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier=f"region {n}"),
+                referenced_region=roi,
+                finding_type=task_concept(task),
+                qualitative_evaluations=evaluations or None,
+            )
+        )
     return groups
 
 
@@ -113,25 +122,30 @@ def build_sr(
     groups: list = []
     qualitative, measurements = _evaluations(tasks, item, predicted=False)
     if qualitative or measurements:
-        groups.append(MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier="reader findings"),
-            qualitative_evaluations=qualitative or None,
-            measurements=measurements or None,
-            source_images=[evidence],
-        ))
+        groups.append(
+            MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier="reader findings"),
+                qualitative_evaluations=qualitative or None,
+                measurements=measurements or None,
+                source_images=[evidence],
+            )
+        )
     for model_id in item.model_version_ids:
         model = models.get(model_id)
         qualitative, measurements = _evaluations(tasks, item, predicted=True, model_id=model_id)
         if model is None or not (qualitative or measurements):
             continue
-        groups.append(MeasurementsAndQualitativeEvaluations(
-            tracking_identifier=TrackingIdentifier(uid=hd.UID(),
-                                                   identifier=f"suggestions of {model.label}"),
-            qualitative_evaluations=qualitative or None,
-            measurements=measurements or None,
-            algorithm_id=AlgorithmIdentification(name=model.name, version=model.version),
-            source_images=[evidence],
-        ))
+        groups.append(
+            MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=TrackingIdentifier(
+                    uid=hd.UID(), identifier=f"suggestions of {model.label}"
+                ),
+                qualitative_evaluations=qualitative or None,
+                measurements=measurements or None,
+                algorithm_id=AlgorithmIdentification(name=model.name, version=model.version),
+                source_images=[evidence],
+            )
+        )
     groups += _region_groups(source, item, tasks)
     readers = Counter(lab.reader for lab in item.labels.values() if lab.reader)
     readers.update(r.reader for r in item.regions if r.reader)
@@ -148,12 +162,16 @@ def build_sr(
         device = ObserverContext(
             observer_type=codes.DCM.Device,
             observer_identifying_attributes=DeviceObserverIdentifyingAttributes(
-                uid=model_uid(model), name=model.name, model_name=model.version,
-                manufacturer_name=MANUFACTURER),
+                uid=model_uid(model),
+                name=model.name,
+                model_name=model.version,
+                manufacturer_name=MANUFACTURER,
+            ),
         )
     report = MeasurementReport(
-        observation_context=ObservationContext(observer_person_context=person,
-                                               observer_device_context=device),
+        observation_context=ObservationContext(
+            observer_person_context=person, observer_device_context=device
+        ),
         procedure_reported=RADIOGRAPHY,
         imaging_measurements=groups,
         title=codes.DCM.ImagingMeasurementReport,

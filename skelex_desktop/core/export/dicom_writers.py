@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 
 
 def _sr(run: _Run, record: ExportRecord, ds: Dataset, instance: int) -> Dataset | None:
-    return build_sr(ds, record.item, run.tasks, run.models, run.reader, run.series["dicom-sr"],
-                    instance)
+    return build_sr(
+        ds, record.item, run.tasks, run.models, run.reader, run.series["dicom-sr"], instance
+    )
 
 
 def _pm(run: _Run, record: ExportRecord, ds: Dataset, instance: int) -> Dataset | None:
@@ -27,8 +28,9 @@ def _pm(run: _Run, record: ExportRecord, ds: Dataset, instance: int) -> Dataset 
         path = run.error_map_path(raw)
         if path.is_file():
             error_map = load_error_map(path, int(ds.Rows), int(ds.Columns))
-            return build_pm(ds, error_map, run.models.get(model_id), run.series["dicom-pm"],
-                            instance)
+            return build_pm(
+                ds, error_map, run.models.get(model_id), run.series["dicom-pm"], instance
+            )
     run.skip("no error map: no Parametric Map written")
     return None
 

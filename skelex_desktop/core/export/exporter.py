@@ -65,8 +65,10 @@ class ExportResult:
 
     def summary(self) -> str:
         splits = ", ".join(f"{k} {v}" for k, v in self.per_split.items())
-        return (f"exported {self.images} images of {self.patients} patients ({splits}) "
-                f"in {self.files} files to {self.out}")
+        return (
+            f"exported {self.images} images of {self.patients} patients ({splits}) "
+            f"in {self.files} files to {self.out}"
+        )
 
 
 class _Run:
@@ -103,26 +105,34 @@ class _Run:
                 self.headers[path] = read_header(path)
             if progress is not None:
                 progress.advance()
-        flagged = [i for i in self.items
-                   if i.file_path in self.headers and burned_in(self.headers[i.file_path])]
+        flagged = [
+            i
+            for i in self.items
+            if i.file_path in self.headers and burned_in(self.headers[i.file_path])
+        ]
         if not flagged:
             return
         if self.options.include_burned_in:
             self.warnings.append(
                 f"{len(flagged)} image(s) have burned-in annotation (BurnedInAnnotation YES) and "
-                "were included on request: their pixels may show identifying text")
+                "were included on request: their pixels may show identifying text"
+            )
         else:
             excluded = {i.image_id for i in flagged}
             self.items = [i for i in self.items if i.image_id not in excluded]
             self.warnings.append(
                 f"{len(flagged)} image(s) with burned-in annotation (BurnedInAnnotation YES) were "
-                "excluded; use --include-burned-in to export them")
+                "excluded; use --include-burned-in to export them"
+            )
 
     def assign_codes(self) -> None:
         for item in self.items:
             if item.patient_pk not in self.patient_codes:
-                code = (self.deid.patient(item.patient_pk) if self.deid
-                        else f"P{len(self.patient_codes) + 1:04d}")
+                code = (
+                    self.deid.patient(item.patient_pk)
+                    if self.deid
+                    else f"P{len(self.patient_codes) + 1:04d}"
+                )
                 self.patient_codes[item.patient_pk] = code
 
     # -- per image -------------------------------------------------------------------------
@@ -175,8 +185,15 @@ class _Run:
         elif any(f in DICOM_FORMATS for f in self.options.formats):
             self.skip("DICOM objects skipped (source is not DICOM)")
 
-    def row(self, item: ExportItem, stem: str, split: str, image_file: str | None,
-            width: int, height: int) -> dict[str, Any]:
+    def row(
+        self,
+        item: ExportItem,
+        stem: str,
+        split: str,
+        image_file: str | None,
+        width: int,
+        height: int,
+    ) -> dict[str, Any]:
         row: dict[str, Any] = {
             "image": stem,
             "file": image_file,
@@ -197,18 +214,28 @@ class _Run:
         for task in self.tasks:
             row[task.name] = tabular.encode_value(task, item.labels.get(task.name), item)
         sources = {lab.source for lab in item.labels.values()} | (
-            {"human"} if item.regions else set())
+            {"human"} if item.regions else set()
+        )
         row["reader"] = ";".join(self.reader(r) for r in item.readers)
         row["source"] = ";".join(sorted(sources))
         row["model_version"] = ";".join(
-            self.models[m].label for m in item.model_version_ids if m in self.models)
-        regions = [{"task": r.task, "box": [r.x0, r.y0, r.x1, r.y1], "value": r.value,
-                    "reader": self.reader(r.reader)} for r in item.regions]
+            self.models[m].label for m in item.model_version_ids if m in self.models
+        )
+        regions = [
+            {
+                "task": r.task,
+                "box": [r.x0, r.y0, r.x1, r.y1],
+                "value": r.value,
+                "reader": self.reader(r.reader),
+            }
+            for r in item.regions
+        ]
         row["regions"] = regions
         return row
 
-    def write_dicom_objects(self, staging: Staging, record: ExportRecord,
-                            ds: pydicom.Dataset) -> None:
+    def write_dicom_objects(
+        self, staging: Staging, record: ExportRecord, ds: pydicom.Dataset
+    ) -> None:
         formats = [f for f in self.options.formats if f in DICOM_FORMATS]
         if not formats:
             return
@@ -257,8 +284,9 @@ class _Run:
         if self.deid and selection["reader"]:
             selection["reader"] = self.reader(str(selection["reader"]))
         per_split_images = {s: sum(1 for r in self.records if r.split == s) for s in SPLITS}
-        per_split_patients = {s: len({r.item.patient_pk for r in self.records if r.split == s})
-                              for s in SPLITS}
+        per_split_patients = {
+            s: len({r.item.patient_pk for r in self.records if r.split == s}) for s in SPLITS
+        }
         return {
             "manifest_version": MANIFEST_VERSION,
             "tool": "SKELEX Desktop",
@@ -306,8 +334,7 @@ class _Run:
 
 def _describe(findings: list[phi_scan.Finding]) -> str:
     more = f" (and {len(findings) - 1} more file(s))" if len(findings) > 1 else ""
-    return (f"de-identification check failed: {findings[0].describe()}{more}; "
-            "nothing was exported")
+    return f"de-identification check failed: {findings[0].describe()}{more}; nothing was exported"
 
 
 def export_labelled_set(
@@ -328,8 +355,10 @@ def export_labelled_set(
     with db.read() as session:
         chosen = select_items(session, options.selection)
     if not chosen.items:
-        raise ExportError("nothing to export: no image with labels matches the selection "
-                          f"(status {options.selection.status})")
+        raise ExportError(
+            "nothing to export: no image with labels matches the selection "
+            f"(status {options.selection.status})"
+        )
     run = _Run(options, chosen, data_dir)
     run.read_headers(progress)
     if not run.items:
@@ -359,5 +388,12 @@ def export_labelled_set(
         check(progress)
         final = staging.commit()
     per_split = {s: sum(1 for r in run.records if r.split == s) for s in SPLITS}
-    return ExportResult(final, len(run.records), len(run.patient_codes), len(hashes) + 1,
-                        per_split, run.warnings, run.notes)
+    return ExportResult(
+        final,
+        len(run.records),
+        len(run.patient_codes),
+        len(hashes) + 1,
+        per_split,
+        run.warnings,
+        run.notes,
+    )

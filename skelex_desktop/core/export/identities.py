@@ -17,14 +17,29 @@ from pydicom.dataset import Dataset
 from skelex_desktop.core.export.selection import ExportItem
 
 NAME_KEYWORDS = (
-    "PatientName", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName",
-    "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName",
-    "NameOfPhysiciansReadingStudy", "RequestingPhysician", "PhysiciansOfRecord",
+    "PatientName",
+    "OtherPatientNames",
+    "PatientBirthName",
+    "PatientMotherBirthName",
+    "ReferringPhysicianName",
+    "PerformingPhysicianName",
+    "OperatorsName",
+    "NameOfPhysiciansReadingStudy",
+    "RequestingPhysician",
+    "PhysiciansOfRecord",
 )
 TEXT_KEYWORDS = (
-    "PatientID", "OtherPatientIDs", "AccessionNumber", "AdmissionID", "MedicalRecordLocator",
-    "InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName", "PatientAddress",
-    "PatientTelephoneNumbers", "DeviceSerialNumber",
+    "PatientID",
+    "OtherPatientIDs",
+    "AccessionNumber",
+    "AdmissionID",
+    "MedicalRecordLocator",
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "DeviceSerialNumber",
 )
 DATE_KEYWORDS = ("PatientBirthDate",)
 UID_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID")
@@ -71,8 +86,12 @@ def _date_forms(value: date | str) -> list[str]:
         if not re.fullmatch(r"\d{8}", text):
             return [text] if text else []
         value = date(int(text[:4]), int(text[4:6]), int(text[6:]))
-    return [value.strftime("%Y%m%d"), value.isoformat(), value.strftime("%d.%m.%Y"),
-            value.strftime("%m/%d/%Y")]
+    return [
+        value.strftime("%Y%m%d"),
+        value.isoformat(),
+        value.strftime("%d.%m.%Y"),
+        value.strftime("%m/%d/%Y"),
+    ]
 
 
 class IdentifierSet:
@@ -109,9 +128,11 @@ class IdentifierSet:
         if item.birth_date:
             self.add_date("PatientBirthDate", item.birth_date, owner)
         self.add("AccessionNumber", item.accession, owner)
-        for field, uid in (("StudyInstanceUID", item.study_uid),
-                           ("SeriesInstanceUID", item.series_uid),
-                           ("SOPInstanceUID", item.sop_uid)):
+        for field, uid in (
+            ("StudyInstanceUID", item.study_uid),
+            ("SeriesInstanceUID", item.series_uid),
+            ("SOPInstanceUID", item.sop_uid),
+        ):
             self.add(field, uid, owner, "uid")
 
     def add_header(self, header: Dataset, owner: str) -> None:

@@ -65,8 +65,9 @@ def render_png(source: str, frame: int, mode: str) -> PngImage:
     if mode == "png8":
         center, width_w = decoded.window
         gray = np.round(apply_window(decoded.values, center, width_w) * 255).astype(np.uint8)
-        return PngImage(_encode(gray), width, height,
-                        {"window_center": center, "window_width": width_w})
+        return PngImage(
+            _encode(gray), width, height, {"window_center": center, "window_width": width_w}
+        )
     stored, mapping = _png16(decoded.values)
     return PngImage(_encode(stored), width, height, mapping)
 

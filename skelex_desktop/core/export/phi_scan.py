@@ -56,7 +56,8 @@ class Matcher:
             (uids if ident.kind == "uid" else texts).append(ident.value)
         self._patterns = [
             re.compile(rf"(?<![0-9A-Za-z])(?:{_alternation(texts)})(?![0-9A-Za-z])", re.I)
-            if texts else None,
+            if texts
+            else None,
             re.compile(rf"(?<![0-9.])(?:{_alternation(uids)})(?![0-9]|\.[0-9])") if uids else None,
         ]
 
@@ -106,8 +107,9 @@ def _text_file_texts(name: str, data: bytes) -> Iterator[tuple[str, str]]:
         elif suffix == ".jsonl":
             for n, line in enumerate(text.splitlines(), start=1):
                 if line.strip():
-                    yield from ((f"line {n}, key {k}", v) for k, v in
-                                _json_texts(json.loads(line), ""))
+                    yield from (
+                        (f"line {n}, key {k}", v) for k, v in _json_texts(json.loads(line), "")
+                    )
         elif suffix == ".json":
             yield from ((f"key {k}", v) for k, v in _json_texts(json.loads(text), ""))
     except (ValueError, csv.Error):
@@ -164,8 +166,13 @@ def _png_texts(data: bytes) -> Iterator[tuple[str, str]]:
             compressed = rest[:1] == b"\x01"
             fields = rest[2:].split(b"\0", 2)
             payload = fields[-1]
-            text = key + b" " + b" ".join(fields[:-1]) + b" " + (
-                _inflate(payload) if compressed else payload)
+            text = (
+                key
+                + b" "
+                + b" ".join(fields[:-1])
+                + b" "
+                + (_inflate(payload) if compressed else payload)
+            )
         yield f"PNG chunk {kind.decode('latin-1')}", text.decode("latin-1")
     if pos < len(data):
         yield "bytes after the PNG end", data[pos:].decode("latin-1")
@@ -190,8 +197,9 @@ def file_texts(name: str, data: bytes) -> Iterator[tuple[str, str]]:
         yield "bytes", data.decode("latin-1")
 
 
-def scan_tree(root: Path, identifiers: IdentifierSet,
-              progress: Progress | None = None) -> list[Finding]:
+def scan_tree(
+    root: Path, identifiers: IdentifierSet, progress: Progress | None = None
+) -> list[Finding]:
     """Every file under `root` in which an identifying value survives (first hit per file)."""
     matcher = Matcher(identifiers)
     files = sorted(p for p in root.rglob("*") if p.is_file())
@@ -203,8 +211,9 @@ def scan_tree(root: Path, identifiers: IdentifierSet,
         check(progress)
         rel = path.relative_to(root).as_posix()
         hit = matcher.first(rel)
-        finding = Finding(rel, "file name", hit) if hit else scan_file(rel, path.read_bytes(),
-                                                                       matcher)
+        finding = (
+            Finding(rel, "file name", hit) if hit else scan_file(rel, path.read_bytes(), matcher)
+        )
         if finding is not None:
             findings.append(finding)
         if progress is not None:

@@ -125,7 +125,9 @@ class ExportItem:
 
     @property
     def model_version_ids(self) -> list[int]:
-        return sorted({lab.model_version_id for lab in self.labels.values() if lab.model_version_id})
+        return sorted(
+            {lab.model_version_id for lab in self.labels.values() if lab.model_version_id}
+        )
 
 
 @dataclass
@@ -144,8 +146,9 @@ def _tasks(session: Session, names: tuple[str, ...]) -> list[TaskInfo]:
             raise ExportError(f"unknown task {missing[0]!r}; known: {', '.join(sorted(known))}")
         rows = [t for t in rows if t.name in names]
     return [
-        TaskInfo(t.id, t.name, t.title, t.kind, tuple(str(c) for c in t.classes), t.order,
-                 t.description)
+        TaskInfo(
+            t.id, t.name, t.title, t.kind, tuple(str(c) for c in t.classes), t.order, t.description
+        )
         for t in rows
     ]
 
@@ -228,13 +231,21 @@ def select_items(session: Session, sel: Selection) -> SelectionResult:
             if g.get("type") != "box":
                 continue
             regions[region.image_id].append(
-                RegionInfo(by_id[region.task_id].name, float(g["x0"]), float(g["y0"]),
-                           float(g["x1"]), float(g["y1"]), region.value, region.reader)
+                RegionInfo(
+                    by_id[region.task_id].name,
+                    float(g["x0"]),
+                    float(g["y0"]),
+                    float(g["x1"]),
+                    float(g["y1"]),
+                    region.value,
+                    region.reader,
+                )
             )
-        map_query = select(Prediction.image_id, Prediction.error_map_path,
-                           Prediction.model_version_id).where(
-            Prediction.image_id.in_(chunk), Prediction.error_map_path != ""
-        ).order_by(Prediction.id.desc())
+        map_query = (
+            select(Prediction.image_id, Prediction.error_map_path, Prediction.model_version_id)
+            .where(Prediction.image_id.in_(chunk), Prediction.error_map_path != "")
+            .order_by(Prediction.id.desc())
+        )
         if model_ids is not None:
             map_query = map_query.where(Prediction.model_version_id.in_(model_ids))
         for image_id, path, mv in session.execute(map_query):
@@ -244,8 +255,11 @@ def select_items(session: Session, sel: Selection) -> SelectionResult:
     for image, series, study, patient in rows:
         if not labels.get(image.id) and not regions.get(image.id):
             continue
-        items.append(_item(image, series, study, patient, labels[image.id], regions[image.id],
-                           maps[image.id]))
+        items.append(
+            _item(
+                image, series, study, patient, labels[image.id], regions[image.id], maps[image.id]
+            )
+        )
         used_models.update(mv for _, mv in maps[image.id])
     models = {
         m.id: ModelInfo(m.id, m.name, m.version, dict(m.file_sha256 or {}))
@@ -254,9 +268,15 @@ def select_items(session: Session, sel: Selection) -> SelectionResult:
     return SelectionResult(tasks=tasks, items=items, models=models)
 
 
-def _item(image: Image, series: Series, study: Study, patient: Patient,
-          labels: dict[str, LabelInfo], regions: list[RegionInfo],
-          maps: list[tuple[str, int]]) -> ExportItem:
+def _item(
+    image: Image,
+    series: Series,
+    study: Study,
+    patient: Patient,
+    labels: dict[str, LabelInfo],
+    regions: list[RegionInfo],
+    maps: list[tuple[str, int]],
+) -> ExportItem:
     return ExportItem(
         image_id=image.id,
         patient_pk=patient.id,

@@ -15,8 +15,21 @@ from typing import Any
 from skelex_desktop.core.export.selection import ExportItem, LabelInfo, TaskInfo
 
 UNCERTAIN = "uncertain"
-FIXED_COLUMNS = ("image", "file", "split", "patient", "study_instance_uid", "sop_instance_uid",
-                 "frame", "modality", "body_part", "view", "laterality", "rows", "cols")
+FIXED_COLUMNS = (
+    "image",
+    "file",
+    "split",
+    "patient",
+    "study_instance_uid",
+    "sop_instance_uid",
+    "frame",
+    "modality",
+    "body_part",
+    "view",
+    "laterality",
+    "rows",
+    "cols",
+)
 TRAILING_COLUMNS = ("reader", "source", "model_version")
 
 

@@ -18,8 +18,9 @@ def label_lines(record: ExportRecord, ids: dict[str, int]) -> str:
     lines = []
     for task, x, y, w, h, _value in boxes(record):
         cx, cy = (x + w / 2) / record.width, (y + h / 2) / record.height
-        lines.append(f"{ids[task]} {cx:.6f} {cy:.6f} {w / record.width:.6f} "
-                     f"{h / record.height:.6f}")
+        lines.append(
+            f"{ids[task]} {cx:.6f} {cy:.6f} {w / record.width:.6f} {h / record.height:.6f}"
+        )
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -34,8 +35,6 @@ def data_yaml(tasks: list[TaskInfo]) -> str:
 def yolo_files(records: list[ExportRecord], tasks: list[TaskInfo]) -> dict[str, bytes]:
     """Relative path -> content of the YOLO label files and data.yaml."""
     ids = category_ids(tasks)
-    files = {
-        f"labels/{r.split}/{r.stem}.txt": label_lines(r, ids).encode("utf-8") for r in records
-    }
+    files = {f"labels/{r.split}/{r.stem}.txt": label_lines(r, ids).encode("utf-8") for r in records}
     files["data.yaml"] = data_yaml(tasks).encode("utf-8")
     return files

@@ -60,14 +60,20 @@ def declared_heads(manifest: Manifest) -> list[BundledHead]:
     heads = []
     for task, entry in sorted((section.get("tasks") or {}).items()):
         try:
-            heads.append(BundledHead(
-                task=str(task), file=str(entry["file"]), sha256=str(entry["sha256"]),
-                kind=str(entry["kind"]), classes=[str(c) for c in entry["classes"]],
-                body_parts=tuple(str(b).upper() for b in entry.get("body_parts", [])),
-            ))
+            heads.append(
+                BundledHead(
+                    task=str(task),
+                    file=str(entry["file"]),
+                    sha256=str(entry["sha256"]),
+                    kind=str(entry["kind"]),
+                    classes=[str(c) for c in entry["classes"]],
+                    body_parts=tuple(str(b).upper() for b in entry.get("body_parts", [])),
+                )
+            )
         except (KeyError, TypeError) as exc:
-            raise PackageError(f"{manifest.name}: bundled head {task!r} is declared without "
-                               f"{exc}") from exc
+            raise PackageError(
+                f"{manifest.name}: bundled head {task!r} is declared without {exc}"
+            ) from exc
     return heads
 
 
@@ -88,19 +94,24 @@ def load_bundled_head(manifest: Manifest, head: BundledHead) -> HeadWeights:
     (in `files` and in `heads`) and against the embedding graph they were trained on."""
     data = read_verified(manifest, head.file)  # PackageError when damaged or replaced
     if sha256_bytes(data) != head.sha256:
-        raise PackageError(f"{manifest.name}: bundled head {head.file} does not match the "
-                           "sha256 of its heads entry (tampered); it is refused, reinstall "
-                           "the package")
+        raise PackageError(
+            f"{manifest.name}: bundled head {head.file} does not match the "
+            "sha256 of its heads entry (tampered); it is refused, reinstall "
+            "the package"
+        )
     trained_on = (manifest.data.get(HEADS_KEY) or {}).get("embedding_sha256")
     graph = manifest.graph("embedding").file
     if trained_on and manifest.files.get(graph, {}).get("sha256") != trained_on:
-        raise PackageError(f"{manifest.name}: the bundled heads were trained on another "
-                           f"{graph}; they are refused")
+        raise PackageError(
+            f"{manifest.name}: the bundled heads were trained on another {graph}; they are refused"
+        )
     weights = HeadWeights.load(cast(Any, io.BytesIO(data)))
     spec = next((t for t in weights.tasks if t.name == head.task), None)
     if spec is None or spec.kind != head.kind or list(spec.classes) != head.classes:
-        raise PackageError(f"{manifest.name}: {head.file} does not hold the declared "
-                           f"{head.kind} head for {head.task!r}")
+        raise PackageError(
+            f"{manifest.name}: {head.file} does not hold the declared "
+            f"{head.kind} head for {head.task!r}"
+        )
     return weights
 
 
@@ -127,8 +138,9 @@ def predict_with_bundled_heads(
         covered = user_head_tasks(session, manifest.sha256)
         task_ids = dict(session.execute(select(Task.name, Task.id)).all())
         ids = sorted(vectors)
-        parts = dict(session.execute(
-            select(Image.id, Image.body_part).where(Image.id.in_(ids))).all())
+        parts = dict(
+            session.execute(select(Image.id, Image.body_part).where(Image.id.in_(ids))).all()
+        )
     wanted = [h for h in heads if h.task not in covered and h.task in task_ids]
     if not wanted:
         return 0
@@ -137,18 +149,29 @@ def predict_with_bundled_heads(
     name, version_label = bundled_version_name(manifest), manifest.version or "1"
     added = 0
     with db.write() as session:
-        version = session.scalar(select(ModelVersion).where(
-            ModelVersion.name == name, ModelVersion.version == version_label))
+        version = session.scalar(
+            select(ModelVersion).where(
+                ModelVersion.name == name, ModelVersion.version == version_label
+            )
+        )
         if version is None:
-            version = ModelVersion(name=name, version=version_label,
-                                   file_sha256=bundled_file_sha256(manifest),
-                                   metrics=_metrics(manifest), label_counts={})
+            version = ModelVersion(
+                name=name,
+                version=version_label,
+                file_sha256=bundled_file_sha256(manifest),
+                metrics=_metrics(manifest),
+                label_counts={},
+            )
             session.add(version)
             session.flush()
             set_active(session, version)
-        done = set(session.execute(
-            select(Prediction.image_id, Prediction.task_id).where(
-                Prediction.model_version_id == version.id, Prediction.image_id.in_(ids))).all())
+        done = set(
+            session.execute(
+                select(Prediction.image_id, Prediction.task_id).where(
+                    Prediction.model_version_id == version.id, Prediction.image_id.in_(ids)
+                )
+            ).all()
+        )
         for head, weights in loaded:
             probabilities = weights.probabilities(matrix)[head.task]
             task_id = task_ids[head.task]
@@ -156,9 +179,17 @@ def predict_with_bundled_heads(
             for row, image_id in enumerate(ids):
                 if (image_id, task_id) in done or not head.applies_to(parts.get(image_id, "")):
                     continue
-                prediction = head_prediction(image_id, version.id, task_id, head.kind,
-                                             head.classes, probabilities[row], name,
-                                             version_label, temperature)
+                prediction = head_prediction(
+                    image_id,
+                    version.id,
+                    task_id,
+                    head.kind,
+                    head.classes,
+                    probabilities[row],
+                    name,
+                    version_label,
+                    temperature,
+                )
                 prediction.details = {**prediction.details, "bundled": True}
                 session.add(prediction)
                 added += 1
@@ -168,7 +199,11 @@ def predict_with_bundled_heads(
 def _metrics(manifest: Manifest) -> dict[str, Any]:
     """The cross-validation metrics the manifest records for each bundled head."""
     section = manifest.data.get(HEADS_KEY) or {}
-    return {"cv": {task: entry.get("metrics", {})
-                   for task, entry in (section.get("tasks") or {}).items()},
-            "training": section.get("training", {}),
-            "embedding_model": f"{manifest.name} {manifest.version}", "bundled": True}
+    return {
+        "cv": {
+            task: entry.get("metrics", {}) for task, entry in (section.get("tasks") or {}).items()
+        },
+        "training": section.get("training", {}),
+        "embedding_model": f"{manifest.name} {manifest.version}",
+        "bundled": True,
+    }

@@ -58,8 +58,9 @@ class HeadDataset:
             y=self.y.astype(np.int64),
             groups=self.groups.astype(str),
             image_ids=self.image_ids.astype(np.int64),
-            meta=np.array(json.dumps({"tasks": [t.to_json() for t in self.tasks],
-                                      "counts": self.counts})),
+            meta=np.array(
+                json.dumps({"tasks": [t.to_json() for t in self.tasks], "counts": self.counts})
+            ),
         )
 
     @classmethod
@@ -88,8 +89,10 @@ def task_specs(db: Database, names: list[str]) -> list[TaskSpec]:
         if task is None:
             raise DatasetError(f"unknown task {name!r}")
         if task.kind not in TRAINABLE_KINDS:
-            raise DatasetError(f"task {name!r} is a {task.kind} task; heads predict "
-                               f"{', '.join(TRAINABLE_KINDS)} tasks")
+            raise DatasetError(
+                f"task {name!r} is a {task.kind} task; heads predict "
+                f"{', '.join(TRAINABLE_KINDS)} tasks"
+            )
         specs.append(TaskSpec(task.name, task.kind, [str(c) for c in task.classes]))
     return specs
 
@@ -116,8 +119,16 @@ def assemble_dataset(
     """
     specs = task_specs(db, task_names)
     query = (
-        select(Label.image_id, Task.name, Label.value, Label.uncertain, Image.file_path,
-               Image.frame, Image.content_hash, Patient.patient_id)
+        select(
+            Label.image_id,
+            Task.name,
+            Label.value,
+            Label.uncertain,
+            Image.file_path,
+            Image.frame,
+            Image.content_hash,
+            Patient.patient_id,
+        )
         .join(Task, Task.id == Label.task_id)
         .join(Image, Image.id == Label.image_id)
         .join(Series, Series.id == Image.series_id)
@@ -129,8 +140,15 @@ def assemble_dataset(
     with db.read() as session:
         rows = session.execute(query).all()
     column = {s.name: i for i, s in enumerate(specs)}
-    counts = {s.name: {"labelled": 0, "uncertain": 0, "without_embedding": 0,
-                       "per_class": dict.fromkeys(s.classes, 0)} for s in specs}
+    counts = {
+        s.name: {
+            "labelled": 0,
+            "uncertain": 0,
+            "without_embedding": 0,
+            "per_class": dict.fromkeys(s.classes, 0),
+        }
+        for s in specs
+    }
     refs: dict[int, ImageRef] = {}
     patients: dict[int, str] = {}
     labels: dict[int, dict[str, int]] = {}
@@ -169,17 +187,25 @@ def assemble_dataset(
 
 
 def _check_counts(spec: TaskSpec, count: dict[str, Any], min_per_class: int) -> None:
-    hint = (f"; {count['without_embedding']} labelled image(s) have no embedding yet "
-            "(run 'skelex-desktop analyze --all')" if count["without_embedding"] else "")
+    hint = (
+        f"; {count['without_embedding']} labelled image(s) have no embedding yet "
+        "(run 'skelex-desktop analyze --all')"
+        if count["without_embedding"]
+        else ""
+    )
     if count["labelled"] == 0:
         raise DatasetError(f"task {spec.name!r} has no usable labels{hint}")
     present = {c: n for c, n in count["per_class"].items() if n}
     if len(present) < 2:
         (only,) = present
-        raise DatasetError(f"task {spec.name!r}: every usable label is {only!r}; a head needs "
-                           f"at least two classes{hint}")
+        raise DatasetError(
+            f"task {spec.name!r}: every usable label is {only!r}; a head needs "
+            f"at least two classes{hint}"
+        )
     few = {c: n for c, n in present.items() if n < min_per_class}
     if few:
         listed = ", ".join(f"{c!r}: {n}" for c, n in few.items())
-        raise DatasetError(f"task {spec.name!r}: too few labels for {min_per_class} folds "
-                           f"({listed}); label at least {min_per_class} per class{hint}")
+        raise DatasetError(
+            f"task {spec.name!r}: too few labels for {min_per_class} folds "
+            f"({listed}); label at least {min_per_class} per class{hint}"
+        )

@@ -62,8 +62,10 @@ class HeadWeights:
 
     def probabilities(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """[N, C] calibrated class probabilities per task (temperature-scaled)."""
-        return {name: softmax(lg, self.temperatures.get(name, 1.0))
-                for name, lg in self.logits(x).items()}
+        return {
+            name: softmax(lg, self.temperatures.get(name, 1.0))
+            for name, lg in self.logits(x).items()
+        }
 
     def save(self, path: Path) -> None:
         arrays = {"mean": self.mean, "scale": self.scale}

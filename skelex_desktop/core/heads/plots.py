@@ -24,8 +24,16 @@ GRID = (225, 225, 225)
 CHANCE = (150, 150, 150)
 BAR = (235, 225, 215)
 # BGR, a colour-blind-friendly qualitative palette (Okabe-Ito)
-PALETTE = [(178, 114, 0), (0, 94, 213), (115, 158, 0), (167, 121, 204), (233, 180, 86),
-           (66, 228, 240), (0, 159, 230), (0, 0, 0)]
+PALETTE = [
+    (178, 114, 0),
+    (0, 94, 213),
+    (115, 158, 0),
+    (167, 121, 204),
+    (233, 180, 86),
+    (66, 228, 240),
+    (0, 159, 230),
+    (0, 0, 0),
+]
 
 
 def roc_curve(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,12 +120,12 @@ class Chart:
         xticks = self.xticks if self.xticks is not None else nice_ticks(*self.xlim)
         yticks = self.yticks if self.yticks is not None else nice_ticks(*self.ylim)
         for t in xticks:
-            (px, _), = self.to_px([t], [self.ylim[0]])
+            ((px, _),) = self.to_px([t], [self.ylim[0]])
             cv2.line(img, (int(px), y0), (int(px), y1), GRID, 1)
             cv2.line(img, (int(px), y1), (int(px), y1 + 5), INK, 1)
             _text(img, _fmt(t), (int(px), y1 + 20), 0.42, anchor="center")
         for t in yticks:
-            (_, py), = self.to_px([self.xlim[0]], [t])
+            ((_, py),) = self.to_px([self.xlim[0]], [t])
             cv2.line(img, (x0, int(py)), (x1, int(py)), GRID, 1)
             cv2.line(img, (x0 - 5, int(py)), (x0, int(py)), INK, 1)
             _text(img, _fmt(t), (x0 - 9, int(py) + 5), 0.42, anchor="right")
@@ -126,8 +134,8 @@ class Chart:
             for a, b, v in zip(left, right, h, strict=True):
                 if v <= 0:
                     continue
-                (pa, _), = self.to_px([a], [0])
-                (pb, _), = self.to_px([b], [0])
+                ((pa, _),) = self.to_px([a], [0])
+                ((pb, _),) = self.to_px([b], [0])
                 top = int(y1 - v * 0.25 * (y1 - y0))
                 cv2.rectangle(img, (int(pa) + 2, top), (int(pb) - 2, y1), BAR, -1)
         for s in self.series:
@@ -180,8 +188,9 @@ class Chart:
             if s.dashed:
                 _dashed(img, sample, s.colour, s.thickness)
             else:
-                cv2.line(img, tuple(sample[0]), tuple(sample[1]), s.colour, s.thickness,
-                         cv2.LINE_AA)
+                cv2.line(
+                    img, tuple(sample[0]), tuple(sample[1]), s.colour, s.thickness, cv2.LINE_AA
+                )
             if s.markers:
                 cv2.circle(img, (lx + 20, cy - 4), 4, s.colour, -1, cv2.LINE_AA)
             _text(img, s.label, (lx + 38, cy), scale)
@@ -207,8 +216,14 @@ def _fmt(value: float) -> str:
     return f"{value:g}" if abs(value) >= 1 or value == 0 else f"{value:.2g}"
 
 
-def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float,
-          anchor: str = "left", thickness: int = 1) -> None:
+def _text(
+    img: np.ndarray,
+    text: str,
+    org: tuple[int, int],
+    scale: float,
+    anchor: str = "left",
+    thickness: int = 1,
+) -> None:
     (w, _h), _ = cv2.getTextSize(text, FONT, scale, thickness)
     x = org[0] - (w // 2 if anchor == "center" else w if anchor == "right" else 0)
     cv2.putText(img, text, (x, org[1]), FONT, scale, INK, thickness, cv2.LINE_AA)
@@ -227,8 +242,13 @@ def _vertical_text(img: np.ndarray, text: str, x: int, cy: int, scale: float = 0
     np.minimum(region, patch[: region.shape[0], : region.shape[1]], out=region)
 
 
-def _dashed(img: np.ndarray, pts: np.ndarray, colour: tuple[int, int, int], thickness: int,
-            dash: float = 7.0) -> None:
+def _dashed(
+    img: np.ndarray,
+    pts: np.ndarray,
+    colour: tuple[int, int, int],
+    thickness: int,
+    dash: float = 7.0,
+) -> None:
     """A dashed polyline through pixel points."""
     pts = pts.astype(float)
     for a, b in zip(pts[:-1], pts[1:], strict=True):
@@ -237,20 +257,29 @@ def _dashed(img: np.ndarray, pts: np.ndarray, colour: tuple[int, int, int], thic
         for k in range(0, steps, 2):
             p = a + (b - a) * k / steps
             q = a + (b - a) * min(k + 1, steps) / steps
-            cv2.line(img, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), colour, thickness,
-                     cv2.LINE_AA)
+            cv2.line(
+                img, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), colour, thickness, cv2.LINE_AA
+            )
 
 
-def roc_chart(y_true: np.ndarray, logits: np.ndarray, classes: Sequence[str], task: str,
-              temperature: float = 1.0) -> Chart:
+def roc_chart(
+    y_true: np.ndarray,
+    logits: np.ndarray,
+    classes: Sequence[str],
+    task: str,
+    temperature: float = 1.0,
+) -> Chart:
     """ROC of out-of-fold predictions: the positive class for two classes, else one curve per
     class (one-vs-rest) present with both outcomes."""
     y = np.asarray(y_true)
     probs = softmax(logits, temperature)
-    chart = Chart(f"ROC - {task} (out-of-fold, n={len(y)})", "false positive rate",
-                  "true positive rate", legend_corner="lower right")
-    chart.add(Series("chance", np.array([0.0, 1.0]), np.array([0.0, 1.0]), CHANCE, 1,
-                     dashed=True))
+    chart = Chart(
+        f"ROC - {task} (out-of-fold, n={len(y)})",
+        "false positive rate",
+        "true positive rate",
+        legend_corner="lower right",
+    )
+    chart.add(Series("chance", np.array([0.0, 1.0]), np.array([0.0, 1.0]), CHANCE, 1, dashed=True))
     which = [1] if len(classes) == 2 else list(range(len(classes)))
     for k, c in enumerate(which):
         positive = y == c
@@ -259,23 +288,41 @@ def roc_chart(y_true: np.ndarray, logits: np.ndarray, classes: Sequence[str], ta
             continue
         fpr, tpr = roc_curve(positive, probs[:, c])
         name = str(classes[c]) if len(classes) == 2 else f"{classes[c]} vs rest"
-        chart.add(Series(f"{name}  AUC {area:.3f}  ({int(positive.sum())} pos)", fpr, tpr,
-                         PALETTE[k % len(PALETTE)]))
+        chart.add(
+            Series(
+                f"{name}  AUC {area:.3f}  ({int(positive.sum())} pos)",
+                fpr,
+                tpr,
+                PALETTE[k % len(PALETTE)],
+            )
+        )
     return chart
 
 
-def calibration_chart(y_true: np.ndarray, logits: np.ndarray, task: str,
-                      temperature: float, bins: int = 10) -> Chart:
+def calibration_chart(
+    y_true: np.ndarray, logits: np.ndarray, task: str, temperature: float, bins: int = 10
+) -> Chart:
     """Reliability diagram of the top-class confidence before and after temperature scaling;
     the grey bars show how many images fall in each bin (after scaling, tallest = 1/4 height)."""
     y = np.asarray(y_true)
-    chart = Chart(f"Reliability - {task} (out-of-fold, n={len(y)})",
-                  "confidence (top-class probability)", "accuracy", legend_corner="upper left")
-    chart.add(Series("perfect calibration", np.array([0.0, 1.0]), np.array([0.0, 1.0]),
-                     CHANCE, 1, dashed=True))
+    chart = Chart(
+        f"Reliability - {task} (out-of-fold, n={len(y)})",
+        "confidence (top-class probability)",
+        "accuracy",
+        legend_corner="upper left",
+    )
+    chart.add(
+        Series(
+            "perfect calibration",
+            np.array([0.0, 1.0]),
+            np.array([0.0, 1.0]),
+            CHANCE,
+            1,
+            dashed=True,
+        )
+    )
     edges = np.linspace(0.0, 1.0, bins + 1)
-    for k, (name, t) in enumerate((("before", 1.0), (f"after, T={temperature:.2f}",
-                                                      temperature))):
+    for k, (name, t) in enumerate((("before", 1.0), (f"after, T={temperature:.2f}", temperature))):
         probs = softmax(logits, t)
         conf, acc, counts = reliability(y, probs, bins)
         ece = expected_calibration_error(y, probs, bins)
@@ -297,14 +344,21 @@ def save_png(path: Path, image: np.ndarray) -> Path:
     return path
 
 
-def head_plots(folder: Path, task: str, classes: Sequence[str], y_true: np.ndarray,
-               logits: np.ndarray, temperature: float) -> list[Path]:
+def head_plots(
+    folder: Path,
+    task: str,
+    classes: Sequence[str],
+    y_true: np.ndarray,
+    logits: np.ndarray,
+    temperature: float,
+) -> list[Path]:
     """`roc_<task>.png` and `calibration_<task>.png` in `folder` from out-of-fold logits of the
     labelled images; returns their paths."""
     folder = Path(folder)
     return [
-        save_png(folder / f"roc_{task}.png",
-                 roc_chart(y_true, logits, classes, task).render()),
-        save_png(folder / f"calibration_{task}.png",
-                 calibration_chart(y_true, logits, task, temperature).render()),
+        save_png(folder / f"roc_{task}.png", roc_chart(y_true, logits, classes, task).render()),
+        save_png(
+            folder / f"calibration_{task}.png",
+            calibration_chart(y_true, logits, task, temperature).render(),
+        ),
     ]

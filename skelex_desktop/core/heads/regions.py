@@ -68,8 +68,12 @@ class Region:
         return WHOLE_IMAGE if self.hotspot is None else f"hotspot {self.hotspot + 1}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "box": list(self.box), "label": self.label,
-                "hotspot_score": self.hotspot_score}
+        return {
+            "index": self.index,
+            "box": list(self.box),
+            "label": self.label,
+            "hotspot_score": self.hotspot_score,
+        }
 
 
 @dataclass
@@ -96,8 +100,12 @@ class RegionGuidedResult:
         classes = result.task.classes
         regions = []
         for region, p in zip(self.regions, result.per_region, strict=True):
-            regions.append({**region.to_json(),
-                            "probabilities": {c: float(v) for c, v in zip(classes, p, strict=True)}})
+            regions.append(
+                {
+                    **region.to_json(),
+                    "probabilities": {c: float(v) for c, v in zip(classes, p, strict=True)},
+                }
+            )
         driver = self.regions[result.driver]
         return {
             "method": REGION_METHOD,
@@ -110,16 +118,25 @@ class RegionGuidedResult:
 def _spot(h: Any) -> tuple[float, float, float, float, float]:
     """(x0, y0, x1, y1, score) of a Hotspot, a mapping with those keys, or a 5-sequence."""
     if isinstance(h, Mapping):
-        return (float(h["x0"]), float(h["y0"]), float(h["x1"]), float(h["y1"]),
-                float(h.get("score", 0.0)))
+        return (
+            float(h["x0"]),
+            float(h["y0"]),
+            float(h["x1"]),
+            float(h["y1"]),
+            float(h.get("score", 0.0)),
+        )
     if hasattr(h, "x0"):
         return float(h.x0), float(h.y0), float(h.x1), float(h.y1), float(h.score)
     x0, y0, x1, y1, score = h
     return float(x0), float(y0), float(x1), float(y1), float(score)
 
 
-def crop_box(spot: Sequence[float], shape: tuple[int, int], margin: float = DEFAULT_MARGIN,
-             min_side: int = DEFAULT_MIN_SIDE) -> Box:
+def crop_box(
+    spot: Sequence[float],
+    shape: tuple[int, int],
+    margin: float = DEFAULT_MARGIN,
+    min_side: int = DEFAULT_MIN_SIDE,
+) -> Box:
     """The square crop around box `spot` (x0, y0, x1, y1) in an image of `shape` (rows, cols):
     side max(margin x longer box side, min_side), at most the shorter image side, centred on
     the box and shifted to lie inside the image."""
@@ -135,9 +152,13 @@ def crop_box(spot: Sequence[float], shape: tuple[int, int], margin: float = DEFA
     return left, top, left + side_px, top + side_px
 
 
-def plan_regions(shape: tuple[int, int], hotspots: Iterable[Any], k: int = DEFAULT_K,
-                 margin: float = DEFAULT_MARGIN, min_side: int = DEFAULT_MIN_SIDE
-                 ) -> list[Region]:
+def plan_regions(
+    shape: tuple[int, int],
+    hotspots: Iterable[Any],
+    k: int = DEFAULT_K,
+    margin: float = DEFAULT_MARGIN,
+    min_side: int = DEFAULT_MIN_SIDE,
+) -> list[Region]:
     """The whole image, then crops around the `k` best-scoring hotspots (duplicates dropped)."""
     rows, cols = int(shape[0]), int(shape[1])
     if rows < 1 or cols < 1:
@@ -155,8 +176,9 @@ def plan_regions(shape: tuple[int, int], hotspots: Iterable[Any], k: int = DEFAU
 def region_inputs(pixels: np.ndarray, regions: Sequence[Region], manifest: Any) -> np.ndarray:
     """[R, 3, S, S] model inputs of the regions, each preprocessed like a whole image."""
     pixels = np.asarray(pixels)
-    return np.stack([model_input(pixels[y0:y1, x0:x1], manifest)
-                     for x0, y0, x1, y1 in (r.box for r in regions)])
+    return np.stack(
+        [model_input(pixels[y0:y1, x0:x1], manifest) for x0, y0, x1, y1 in (r.box for r in regions)]
+    )
 
 
 def embed_regions(pixels: np.ndarray, regions: Sequence[Region], runtime: Any) -> np.ndarray:
@@ -191,8 +213,9 @@ def combine_regions(kind: str, per_region: np.ndarray) -> tuple[np.ndarray, int]
     return combined, driver
 
 
-def classify_regions(embeddings: np.ndarray, regions: Sequence[Region], weights: HeadWeights
-                     ) -> RegionGuidedResult:
+def classify_regions(
+    embeddings: np.ndarray, regions: Sequence[Region], weights: HeadWeights
+) -> RegionGuidedResult:
     """Each head task's per-region probabilities (temperature-scaled) and their combination."""
     per_task = weights.probabilities(embeddings)
     tasks = {}
@@ -203,9 +226,15 @@ def classify_regions(embeddings: np.ndarray, regions: Sequence[Region], weights:
     return RegionGuidedResult(list(regions), tasks)
 
 
-def region_guided(pixels: np.ndarray, hotspots: Iterable[Any], weights: HeadWeights,
-                  runtime: Any, k: int = DEFAULT_K, margin: float = DEFAULT_MARGIN,
-                  min_side: int = DEFAULT_MIN_SIDE) -> RegionGuidedResult:
+def region_guided(
+    pixels: np.ndarray,
+    hotspots: Iterable[Any],
+    weights: HeadWeights,
+    runtime: Any,
+    k: int = DEFAULT_K,
+    margin: float = DEFAULT_MARGIN,
+    min_side: int = DEFAULT_MIN_SIDE,
+) -> RegionGuidedResult:
     """Region-guided predictions of one head for decoded pixels (gray [H, W] or RGB [H, W, 3])
     and their full-resolution hotspots; `runtime` needs `manifest` and `embed`."""
     regions = plan_regions(np.shape(pixels)[:2], hotspots, k, margin, min_side)
@@ -232,8 +261,10 @@ def _active_heads(session: Any, package_sha256: str) -> list[ModelVersion]:
     from skelex_desktop.core.heads.train import HEAD_FILE
 
     return [
-        v for v in session.scalars(
-            select(ModelVersion).where(ModelVersion.active.is_(True)).order_by(ModelVersion.id))
+        v
+        for v in session.scalars(
+            select(ModelVersion).where(ModelVersion.active.is_(True)).order_by(ModelVersion.id)
+        )
         if HEAD_FILE in (v.file_sha256 or {})
         and v.file_sha256.get("embedding_model") == package_sha256
     ]
@@ -243,15 +274,21 @@ def _stored(session: Any, image_id: int, version_ids: list[int]) -> dict[tuple[i
     """Region-guided predictions of `image_id` by (model version id, task id)."""
     if not version_ids:
         return {}
-    rows = session.scalars(select(Prediction).where(
-        Prediction.image_id == image_id, Prediction.model_version_id.in_(version_ids)
-    ).order_by(Prediction.id))
-    return {(p.model_version_id, p.task_id): p for p in rows
-            if (p.details or {}).get("method") == REGION_METHOD}
+    rows = session.scalars(
+        select(Prediction)
+        .where(Prediction.image_id == image_id, Prediction.model_version_id.in_(version_ids))
+        .order_by(Prediction.id)
+    )
+    return {
+        (p.model_version_id, p.task_id): p
+        for p in rows
+        if (p.details or {}).get("method") == REGION_METHOD
+    }
 
 
-def region_guided_predictions(db: Database, service: Any, image_id: int, analysis_result: Any,
-                              k: int = DEFAULT_K) -> list[RegionPrediction]:
+def region_guided_predictions(
+    db: Database, service: Any, image_id: int, analysis_result: Any, k: int = DEFAULT_K
+) -> list[RegionPrediction]:
     """Store, where missing, each active head's region-guided prediction for `image_id`.
 
     `service`: the ErrorMapService that embedded the head's training images (its package's
@@ -273,8 +310,12 @@ def region_guided_predictions(db: Database, service: Any, image_id: int, analysi
         task_ids = dict(session.execute(select(Task.name, Task.id)).all())
         stored = _stored(session, image_id, [v.id for v in heads])
     loaded = [(version, load_verified_head(data_dir, version)) for version in heads]
-    wanted = [(version, weights, task) for version, weights in loaded for task in weights.tasks
-              if task.name in task_ids]
+    wanted = [
+        (version, weights, task)
+        for version, weights in loaded
+        for task in weights.tasks
+        if task.name in task_ids
+    ]
     missing = [w for w in wanted if (w[0].id, task_ids[w[2].name]) not in stored]
     outcomes: dict[int, RegionGuidedResult] = {}  # by model version id
     if missing:
@@ -284,8 +325,10 @@ def region_guided_predictions(db: Database, service: Any, image_id: int, analysi
         pixels = decoded.rgb if decoded.rgb is not None else decoded.values
         error_map = getattr(result, "error_map", None)
         if error_map is not None and tuple(np.shape(error_map)[:2]) != tuple(pixels.shape[:2]):
-            raise ValueError(f"image {image_id}: the analysis is of a {np.shape(error_map)[:2]} "
-                             f"image, the pixels are {pixels.shape[:2]}")
+            raise ValueError(
+                f"image {image_id}: the analysis is of a {np.shape(error_map)[:2]} "
+                f"image, the pixels are {pixels.shape[:2]}"
+            )
         regions = plan_regions(pixels.shape[:2], result.hotspots, k)
         embeddings = embed_regions(pixels, regions, runtime)
         for version, weights, _task in missing:
@@ -302,17 +345,32 @@ def region_guided_predictions(db: Database, service: Any, image_id: int, analysi
                 if outcome is None:  # stored when read, removed since: nothing computed for it
                     continue
                 prediction = head_prediction(
-                    image_id, version.id, task_id, task.kind, task.classes,
-                    outcome.tasks[task.name].probabilities, version.name, version.version,
-                    weights.temperatures.get(task.name, 1.0))
-                prediction.details = {**(prediction.details or {}),
-                                      **outcome.details(task.name)}
+                    image_id,
+                    version.id,
+                    task_id,
+                    task.kind,
+                    task.classes,
+                    outcome.tasks[task.name].probabilities,
+                    version.name,
+                    version.version,
+                    weights.temperatures.get(task.name, 1.0),
+                )
+                prediction.details = {**(prediction.details or {}), **outcome.details(task.name)}
                 session.add(prediction)
                 session.flush()
             else:
                 prediction = stored[(version.id, task_id)]
-            out.append(RegionPrediction(
-                prediction.id, image_id, version.id, f"{version.name} {version.version}",
-                task.name, dict(prediction.probabilities), prediction.score,
-                dict(prediction.details or {}), created))
+            out.append(
+                RegionPrediction(
+                    prediction.id,
+                    image_id,
+                    version.id,
+                    f"{version.name} {version.version}",
+                    task.name,
+                    dict(prediction.probabilities),
+                    prediction.score,
+                    dict(prediction.details or {}),
+                    created,
+                )
+            )
     return out

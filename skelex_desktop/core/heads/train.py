@@ -89,28 +89,55 @@ def train_head(
     staging.mkdir(parents=True)
     try:
         data.save(staging / "dataset.npz")
-        final = run_worker(staging / "dataset.npz", staging / HEAD_FILE, folds, seed,
-                           int(getattr(settings, "inference_threads", 2)), progress)
+        final = run_worker(
+            staging / "dataset.npz",
+            staging / HEAD_FILE,
+            folds,
+            seed,
+            int(getattr(settings, "inference_threads", 2)),
+            progress,
+        )
         (staging / "dataset.npz").unlink()
-        return _store(db, data_dir, data, staging, final, manifest, folds, seed,
-                      who or settings.reader)
+        return _store(
+            db, data_dir, data, staging, final, manifest, folds, seed, who or settings.reader
+        )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def run_worker(
-    dataset: Path, out: Path, folds: int, seed: int, threads: int,
+    dataset: Path,
+    out: Path,
+    folds: int,
+    seed: int,
+    threads: int,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Run the training child and return its final event; Cancelled or TrainingError else."""
-    command = [sys.executable, "-m", WORKER, "--dataset", str(dataset), "--out", str(out),
-               "--folds", str(folds), "--seed", str(seed), "--threads", str(threads)]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, encoding="utf-8")
+    command = [
+        sys.executable,
+        "-m",
+        WORKER,
+        "--dataset",
+        str(dataset),
+        "--out",
+        str(out),
+        "--folds",
+        str(folds),
+        "--seed",
+        str(seed),
+        "--threads",
+        str(threads),
+    ]
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8"
+    )
     lines: queue.Queue[str | None] = queue.Queue()
     errors: list[str] = []
-    readers = [threading.Thread(target=_pump, args=(child.stdout, lines.put, True), daemon=True),
-               threading.Thread(target=_pump, args=(child.stderr, errors.append), daemon=True)]
+    readers = [
+        threading.Thread(target=_pump, args=(child.stdout, lines.put, True), daemon=True),
+        threading.Thread(target=_pump, args=(child.stderr, errors.append), daemon=True),
+    ]
     for reader in readers:
         reader.start()
     final: dict[str, Any] | None = None
@@ -185,8 +212,15 @@ def _parse(line: str) -> dict[str, Any] | None:
 
 
 def _store(
-    db: Database, data_dir: Path, data: HeadDataset, staging: Path, final: dict[str, Any],
-    manifest: Any, folds: int, seed: int, who: str,
+    db: Database,
+    data_dir: Path,
+    data: HeadDataset,
+    staging: Path,
+    final: dict[str, Any],
+    manifest: Any,
+    folds: int,
+    seed: int,
+    who: str,
 ) -> TrainResult:
     """Predict every embedded image, then move the files and write the version in one go."""
     weights = HeadWeights.load(staging / HEAD_FILE)
@@ -200,9 +234,14 @@ def _store(
     file_sha = sha256_bytes((staging / HEAD_FILE).read_bytes())
     plot_names = [str(p) for p in final.get("plots", []) if (staging / str(p)).is_file()]
     plot_sha = {p: sha256_bytes((staging / p).read_bytes()) for p in plot_names}
-    metrics = {"cv": final.get("metrics", {}), "folds": folds, "seed": seed,
-               "fold_metrics": final.get("fold_metrics", []),
-               "embedding_model": f"{manifest.name} {manifest.version}", "images": len(data.y)}
+    metrics = {
+        "cv": final.get("metrics", {}),
+        "folds": folds,
+        "seed": seed,
+        "fold_metrics": final.get("fold_metrics", []),
+        "embedding_model": f"{manifest.name} {manifest.version}",
+        "images": len(data.y),
+    }
     folder: Path | None = None
     try:
         with db.write() as session:
@@ -213,10 +252,12 @@ def _store(
                 raise TrainingError(f"{folder} already exists; remove it or rename the head")
             staging.rename(folder)
             created = ModelVersion(
-                name=name, version=version, parent_id=parent.id if parent else None,
-                file_sha256={HEAD_FILE: file_sha, **plot_sha,
-                             "embedding_model": manifest.sha256},
-                metrics=metrics, label_counts=data.counts,
+                name=name,
+                version=version,
+                parent_id=parent.id if parent else None,
+                file_sha256={HEAD_FILE: file_sha, **plot_sha, "embedding_model": manifest.sha256},
+                metrics=metrics,
+                label_counts=data.counts,
             )
             session.add(created)
             session.flush()
@@ -226,26 +267,63 @@ def _store(
                 temperature = weights.temperatures.get(task.name, 1.0)
                 for row, image_id in enumerate(ids):
                     p = probabilities[task.name][row]
-                    session.add(head_prediction(image_id, created.id, task_ids[task.name],
-                                            task.kind, task.classes, p, name, version,
-                                            temperature))
-            audit.record(session, who or "skelex-desktop", "model_version.train",
-                         "model_version", created.id, before=None,
-                         after={"name": name, "version": version, "images": len(data.y)})
+                    session.add(
+                        head_prediction(
+                            image_id,
+                            created.id,
+                            task_ids[task.name],
+                            task.kind,
+                            task.classes,
+                            p,
+                            name,
+                            version,
+                            temperature,
+                        )
+                    )
+            audit.record(
+                session,
+                who or "skelex-desktop",
+                "model_version.train",
+                "model_version",
+                created.id,
+                before=None,
+                after={"name": name, "version": version, "images": len(data.y)},
+            )
             created_id = created.id
     except BaseException:
         if folder is not None and folder.exists() and not staging.exists():
             shutil.rmtree(folder, ignore_errors=True)
         raise
-    return TrainResult(name, version, created_id, folder, metrics, data.counts,
-                       len(ids) * len(data.tasks), [folder / p for p in plot_names])
+    return TrainResult(
+        name,
+        version,
+        created_id,
+        folder,
+        metrics,
+        data.counts,
+        len(ids) * len(data.tasks),
+        [folder / p for p in plot_names],
+    )
 
 
-def head_prediction(image_id: int, version_id: int, task_id: int, kind: str, classes: list[str],
-                p: Any, name: str, version: str, temperature: float) -> Prediction:
+def head_prediction(
+    image_id: int,
+    version_id: int,
+    task_id: int,
+    kind: str,
+    classes: list[str],
+    p: Any,
+    name: str,
+    version: str,
+    temperature: float,
+) -> Prediction:
     probs = {c: float(v) for c, v in zip(classes, p, strict=True)}
     score = probs[classes[1]] if kind == "binary" else max(probs.values())
-    return Prediction(image_id=image_id, model_version_id=version_id, task_id=task_id,
-                      probabilities=probs, score=score,
-                      details={"method": METHOD, "head": f"{name} {version}",
-                               "temperature": temperature})
+    return Prediction(
+        image_id=image_id,
+        model_version_id=version_id,
+        task_id=task_id,
+        probabilities=probs,
+        score=score,
+        details={"method": METHOD, "head": f"{name} {version}", "temperature": temperature},
+    )

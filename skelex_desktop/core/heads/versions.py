@@ -58,9 +58,18 @@ def list_versions(db: Database) -> list[VersionView]:
     )
     with db.read() as session:
         return [
-            VersionView(mv.id, mv.name, mv.version, mv.parent_id, bool(mv.active), mv.created_at,
-                        int(n), dict(mv.metrics or {}), dict(mv.label_counts or {}),
-                        dict(mv.file_sha256 or {}))
+            VersionView(
+                mv.id,
+                mv.name,
+                mv.version,
+                mv.parent_id,
+                bool(mv.active),
+                mv.created_at,
+                int(n),
+                dict(mv.metrics or {}),
+                dict(mv.label_counts or {}),
+                dict(mv.file_sha256 or {}),
+            )
             for mv, n in session.execute(query)
         ]
 
@@ -70,14 +79,24 @@ def latest_version(session: Session, name: str) -> ModelVersion | None:
     rows = session.scalars(select(ModelVersion).where(ModelVersion.name == name)).all()
     if not rows:
         return None
-    return max(rows, key=lambda mv: (mv.version.isdigit(), int(mv.version) if mv.version.isdigit()
-                                     else 0, mv.created_at, mv.id))
+    return max(
+        rows,
+        key=lambda mv: (
+            mv.version.isdigit(),
+            int(mv.version) if mv.version.isdigit() else 0,
+            mv.created_at,
+            mv.id,
+        ),
+    )
 
 
 def next_version(session: Session, name: str) -> str:
-    """"1" for a new name, else one more than the highest numbered version."""
-    numbers = [int(v) for v in session.scalars(
-        select(ModelVersion.version).where(ModelVersion.name == name)) if v.isdigit()]
+    """ "1" for a new name, else one more than the highest numbered version."""
+    numbers = [
+        int(v)
+        for v in session.scalars(select(ModelVersion.version).where(ModelVersion.name == name))
+        if v.isdigit()
+    ]
     return str(max(numbers, default=0) + 1)
 
 
@@ -90,18 +109,31 @@ def set_active(session: Session, target: ModelVersion) -> None:
 def activate_version(db: Database, name: str, version: str, who: str) -> VersionView:
     """Activate `name` `version` (an older one rolls back), audited."""
     with db.write() as session:
-        target = session.scalar(select(ModelVersion).where(
-            ModelVersion.name == name, ModelVersion.version == version))
+        target = session.scalar(
+            select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version)
+        )
         if target is None:
-            known = session.scalars(select(ModelVersion.version).where(
-                ModelVersion.name == name)).all()
+            known = session.scalars(
+                select(ModelVersion.version).where(ModelVersion.name == name)
+            ).all()
             raise VersionError(
                 f"no model version {name} {version}; "
-                + (f"versions of {name}: {', '.join(known)}" if known else f"no model named {name}"))
-        before = session.scalar(select(ModelVersion.version).where(
-            ModelVersion.name == name, ModelVersion.active.is_(True)))
+                + (f"versions of {name}: {', '.join(known)}" if known else f"no model named {name}")
+            )
+        before = session.scalar(
+            select(ModelVersion.version).where(
+                ModelVersion.name == name, ModelVersion.active.is_(True)
+            )
+        )
         set_active(session, target)
-        audit.record(session, who, "model_version.activate", "model_version", target.id,
-                     before={"active": before}, after={"active": version})
+        audit.record(
+            session,
+            who,
+            "model_version.activate",
+            "model_version",
+            target.id,
+            before={"active": before},
+            after={"active": version},
+        )
         target_id = target.id
     return next(v for v in list_versions(db) if v.id == target_id)

@@ -72,11 +72,30 @@ class ErrorMapResult:
     @classmethod
     def from_cache(cls, error_map: np.ndarray, s: dict[str, Any]) -> ErrorMapResult:
         spots = [Hotspot(**h) for h in s["hotspots"]]
-        known = {"model", "model_sha256", "mode", "passes", "shape", "score", "abnormal",
-                 "abnormal_threshold", "hotspots"}
-        return cls(error_map, spots, s["score"], s["abnormal"], s["abnormal_threshold"],
-                   s["model"], s["model_sha256"], s["mode"], s["passes"], True,
-                   {k: v for k, v in s.items() if k not in known})
+        known = {
+            "model",
+            "model_sha256",
+            "mode",
+            "passes",
+            "shape",
+            "score",
+            "abnormal",
+            "abnormal_threshold",
+            "hotspots",
+        }
+        return cls(
+            error_map,
+            spots,
+            s["score"],
+            s["abnormal"],
+            s["abnormal_threshold"],
+            s["model"],
+            s["model_sha256"],
+            s["mode"],
+            s["passes"],
+            True,
+            {k: v for k, v in s.items() if k not in known},
+        )
 
 
 class MaeRuntime:
@@ -100,15 +119,18 @@ class MaeRuntime:
                 self._sessions[graph] = open_graph(self.manifest, graph, self.threads)
             return self._sessions[graph]
 
-    def reconstruct(self, pixel_values: np.ndarray, noise: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
+    def reconstruct(
+        self, pixel_values: np.ndarray, noise: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One batched call: ([B, L, P*P*C] reconstruction, [B, L] mask)."""
         session = self._session(self.graph)
         self.session_runs += 1
         rec, mask = session.run(
             ["reconstruction", "mask"],
-            {"pixel_values": np.ascontiguousarray(pixel_values, np.float32),
-             "noise": np.ascontiguousarray(noise, np.float32)},
+            {
+                "pixel_values": np.ascontiguousarray(pixel_values, np.float32),
+                "noise": np.ascontiguousarray(noise, np.float32),
+            },
         )
         return rec, mask
 
@@ -116,12 +138,14 @@ class MaeRuntime:
         """[B, D] embeddings of unmasked images."""
         session = self._session("embedding")
         self.session_runs += 1
-        (out,) = session.run(["embedding"], {"pixel_values": np.ascontiguousarray(
-            pixel_values, np.float32)})
+        (out,) = session.run(
+            ["embedding"], {"pixel_values": np.ascontiguousarray(pixel_values, np.float32)}
+        )
         return out
 
-    def error_map(self, pixels: np.ndarray, mode: str = "complementary",
-                  passes: int | None = None) -> ErrorMap:
+    def error_map(
+        self, pixels: np.ndarray, mode: str = "complementary", passes: int | None = None
+    ) -> ErrorMap:
         """The model-space error map of decoded pixels (gray [H, W] or RGB [H, W, 3]).
 
         When the manifest declares `errormap.lowpass_sigma`, input and reconstructions are
@@ -132,18 +156,27 @@ class MaeRuntime:
         x = normalise(rgb, prep)
         settings = self.manifest.errormap
         if passes is None:
-            passes = int(settings.get("passes", 4) if mode == "complementary"
-                         else settings.get("reference_passes", 10))
-        noise = noise_for(mode, self.grid, self.manifest.mask_ratio, passes,
-                          int(settings.get("reference_seed", 0)))
+            passes = int(
+                settings.get("passes", 4)
+                if mode == "complementary"
+                else settings.get("reference_passes", 10)
+            )
+        noise = noise_for(
+            mode,
+            self.grid,
+            self.manifest.mask_ratio,
+            passes,
+            int(settings.get("reference_seed", 0)),
+        )
         batch = np.broadcast_to(x, (noise.shape[0], *x.shape))
         rec, mask = self.reconstruct(batch, noise)
         error, counts = masked_error(x, rec, mask, self.manifest.patch_size, prep)
         sigma = declared_lowpass(settings)
         if sigma is not None:
             error = lowpass_masked_error(x, rec, mask, self.manifest.patch_size, prep, sigma)
-        return ErrorMap(error, counts, foreground_mask(rgb, geometry), geometry, mode,
-                        noise.shape[0])
+        return ErrorMap(
+            error, counts, foreground_mask(rgb, geometry), geometry, mode, noise.shape[0]
+        )
 
     def analyse(self, pixels: np.ndarray, mode: str = "complementary") -> ErrorMapResult:
         """Error map at full resolution, hotspots and anomaly score of decoded pixels."""
@@ -151,20 +184,29 @@ class MaeRuntime:
         settings = self.manifest.errormap
         threshold = settings.get("hotspot_threshold")
         spots = find_hotspots(
-            emap.model_map, emap.foreground,
+            emap.model_map,
+            emap.foreground,
             z_threshold=float(settings.get("hotspot_z", DEFAULT_Z)),
             threshold=float(threshold) if threshold is not None else None,
         )
         spots = scale_hotspots(spots, emap.geometry.to_source, emap.geometry.source_shape)
-        score = anomaly_score(emap.model_map, emap.foreground,
-                              float(settings.get("score_percentile", SCORE_PERCENTILE)))
+        score = anomaly_score(
+            emap.model_map,
+            emap.foreground,
+            float(settings.get("score_percentile", SCORE_PERCENTILE)),
+        )
         cut = settings.get("abnormal_threshold")
         inside = emap.model_map[emap.foreground] if emap.foreground.any() else emap.model_map
         return ErrorMapResult(
-            emap.full_resolution(), spots, score,
+            emap.full_resolution(),
+            spots,
+            score,
             None if cut is None else bool(score > float(cut)),
             None if cut is None else float(cut),
-            self.manifest.name, self.manifest.sha256, mode, emap.passes,
+            self.manifest.name,
+            self.manifest.sha256,
+            mode,
+            emap.passes,
             # colour scale for displays: the anatomy's error, not the collimation border's
             extra={"display_max": float(np.percentile(inside, DISPLAY_PERCENTILE))},
         )
@@ -173,8 +215,13 @@ class MaeRuntime:
 class ErrorMapService:
     """Error maps for image files with a prediction cache; holds the sessions between calls."""
 
-    def __init__(self, settings: Any, model: str | None = None, int8: bool = False,
-                 registry: Registry | None = None) -> None:
+    def __init__(
+        self,
+        settings: Any,
+        model: str | None = None,
+        int8: bool = False,
+        registry: Registry | None = None,
+    ) -> None:
         self.settings = settings
         self.model = model or settings.active_model
         self.int8 = int8
@@ -193,8 +240,14 @@ class ErrorMapService:
     def analyse_pixels(self, pixels: np.ndarray, mode: str = "complementary") -> ErrorMapResult:
         return self.runtime.analyse(pixels, mode)
 
-    def analyse_file(self, path: Path, frame: int = 0, mode: str = "complementary",
-                     use_cache: bool = True, content_hash: str | None = None) -> ErrorMapResult:
+    def analyse_file(
+        self,
+        path: Path,
+        frame: int = 0,
+        mode: str = "complementary",
+        use_cache: bool = True,
+        content_hash: str | None = None,
+    ) -> ErrorMapResult:
         """Error map, hotspots and score of a DICOM or raster file (full resolution).
 
         `content_hash`: the sha256 of the file's bytes when already known (the database's
@@ -205,8 +258,9 @@ class ErrorMapService:
         runtime = self.runtime
         # read_file raises IngestError with a readable reason (missing, unreadable, empty)
         image_hash = content_hash or sha256_bytes(read_file(Path(path)))
-        key = cache_key(image_hash, runtime.manifest.sha256, frame=frame,
-                        mode=mode, graph=runtime.graph)
+        key = cache_key(
+            image_hash, runtime.manifest.sha256, frame=frame, mode=mode, graph=runtime.graph
+        )
         if use_cache and (hit := self.cache.get(key)) is not None:
             return ErrorMapResult.from_cache(*hit)
         decoded = read_frame(Path(path), frame)
@@ -221,9 +275,14 @@ _services: dict[tuple[str, str, bool], ErrorMapService] = {}
 _services_lock = threading.Lock()
 
 
-def analyse_file(path: Path, settings: Any, model: str | None = None,
-                 mode: str = "complementary", frame: int = 0, int8: bool = False
-                 ) -> ErrorMapResult:
+def analyse_file(
+    path: Path,
+    settings: Any,
+    model: str | None = None,
+    mode: str = "complementary",
+    frame: int = 0,
+    int8: bool = False,
+) -> ErrorMapResult:
     """Convenience for one-off calls: a per-process service per (data dir, model)."""
     name = model or settings.active_model
     key = (str(settings.data_dir), name, int8)

@@ -38,8 +38,9 @@ def youden_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, flo
     return best, best_j
 
 
-def calibrate_package(folder: Path, n: int, threads: int = 1, size: int = 384,
-                      progress: Progress | None = None) -> dict[str, Any]:
+def calibrate_package(
+    folder: Path, n: int, threads: int = 1, size: int = 384, progress: Progress | None = None
+) -> dict[str, Any]:
     """Measure and store the thresholds of the package in `folder`; returns the new manifest."""
     from skelex_desktop.core.inference.analysis import MaeRuntime
     from skelex_desktop.core.inference.errormap import to_source
@@ -78,8 +79,12 @@ def calibrate_package(folder: Path, n: int, threads: int = 1, size: int = 384,
     cut, j = youden_threshold(scores_a, labels_a)
     hotspot = float(np.percentile(np.concatenate(normal_pixels), HOTSPOT_PERCENTILE))
     pix_scores = np.concatenate(lesion_err + bone_err) if lesion_err else np.zeros(0)
-    pix_labels = np.concatenate([np.ones(sum(len(a) for a in lesion_err), bool),
-                                 np.zeros(sum(len(a) for a in bone_err), bool)])
+    pix_labels = np.concatenate(
+        [
+            np.ones(sum(len(a) for a in lesion_err), bool),
+            np.zeros(sum(len(a) for a in bone_err), bool),
+        ]
+    )
     data = dict(manifest.data)
     errormap = dict(data["errormap"])
     errormap.update(
@@ -87,16 +92,18 @@ def calibrate_package(folder: Path, n: int, threads: int = 1, size: int = 384,
         hotspot_threshold=hotspot,
         calibration={
             "data": f"SynthMSK seed {CALIBRATION_SEED}, {n} images of {size} px, "
-                    f"{int(labels_a.sum())} with findings",
+            f"{int(labels_a.sum())} with findings",
             "image_auroc": auroc(scores_a, labels_a),
             "youden_j": j,
             "sensitivity": float((scores_a[labels_a] > cut).mean()) if labels_a.any() else None,
             "specificity": float((scores_a[~labels_a] <= cut).mean())
-            if (~labels_a).any() else None,
+            if (~labels_a).any()
+            else None,
             "hotspot_threshold": f"percentile {HOTSPOT_PERCENTILE} of normal-image error "
-                                 "inside the anatomy",
+            "inside the anatomy",
             "finding_pixel_auroc_inside_bone": auroc(pix_scores, pix_labels)
-            if len(pix_scores) else None,
+            if len(pix_scores)
+            else None,
         },
     )
     data["errormap"] = errormap

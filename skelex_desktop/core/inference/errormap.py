@@ -77,7 +77,10 @@ def expand_mask(mask: np.ndarray, patch: int) -> np.ndarray:
 
 
 def masked_error(
-    pixel_values: np.ndarray, reconstruction: np.ndarray, mask: np.ndarray, patch: int,
+    pixel_values: np.ndarray,
+    reconstruction: np.ndarray,
+    mask: np.ndarray,
+    patch: int,
     prep: Preprocessing,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(error map [S, S] float32, times each pixel was masked [S, S]) for one image.
@@ -144,8 +147,9 @@ def foreground_mask(rgb_u8: np.ndarray, geometry: Geometry) -> np.ndarray:
     gray = np.ascontiguousarray(rgb_u8[y0:y1, x0:x1, 0])
     field = exposure_field(gray)
     anatomy = field & (gray > _otsu(gray[field]))
-    anatomy = cv2.morphologyEx(anatomy.astype(np.uint8), cv2.MORPH_OPEN,
-                               np.ones((3, 3), np.uint8)) > 0
+    anatomy = (
+        cv2.morphologyEx(anatomy.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    )
     if anatomy.sum() < 0.02 * field.sum():
         anatomy = field
     mask = np.zeros(rgb_u8.shape[:2], bool)
@@ -168,8 +172,9 @@ class ErrorMap:
         return to_source(self.model_map, self.geometry)
 
 
-def noise_for(mode: str, grid: int, mask_ratio: float, passes: int | None = None,
-              seed: int = 0) -> np.ndarray:
+def noise_for(
+    mode: str, grid: int, mask_ratio: float, passes: int | None = None, seed: int = 0
+) -> np.ndarray:
     """The [K, L] noise of an error-map mode."""
     if mode == "complementary":
         return complementary_noise(grid, passes or 4, mask_ratio)

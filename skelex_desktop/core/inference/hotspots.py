@@ -75,8 +75,18 @@ def find_hotspots(
             continue
         inside = labels[y : y + h, x : x + w] == label
         region = error[y : y + h, x : x + w][inside]
-        spots.append(Hotspot(x, y, x + w, y + h, float(z[y : y + h, x : x + w][inside].max()),
-                             float(region.max()), float(region.mean()), area))
+        spots.append(
+            Hotspot(
+                x,
+                y,
+                x + w,
+                y + h,
+                float(z[y : y + h, x : x + w][inside].max()),
+                float(region.max()),
+                float(region.mean()),
+                area,
+            )
+        )
     spots.sort(key=lambda s: s.score, reverse=True)
     return spots[:max_count]
 
@@ -84,8 +94,9 @@ def find_hotspots(
 PointMap = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def scale_hotspots(spots: list[Hotspot], to_source_xy: PointMap,
-                   shape: tuple[int, int]) -> list[Hotspot]:
+def scale_hotspots(
+    spots: list[Hotspot], to_source_xy: PointMap, shape: tuple[int, int]
+) -> list[Hotspot]:
     """Boxes from model space to full resolution: `to_source_xy(x, y)` maps pixel edges;
     boxes are widened to whole pixels and clipped to `shape` (rows, cols)."""
     rows, cols = shape
@@ -101,8 +112,9 @@ def scale_hotspots(spots: list[Hotspot], to_source_xy: PointMap,
     return out
 
 
-def anomaly_score(error: np.ndarray, foreground: np.ndarray | None = None,
-                  percentile: float = SCORE_PERCENTILE) -> float:
+def anomaly_score(
+    error: np.ndarray, foreground: np.ndarray | None = None, percentile: float = SCORE_PERCENTILE
+) -> float:
     """Image-level anomaly score: a high percentile of the error inside the foreground."""
     values = error[foreground] if foreground is not None and foreground.any() else error.ravel()
     return float(np.percentile(values, percentile)) if values.size else 0.0

@@ -31,8 +31,9 @@ GRADIENT_SIGMA = 1.0
 def _gaussian(image: np.ndarray, sigma: float) -> np.ndarray:
     import cv2
 
-    return cv2.GaussianBlur(np.ascontiguousarray(image, np.float32), (0, 0), sigma,
-                            borderType=cv2.BORDER_REFLECT)
+    return cv2.GaussianBlur(
+        np.ascontiguousarray(image, np.float32), (0, 0), sigma, borderType=cv2.BORDER_REFLECT
+    )
 
 
 def structure_features(gray_u8: np.ndarray) -> dict[str, np.ndarray]:
@@ -58,8 +59,10 @@ class ErrorNormaliser:
 
     def bins(self, gray_u8: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         feats = structure_features(gray_u8)
-        return (np.searchsorted(self.edges[0], feats["gradient"], side="right"),
-                np.searchsorted(self.edges[1], feats["intensity"], side="right"))
+        return (
+            np.searchsorted(self.edges[0], feats["gradient"], side="right"),
+            np.searchsorted(self.edges[1], feats["intensity"], side="right"),
+        )
 
     def expected(self, gray_u8: np.ndarray) -> np.ndarray:
         """The expected normal error [S, S] of each pixel of `gray_u8`."""
@@ -96,15 +99,25 @@ class ErrorNormaliser:
             floor = float(spec["floor"])
         except (KeyError, TypeError, ValueError):
             return None
-        if (len(edges) != 2 or table.shape != (edges[0].size + 1, edges[1].size + 1)
-                or not np.isfinite(table).all() or floor < 0 or (table + floor <= 0).any()):
+        if (
+            len(edges) != 2
+            or table.shape != (edges[0].size + 1, edges[1].size + 1)
+            or not np.isfinite(table).all()
+            or floor < 0
+            or (table + floor <= 0).any()
+        ):
             return None
         return cls((edges[0], edges[1]), table, floor, str(spec.get("data", "")))
 
 
-def fit_normaliser(errors: Sequence[np.ndarray], grays: Sequence[np.ndarray],
-                   foregrounds: Sequence[np.ndarray], bins: tuple[int, int] = (16, 8),
-                   floor_fraction: float = 0.05, data: str = "") -> ErrorNormaliser:
+def fit_normaliser(
+    errors: Sequence[np.ndarray],
+    grays: Sequence[np.ndarray],
+    foregrounds: Sequence[np.ndarray],
+    bins: tuple[int, int] = (16, 8),
+    floor_fraction: float = 0.05,
+    data: str = "",
+) -> ErrorNormaliser:
     """Estimate the table from error maps of NORMAL images: per (gradient, intensity) bin the
     mean error inside the foreground; bin edges are quantiles of the pooled features; bins
     with fewer than 50 pixels take the pooled mean. Floor: `floor_fraction` x pooled mean."""
@@ -112,11 +125,14 @@ def fit_normaliser(errors: Sequence[np.ndarray], grays: Sequence[np.ndarray],
     grad = np.concatenate([f["gradient"][m] for f, m in zip(feats, foregrounds, strict=True)])
     inten = np.concatenate([f["intensity"][m] for f, m in zip(feats, foregrounds, strict=True)])
     err = np.concatenate([e[m] for e, m in zip(errors, foregrounds, strict=True)]).astype(
-        np.float64)
+        np.float64
+    )
     if err.size == 0:
         raise ValueError("no foreground pixels to fit a normaliser on")
-    edges = tuple(np.unique(np.quantile(v, np.linspace(0, 1, n + 1)[1:-1])).astype(np.float32)
-                  for v, n in ((grad, bins[0]), (inten, bins[1])))
+    edges = tuple(
+        np.unique(np.quantile(v, np.linspace(0, 1, n + 1)[1:-1])).astype(np.float32)
+        for v, n in ((grad, bins[0]), (inten, bins[1]))
+    )
     g = np.searchsorted(edges[0], grad, side="right")
     i = np.searchsorted(edges[1], inten, side="right")
     shape = (edges[0].size + 1, edges[1].size + 1)
@@ -125,8 +141,9 @@ def fit_normaliser(errors: Sequence[np.ndarray], grays: Sequence[np.ndarray],
     sums = np.bincount(flat, weights=err, minlength=shape[0] * shape[1])
     pooled = float(err.mean())
     table = np.where(counts >= 50, sums / np.maximum(counts, 1), pooled).reshape(shape)
-    return ErrorNormaliser((edges[0], edges[1]), table.astype(np.float32),
-                           floor_fraction * pooled, data)
+    return ErrorNormaliser(
+        (edges[0], edges[1]), table.astype(np.float32), floor_fraction * pooled, data
+    )
 
 
 def declared_lowpass(errormap: dict[str, Any]) -> float | None:
@@ -139,8 +156,14 @@ def declared_lowpass(errormap: dict[str, Any]) -> float | None:
     return float(value) if np.isfinite(value) and 0 < value <= 64 else None
 
 
-def lowpass_masked_error(pixel_values: np.ndarray, reconstruction: np.ndarray, mask: np.ndarray,
-                         patch: int, prep: Preprocessing, sigma: float) -> np.ndarray:
+def lowpass_masked_error(
+    pixel_values: np.ndarray,
+    reconstruction: np.ndarray,
+    mask: np.ndarray,
+    patch: int,
+    prep: Preprocessing,
+    sigma: float,
+) -> np.ndarray:
     """Like `errormap.masked_error`, but input and each pass's reconstruction are blurred by
     a Gaussian of `sigma` model pixels (on [0, 1], channels averaged) before differencing.
 
@@ -149,13 +172,14 @@ def lowpass_masked_error(pixel_values: np.ndarray, reconstruction: np.ndarray, m
     patch borders and draw the patch grid into the map.
     """
     target = denormalise(pixel_values, prep).mean(axis=0)
-    recon = denormalise(unpatchify(reconstruction, patch, pixel_values.shape[0]), prep).mean(
-        axis=1)
+    recon = denormalise(unpatchify(reconstruction, patch, pixel_values.shape[0]), prep).mean(axis=1)
     masked = expand_mask(mask.astype(np.float32), patch)
     target_lp = _gaussian(target, sigma)
     per_pass = np.stack(
-        [(_gaussian(np.where(m > 0, r, target), sigma) - target_lp) ** 2
-         for r, m in zip(recon, masked, strict=True)]
+        [
+            (_gaussian(np.where(m > 0, r, target), sigma) - target_lp) ** 2
+            for r, m in zip(recon, masked, strict=True)
+        ]
     )
     counts = masked.sum(axis=0)
     total = (per_pass * masked).sum(axis=0)

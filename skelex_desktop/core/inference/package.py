@@ -74,11 +74,15 @@ class Manifest:
         prep = self.data.get("preprocessing", {})
         try:
             self.preprocessing = Preprocessing(
-                size=int(prep["size"]), mean=tuple(prep["mean"]), std=tuple(prep["std"]),
+                size=int(prep["size"]),
+                mean=tuple(prep["mean"]),
+                std=tuple(prep["std"]),
                 resize=prep.get("resize", "resize"),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise PackageError(f"{self.folder.name}: manifest preprocessing is invalid: {exc}") from exc
+            raise PackageError(
+                f"{self.folder.name}: manifest preprocessing is invalid: {exc}"
+            ) from exc
 
     @property
     def name(self) -> str:
@@ -109,8 +113,13 @@ class Manifest:
         if name not in graphs:
             raise PackageError(f"package {self.name} has no '{name}' graph")
         g = graphs[name]
-        return GraphSpec(name, g["file"], tuple(g.get("files", [g["file"]])), g.get("inputs", {}),
-                         g.get("outputs", {}))
+        return GraphSpec(
+            name,
+            g["file"],
+            tuple(g.get("files", [g["file"]])),
+            g.get("inputs", {}),
+            g.get("outputs", {}),
+        )
 
     def has_graph(self, name: str) -> bool:
         return name in self.data.get("graphs", {})

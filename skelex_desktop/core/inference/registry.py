@@ -62,7 +62,9 @@ class Registry:
     def from_settings(cls, settings: Any) -> Registry:
         from skelex_desktop.core.resources import bundled_models_dir
 
-        return cls([(Path(settings.data_dir) / "models", "user"), (bundled_models_dir(), "bundled")])
+        return cls(
+            [(Path(settings.data_dir) / "models", "user"), (bundled_models_dir(), "bundled")]
+        )
 
     def _folders(self) -> dict[str, tuple[Path, str]]:
         found: dict[str, tuple[Path, str]] = {}
@@ -91,8 +93,15 @@ class Registry:
             manifest = verify_package(folder) if verify else read_manifest(folder)
         except PackageError as exc:
             return PackageInfo(name, "", _dir_size(folder), False, origin, folder, None, str(exc))
-        return PackageInfo(name, manifest.version, package_size(folder, manifest),
-                           True if verify else None, origin, folder, manifest.sha256)
+        return PackageInfo(
+            name,
+            manifest.version,
+            package_size(folder, manifest),
+            True if verify else None,
+            origin,
+            folder,
+            manifest.sha256,
+        )
 
     def list_packages(self, verify: bool = True) -> list[PackageInfo]:
         return [self.info(name, verify) for name in self.names()]

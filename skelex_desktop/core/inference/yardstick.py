@@ -32,8 +32,9 @@ def auroc_against(sorted_negatives: np.ndarray, positives: np.ndarray) -> float:
     return float(((below + upto) / 2.0).sum() / (pos.size * neg.size))
 
 
-def pro_curve(negatives: np.ndarray, regions: Sequence[np.ndarray]
-              ) -> tuple[np.ndarray, np.ndarray]:
+def pro_curve(
+    negatives: np.ndarray, regions: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
     """(FPR, PRO) at every distinct threshold, from (0, 0) up to (1, 1), thresholds falling.
 
     `negatives`: scores of the pixels without a finding; `regions`: per ground-truth region

@@ -20,8 +20,13 @@ ANKLE_AXIS_CENTER = V([0.0, 398.0, 3.0])
 FOOT_CENTER = V([2.0, 425.0, 55.0])
 
 # OA appearance per KL grade: (medial gap factor, osteophyte size mm, sclerosis mm)
-_KL = {0: (1.0, 0.0, 0.0), 1: (1.0, 1.2, 0.0), 2: (0.8, 2.8, 0.0), 3: (0.45, 4.2, 2.0),
-       4: (0.12, 6.5, 3.5)}
+_KL = {
+    0: (1.0, 0.0, 0.0),
+    1: (1.0, 1.2, 0.0),
+    2: (0.8, 2.8, 0.0),
+    3: (0.45, 4.2, 2.0),
+    4: (0.12, 6.5, 3.5),
+}
 
 
 @dataclass(frozen=True)
@@ -98,16 +103,27 @@ def _knee(rng: np.random.Generator, p: LowerLimbParams) -> tuple[list[Bone], lis
     soft: list[Primitive] = []
     if osteo > 0:
         # marginal osteophytes: spurs at the medial and lateral joint margins of femur and tibia
-        for side, bone, y in ((-1, femur, -6.0), (1, femur, -6.0), (-1, tibia, yp_m), (1, tibia, yp_l)):
+        for side, bone, y in (
+            (-1, femur, -6.0),
+            (1, femur, -6.0),
+            (-1, tibia, yp_m),
+            (1, tibia, yp_l),
+        ):
             size = osteo * float(rng.uniform(0.7, 1.2)) * (1.0 if side < 0 else 0.7)
             x = side * (37.5 if bone is femur else 39.0) + side * size * 0.45
             dy = -1.0 if bone is tibia else 1.0
             c = V([x, y + dy * size * 0.5, -4.0])
             rot = rotation(az=side * dy * -25.0)
-            bone.parts.append(Ellipsoid(c, (size * 0.55, size * 1.1, size * 0.9), rot, 0.5,
-                                        "osteophyte"))
-        soft.append(Ellipsoid(V([-19.0, 0.5 + g_med / 2, -2.0]), (15.0, max(g_med, 1.5) / 2 + 1.5,
-                                                                     20.0), tag="joint"))
+            bone.parts.append(
+                Ellipsoid(c, (size * 0.55, size * 1.1, size * 0.9), rot, 0.5, "osteophyte")
+            )
+        soft.append(
+            Ellipsoid(
+                V([-19.0, 0.5 + g_med / 2, -2.0]),
+                (15.0, max(g_med, 1.5) / 2 + 1.5, 20.0),
+                tag="joint",
+            )
+        )
     if scler > 0:
         tibia.extras.append(Ellipsoid(V([-20.0, yp_m - 6.0, -2.0]), (15.0, scler, 20.0)))
         femur.extras.append(Ellipsoid(V([-20.0, -1.5, -6.0]), (13.0, scler * 0.8, 18.0)))
@@ -118,8 +134,13 @@ def _foot(rng: np.random.Generator, p: LowerLimbParams) -> list[Bone]:
     bones: list[Bone] = []
     talus = small_bone("talus", V([0.0, 399.0, 4.0]), (15.5, 15.0, 24.0), site="tarsal bones")
     talus.parts.append(Ellipsoid(V([-5.0, 406.0, 28.0]), (11.0, 9.5, 13.0), np.eye(3), 0.84))
-    calc = small_bone("calcaneus", V([4.0, 426.0, -12.0]), (16.0, 17.0, 34.0), rotation(ax=-8.0),
-                      site="tarsal bones")
+    calc = small_bone(
+        "calcaneus",
+        V([4.0, 426.0, -12.0]),
+        (16.0, 17.0, 34.0),
+        rotation(ax=-8.0),
+        site="tarsal bones",
+    )
     calc.parts.append(Ellipsoid(V([5.0, 432.0, -40.0]), (15.0, 20.0, 16.0), np.eye(3), 0.84))
     calc.parts.append(Ellipsoid(V([1.0, 415.0, 4.0]), (13.0, 9.0, 12.0), np.eye(3), 0.84))
     bones += [talus, calc]
@@ -146,8 +167,11 @@ def _foot(rng: np.random.Generator, p: LowerLimbParams) -> list[Bone]:
             break  # AP ankle: the forefoot is outside the collimated field
         base = V([xb, 421.0, zb])
         head = V([xh, 440.0, zh])
-        bones.append(tubular_bone(f"mt{k + 1}", base, head, r, bw, hw, ("metatarsals",),
-                                  cortex=0.5, head_round=True))
+        bones.append(
+            tubular_bone(
+                f"mt{k + 1}", base, head, r, bw, hw, ("metatarsals",), cortex=0.5, head_round=True
+            )
+        )
         if not p.include_toes:
             continue
         d = (head - base) / np.linalg.norm(head - base)
@@ -159,9 +183,18 @@ def _foot(rng: np.random.Generator, p: LowerLimbParams) -> list[Bone]:
             rr = r * (0.85 if k == 0 else 0.75) * (0.8**j)
             end = pr + d * length
             last = j == len(lengths) - 1
-            bones.append(tubular_bone(f"toe{k + 1}_{j}", pr, end, rr, rr * 3.2,
-                                      rr * (2.0 if last else 2.8), ("foot phalanges",),
-                                      cortex=0.5))
+            bones.append(
+                tubular_bone(
+                    f"toe{k + 1}_{j}",
+                    pr,
+                    end,
+                    rr,
+                    rr * 3.2,
+                    rr * (2.0 if last else 2.8),
+                    ("foot phalanges",),
+                    cortex=0.5,
+                )
+            )
             pr = end + d * gap
     return bones
 

@@ -153,7 +153,9 @@ def upper_limb(rng: np.random.Generator, flexion: float, soft_scale: float) -> S
         [
             Capsule(np.array([-3.0, 520.0, 0]), np.array([-3.0, 320.0, 0]), 11.0, 12.0, 0.55),
             Capsule(np.array([-3.0, 330.0, 0]), np.array([-3.0, 300.0, -3]), 13.0, 27.0, 0.85),
-            ellipsoid_along(np.array([-32.0, 296.0, -3]), np.array([28.0, 296.0, -3]), 22, 26, 0.86),
+            ellipsoid_along(
+                np.array([-32.0, 296.0, -3]), np.array([28.0, 296.0, -3]), 22, 26, 0.86
+            ),
             Ellipsoid(np.array([-15.0, 279.0, 3.0]), (10.0, 9.0, 10.0), np.eye(3), 0.86),
             Ellipsoid(np.array([5.0, 281.0, 0.0]), (12.0, 9.0, 13.0), np.eye(3), 0.86),
         ],

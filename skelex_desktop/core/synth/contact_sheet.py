@@ -11,10 +11,22 @@ from .image import SynthImage, generate_image
 
 # (region, finding) pairs that show every region and every finding type on one sheet
 DEMO_TILES: tuple[tuple[str, str | None], ...] = (
-    ("hand", None), ("hand", "fracture"), ("wrist", "fracture"), ("hand", "benign_lesion"),
-    ("forearm", None), ("forearm", "implant"), ("forearm", "lytic_lesion"), ("wrist", None),
-    ("knee", None), ("knee", "osteoarthritis"), ("knee", "lytic_lesion"), ("knee", "fracture"),
-    ("ankle", None), ("ankle", "fracture"), ("foot", None), ("foot", "implant"),
+    ("hand", None),
+    ("hand", "fracture"),
+    ("wrist", "fracture"),
+    ("hand", "benign_lesion"),
+    ("forearm", None),
+    ("forearm", "implant"),
+    ("forearm", "lytic_lesion"),
+    ("wrist", None),
+    ("knee", None),
+    ("knee", "osteoarthritis"),
+    ("knee", "lytic_lesion"),
+    ("knee", "fracture"),
+    ("ankle", None),
+    ("ankle", "fracture"),
+    ("foot", None),
+    ("foot", "implant"),
 )
 
 
@@ -49,8 +61,16 @@ def tile(img: SynthImage, px: int, outline: bool = True) -> np.ndarray:
             x0, y0, x1, y1 = (int(round(v * scale)) for v in f.box)
             cv2.rectangle(rgb, (x0 - 3, y0 - 3), (x1 + 3, y1 + 3), (0, 200, 255), 1)
     cv2.rectangle(rgb, (0, px - 18), (px, px), (0, 0, 0), -1)
-    cv2.putText(rgb, caption(img)[:60], (4, px - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.36,
-                (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(
+        rgb,
+        caption(img)[:60],
+        (4, px - 5),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.36,
+        (255, 255, 255),
+        1,
+        cv2.LINE_AA,
+    )
     return rgb
 
 
@@ -60,8 +80,9 @@ def contact_sheet(
     """Write a 4x4 sheet of demo images (all regions and finding types) to `path` (PNG)."""
     tiles = []
     for k, (region, finding) in enumerate(DEMO_TILES):
-        img = generate_image(seed, k, size=size, region=region, finding=finding,
-                             abnormal=finding is not None)
+        img = generate_image(
+            seed, k, size=size, region=region, finding=finding, abnormal=finding is not None
+        )
         tiles.append(tile(img, tile_px))
     rows = [np.hstack(tiles[r * cols : (r + 1) * cols]) for r in range(len(tiles) // cols)]
     sheet = np.vstack(rows)

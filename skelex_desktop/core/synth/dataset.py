@@ -28,15 +28,48 @@ from .dicom_io import build_dataset, encode, instance_uids
 from .image import generate_image
 from .views import BODY_PARTS, REGIONS
 
-SIDECAR_COLUMNS = ("file", "patient_id", "patient_name", "birth_date", "sex", "study_uid",
-                   "study_date", "accession_number", "body_part", "view", "laterality",
-                   "pixel_spacing_mm")
-GT_COLUMNS = ("file", "patient_id", "study_uid", "sop_uid", "region", "laterality", "view",
-              "abnormal", "fracture", "implant", "tumour_category", "kl_grade",
-              "anatomical_location", "finding_types", "modality", "photometric", "bone_mask",
-              "masks")
-_REGION_WEIGHTS = {"hand": 0.2, "wrist": 0.14, "forearm": 0.14, "knee": 0.24, "ankle": 0.16,
-                   "foot": 0.12}
+SIDECAR_COLUMNS = (
+    "file",
+    "patient_id",
+    "patient_name",
+    "birth_date",
+    "sex",
+    "study_uid",
+    "study_date",
+    "accession_number",
+    "body_part",
+    "view",
+    "laterality",
+    "pixel_spacing_mm",
+)
+GT_COLUMNS = (
+    "file",
+    "patient_id",
+    "study_uid",
+    "sop_uid",
+    "region",
+    "laterality",
+    "view",
+    "abnormal",
+    "fracture",
+    "implant",
+    "tumour_category",
+    "kl_grade",
+    "anatomical_location",
+    "finding_types",
+    "modality",
+    "photometric",
+    "bone_mask",
+    "masks",
+)
+_REGION_WEIGHTS = {
+    "hand": 0.2,
+    "wrist": 0.14,
+    "forearm": 0.14,
+    "knee": 0.24,
+    "ankle": 0.16,
+    "foot": 0.12,
+}
 
 
 @dataclass(frozen=True)
@@ -104,9 +137,18 @@ def make_plan(cfg: SynthConfig) -> list[PlanItem]:
             views = list(BODY_PARTS[region].views)
             n_views = 1 if rng.random() < 0.35 else len(views)
             for v, view in enumerate(views[:n_views]):
-                rows.append(dict(patient_k=patient_k, study_k=study_k, first_day=first_day,
-                                 series_number=v + 1, instance_number=1, region=region,
-                                 view=view, laterality=lat))
+                rows.append(
+                    dict(
+                        patient_k=patient_k,
+                        study_k=study_k,
+                        first_day=first_day,
+                        series_number=v + 1,
+                        instance_number=1,
+                        region=region,
+                        view=view,
+                        laterality=lat,
+                    )
+                )
         patient_k += 1
     rows = rows[: cfg.n]
     n_abn = int(round(cfg.n * cfg.abnormal_fraction))
@@ -132,18 +174,32 @@ def _png(arr: np.ndarray) -> bytes:
 
 def render_item(cfg: SynthConfig, item: PlanItem, out_dir: Path) -> dict[str, Any]:
     """Render one planned image, write its image and mask files, return its table rows."""
-    img = generate_image(cfg.seed, item.index, size=cfg.size, region=item.region,
-                         view=item.view, laterality=item.laterality, abnormal=item.abnormal)
+    img = generate_image(
+        cfg.seed,
+        item.index,
+        size=cfg.size,
+        region=item.region,
+        view=item.view,
+        laterality=item.laterality,
+        abnormal=item.abnormal,
+    )
     patient = make_patient(cfg.seed, item.patient_k)
     study = make_study(cfg.seed, item.patient_k, item.study_k, item.first_day)
-    series_uid, sop_uid = instance_uids(cfg.seed, item.index, study.study_uid,
-                                        item.series_number)
+    series_uid, sop_uid = instance_uids(cfg.seed, item.index, study.study_uid, item.series_number)
     stem = f"IMG{item.index:05d}"
     folder = Path(patient.patient_id) / study.study_uid
     if cfg.fmt == "dicom":
         rel = folder / f"{stem}.dcm"
-        ds = build_dataset(img, patient, study, series_uid, sop_uid, item.series_number,
-                           item.instance_number, variant=item.index)
+        ds = build_dataset(
+            img,
+            patient,
+            study,
+            series_uid,
+            sop_uid,
+            item.series_number,
+            item.instance_number,
+            variant=item.index,
+        )
         _write_atomic(out_dir / rel, encode(ds))
     elif cfg.fmt == "png":
         rel = folder / f"{stem}.png"
@@ -158,30 +214,59 @@ def render_item(cfg: SynthConfig, item: PlanItem, out_dir: Path) -> dict[str, An
         mrel = Path("masks") / f"{stem}_{k}_{f.type}.png"
         _write_atomic(out_dir / mrel, _png(f.mask.astype(np.uint8) * 255))
         mask_rels.append(mrel.as_posix())
-        findings.append({"type": f.type, "box": list(f.box), "location": f.location,
-                         "severity": f.severity, "detail": f.detail, "mask": mrel.as_posix()})
+        findings.append(
+            {
+                "type": f.type,
+                "box": list(f.box),
+                "location": f.location,
+                "severity": f.severity,
+                "detail": f.detail,
+                "mask": mrel.as_posix(),
+            }
+        )
     lab, meta = img.labels, img.meta
     gt = {
-        "file": rel.as_posix(), "patient_id": patient.patient_id, "study_uid": study.study_uid,
-        "sop_uid": sop_uid, "region": meta["region"], "laterality": meta["laterality"],
-        "view": meta["view"], "abnormal": lab["abnormal"], "fracture": lab["fracture"],
-        "implant": lab["implant"], "tumour_category": lab["tumour_category"],
+        "file": rel.as_posix(),
+        "patient_id": patient.patient_id,
+        "study_uid": study.study_uid,
+        "sop_uid": sop_uid,
+        "region": meta["region"],
+        "laterality": meta["laterality"],
+        "view": meta["view"],
+        "abnormal": lab["abnormal"],
+        "fracture": lab["fracture"],
+        "implant": lab["implant"],
+        "tumour_category": lab["tumour_category"],
         "kl_grade": "" if lab["kl_grade"] is None else lab["kl_grade"],
         "anatomical_location": lab["anatomical_location"],
-        "finding_types": ";".join(lab["finding_types"]), "modality": meta["modality"],
+        "finding_types": ";".join(lab["finding_types"]),
+        "modality": meta["modality"],
         "photometric": meta["photometric"] if cfg.fmt == "dicom" else "MONOCHROME2",
-        "bone_mask": bone_rel.as_posix(), "masks": ";".join(mask_rels),
+        "bone_mask": bone_rel.as_posix(),
+        "masks": ";".join(mask_rels),
     }
     sidecar = {
-        "file": rel.as_posix(), "patient_id": patient.patient_id, "patient_name": patient.name,
-        "birth_date": patient.birth_date, "sex": patient.sex, "study_uid": study.study_uid,
-        "study_date": study.date, "accession_number": study.accession,
-        "body_part": meta["body_part"], "view": meta["view"], "laterality": meta["laterality"],
+        "file": rel.as_posix(),
+        "patient_id": patient.patient_id,
+        "patient_name": patient.name,
+        "birth_date": patient.birth_date,
+        "sex": patient.sex,
+        "study_uid": study.study_uid,
+        "study_date": study.date,
+        "accession_number": study.accession,
+        "body_part": meta["body_part"],
+        "view": meta["view"],
+        "laterality": meta["laterality"],
         "pixel_spacing_mm": f"{meta['spacing_mm']:.6f}",
     }
-    box = {"file": rel.as_posix(), "sop_uid": sop_uid, "width": cfg.size, "height": cfg.size,
-           "labels": {k: v for k, v in gt.items() if k in GT_COLUMNS[7:13]},
-           "findings": findings}
+    box = {
+        "file": rel.as_posix(),
+        "sop_uid": sop_uid,
+        "width": cfg.size,
+        "height": cfg.size,
+        "labels": {k: v for k, v in gt.items() if k in GT_COLUMNS[7:13]},
+        "findings": findings,
+    }
     return {"gt": gt, "sidecar": sidecar, "json": box}
 
 

@@ -18,8 +18,12 @@ _KIND_WEIGHTS = {
     "knee": (0.22, 0.14, 0.14, 0.15, 0.35),
     "other": (0.4, 0.2, 0.2, 0.2, 0.0),
 }
-TUMOUR_OF_KIND = {"aggressive": "malignant", "intermediate": "intermediate",
-                  "lytic_benign": "benign", "sclerotic": "benign"}
+TUMOUR_OF_KIND = {
+    "aggressive": "malignant",
+    "intermediate": "intermediate",
+    "lytic_benign": "benign",
+    "sclerotic": "benign",
+}
 
 
 @dataclass
@@ -87,8 +91,11 @@ def _place(
     if kind == "fracture":
         out.append((place_fracture(rng, scene, field, severity, spacing), "fracture"))
     elif kind in ("lytic_lesion", "benign_lesion"):
-        sub = (("aggressive", "intermediate") if kind == "lytic_lesion"
-               else ("lytic_benign", "sclerotic"))
+        sub = (
+            ("aggressive", "intermediate")
+            if kind == "lytic_lesion"
+            else ("lytic_benign", "sclerotic")
+        )
         lkind = sub[int(rng.random() < (0.35 if kind == "lytic_lesion" else 0.4))]
         out.append((place_lesion(rng, scene, field, lkind, severity), kind))
     elif kind == "implant":
@@ -97,8 +104,9 @@ def _place(
             implant, t_mid = placed
             out.append((implant, "implant"))
             if rng.random() < 0.5:
-                frac = place_fracture(rng, scene, field, "subtle", spacing,
-                                      bone_name=implant.bone, t=t_mid)
+                frac = place_fracture(
+                    rng, scene, field, "subtle", spacing, bone_name=implant.bone, t=t_mid
+                )
                 out.append((frac, "fracture"))
     return [(s, t) for s, t in out if s is not None]
 
@@ -190,12 +198,22 @@ def generate_image(
             detail = "displaced" if spec.displaced else "non-displaced"
         else:
             detail = "plate edge-on" if spec.edge_on else "plate en face"
-        findings.append(SynthFinding(ftype, mask, _box(mask), spec.site, spec.severity, detail,
-                                     host))
+        findings.append(
+            SynthFinding(ftype, mask, _box(mask), spec.site, spec.severity, detail, host)
+        )
     if kind == "osteoarthritis" and kl_grade is not None and kl_grade >= 2:
         mask = (maps.osteophyte_mask | maps.joint_mask) & (maps.soft > 0)
-        findings.append(SynthFinding("osteoarthritis", mask, _box(mask), "distal femur", severity,
-                                     f"KL{kl_grade}", maps.bone_mask))
+        findings.append(
+            SynthFinding(
+                "osteoarthritis",
+                mask,
+                _box(mask),
+                "distal femur",
+                severity,
+                f"KL{kl_grade}",
+                maps.bone_mask,
+            )
+        )
 
     labels = {
         "abnormal": int(bool(findings)),
@@ -220,8 +238,11 @@ def generate_image(
         "size": size,
         "field": exp.field,
         "marker_box": marker_box,
-        "kvp": float(round(rng.uniform(48, 60) if region in ("hand", "wrist", "foot")
-                           else rng.uniform(55, 70))),
+        "kvp": float(
+            round(
+                rng.uniform(48, 60) if region in ("hand", "wrist", "foot") else rng.uniform(55, 70)
+            )
+        ),
         "exposure_mas": float(round(exp.photons / 600.0, 1)),
         "requested_abnormal": bool(abnormal),
         "requested_finding": kind or "",

@@ -33,9 +33,7 @@ class Exposure:
     blur: float  # detector blur sigma (px)
 
 
-def trabecular_texture(
-    rng: np.random.Generator, size: int, spacing_mm: float
-) -> np.ndarray:
+def trabecular_texture(rng: np.random.Generator, size: int, spacing_mm: float) -> np.ndarray:
     """Band-passed, ridged noise with sub-millimetre structures: a multiplicative trabecular map.
 
     Mean 1; thin bright ridges (trabeculae) around darker marrow spaces.
@@ -152,11 +150,17 @@ def draw_marker(
     thick = max(1, int(round(scale * 2.2)))
     (tw, th), _ = cv2.getTextSize(letter, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
     m = int(tw * 0.6) + 4
-    corners = [(x0 + m, y0 + m + th), (x1 - m - tw, y0 + m + th), (x0 + m, y1 - m),
-               (x1 - m - tw, y1 - m)]
+    corners = [
+        (x0 + m, y0 + m + th),
+        (x1 - m - tw, y0 + m + th),
+        (x0 + m, y1 - m),
+        (x1 - m - tw, y1 - m),
+    ]
+
     def load(c: tuple[int, int]) -> float:
         cx, cy = c
         return float(soft[max(cy - th, 0) : cy + 1, max(cx, 0) : cx + tw + 1].sum())
+
     best = min(corners, key=load)
     canvas = np.zeros(metal.shape, np.uint8)
     cv2.putText(canvas, letter, best, cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thick, cv2.LINE_AA)

@@ -38,23 +38,35 @@ def _candidates(
         if length < max(4.0, bone.radius * 1.2):
             continue
         lo, hi = (0.15, 0.85) if bone.tubular else (0.35, 0.65)
-        ts = [t for t in np.linspace(lo, hi, 15)
-              if _inside(a + (b - a) * t, field, margin + bone.radius)]
+        ts = [
+            t
+            for t in np.linspace(lo, hi, 15)
+            if _inside(a + (b - a) * t, field, margin + bone.radius)
+        ]
         if len(ts) >= 3 and len(ts) * length / 15 >= min_len:
             out.append((bone, ts))
     return out
 
 
 def _pick(rng: np.random.Generator, cands, weight_by_radius: bool):
-    w = np.array([(b.radius if weight_by_radius else 1.0) * (2.0 if b.name in _BIG_LONG else 1.0)
-                  for b, _ in cands])
+    w = np.array(
+        [
+            (b.radius if weight_by_radius else 1.0) * (2.0 if b.name in _BIG_LONG else 1.0)
+            for b, _ in cands
+        ]
+    )
     k = int(rng.choice(len(cands), p=w / w.sum()))
     return cands[k]
 
 
 def place_fracture(
-    rng: np.random.Generator, scene: Scene, field, severity: str, spacing: float,
-    bone_name: str | None = None, t: float | None = None,
+    rng: np.random.Generator,
+    scene: Scene,
+    field,
+    severity: str,
+    spacing: float,
+    bone_name: str | None = None,
+    t: float | None = None,
 ) -> Fracture | None:
     """A transverse or oblique fracture line crossing a visible bone."""
     cands = _candidates(scene, field, min_radius=2.5)
@@ -74,8 +86,11 @@ def place_fracture(
     width = max(1.0, float(rng.uniform(*((0.3, 0.6), (0.6, 1.2), (1.0, 2.4))[k])) * px_mm)
     depth = float(rng.uniform(0.55, 0.8)) if k == 0 else 1.0
     waves = tuple(
-        (float(rng.uniform(0.15, 0.5) * width + 0.3 * px_mm),
-         float(2 * np.pi / (rng.uniform(2.5, 9.0) * px_mm)), float(rng.uniform(0, 2 * np.pi)))
+        (
+            float(rng.uniform(0.15, 0.5) * width + 0.3 * px_mm),
+            float(2 * np.pi / (rng.uniform(2.5, 9.0) * px_mm)),
+            float(rng.uniform(0, 2 * np.pi)),
+        )
         for _ in range(2)
     )
     angle, shift = 0.0, (0.0, 0.0)
@@ -87,8 +102,17 @@ def place_fracture(
         shift = (float(s[0]), float(s[1]))
         angle = float(rng.uniform(-6, 6) if k == 1 else rng.uniform(-20, 20))
     return Fracture(
-        bone.name, (float(c[0]), float(c[1])), (float(n[0]), float(n[1])), width, depth, waves,
-        angle, shift, half_len=bone.radius * 3.2, site=bone.site_at(t), severity=severity,
+        bone.name,
+        (float(c[0]), float(c[1])),
+        (float(n[0]), float(n[1])),
+        width,
+        depth,
+        waves,
+        angle,
+        shift,
+        half_len=bone.radius * 3.2,
+        site=bone.site_at(t),
+        severity=severity,
     )
 
 
@@ -108,8 +132,12 @@ def place_lesion(
     perp = np.array([-e[1], e[0]])
     r = bone.radius
     k = SEVERITIES.index(severity)
-    size = {"aggressive": (0.6, 1.1), "intermediate": (0.5, 0.9), "lytic_benign": (0.35, 0.75),
-            "sclerotic": (0.2, 0.5)}[kind]
+    size = {
+        "aggressive": (0.6, 1.1),
+        "intermediate": (0.5, 0.9),
+        "lytic_benign": (0.35, 0.75),
+        "sclerotic": (0.2, 0.5),
+    }[kind]
     radius = r * float(rng.uniform(*size)) * (0.95 + 0.2 * k)
     offset = float(rng.uniform(-0.25, 0.25)) * r
     breach = 0.0
@@ -120,21 +148,35 @@ def place_lesion(
     strength = (0.4, 0.65, 0.9)[k]
     depth = 2 * radius * strength * (0.5 if kind == "sclerotic" else 0.9)
     rough = {"aggressive": 0.16, "intermediate": 0.09, "lytic_benign": 0.03, "sclerotic": 0.05}
-    harmonics = tuple((float(rng.uniform(0, rough[kind])), float(rng.uniform(0, 2 * np.pi)))
-                      for _ in range(5))
+    harmonics = tuple(
+        (float(rng.uniform(0, rough[kind])), float(rng.uniform(0, 2 * np.pi))) for _ in range(5)
+    )
     holes: tuple[tuple[float, float, float], ...] = ()
     if kind == "aggressive":
         n_holes = int(rng.integers(14, 34))
         ang = rng.uniform(0, 2 * np.pi, n_holes)
         rad = radius * np.sqrt(rng.uniform(0.2, 2.6, n_holes))
         hr = np.maximum(radius * rng.uniform(0.09, 0.22, n_holes), 1.0)
-        holes = tuple((float(c[0] + q * np.cos(g)), float(c[1] + q * np.sin(g)), float(h))
-                      for g, q, h in zip(ang, rad, hr, strict=True))
+        holes = tuple(
+            (float(c[0] + q * np.cos(g)), float(c[1] + q * np.sin(g)), float(h))
+            for g, q, h in zip(ang, rad, hr, strict=True)
+        )
     axis_angle = float(np.degrees(np.arctan2(e[1], e[0])))
     elong = float(rng.uniform(1.0, 1.8)) if kind != "sclerotic" else float(rng.uniform(1, 1.4))
-    return Lesion(bone.name, kind, (float(c[0]), float(c[1])), radius, depth, harmonics,
-                  elong=1.0 / elong, angle=axis_angle, breach=breach,
-                  site=bone.site_at(t), severity=severity, holes=holes)
+    return Lesion(
+        bone.name,
+        kind,
+        (float(c[0]), float(c[1])),
+        radius,
+        depth,
+        harmonics,
+        elong=1.0 / elong,
+        angle=axis_angle,
+        breach=breach,
+        site=bone.site_at(t),
+        severity=severity,
+        holes=holes,
+    )
 
 
 def place_implant(
@@ -151,8 +193,11 @@ def place_implant(
     perp = np.array([-e[1], e[0]]) * rng.choice([-1, 1])
     t_lo, t_hi = min(ts), max(ts)
     span = min((t_hi - t_lo) * length, max(14 * bone.radius, 35 * px), 130 * px)
-    mid = float(rng.uniform(t_lo * length + span / 2, max(t_hi * length - span / 2,
-                                                             t_lo * length + span / 2)))
+    mid = float(
+        rng.uniform(
+            t_lo * length + span / 2, max(t_hi * length - span / 2, t_lo * length + span / 2)
+        )
+    )
     r = bone.radius
     edge_on = bool(rng.random() < 0.7)
     thick, width = 3.5 * px, float(rng.uniform(10, 13)) * px
@@ -177,7 +222,16 @@ def place_implant(
             start = end = base
         screws.append((float(start[0]), float(start[1]), float(end[0]), float(end[1])))
     t_mid = mid / length
-    implant = Implant(bone.name, (float(p0[0]), float(p0[1])), (float(p1[0]), float(p1[1])),
-                      in_plane, path, tuple(screws), 1.75 * px, max(1.25 * px, 2.5), edge_on,
-                      site=bone.site_at(t_mid))
+    implant = Implant(
+        bone.name,
+        (float(p0[0]), float(p0[1])),
+        (float(p1[0]), float(p1[1])),
+        in_plane,
+        path,
+        tuple(screws),
+        1.75 * px,
+        max(1.25 * px, 2.5),
+        edge_on,
+        site=bone.site_at(t_mid),
+    )
     return implant, t_mid

@@ -111,8 +111,13 @@ def _fractured(bone: Bone, frac: Fracture, win, size: int):
         od, idd, cd = _eval_at(bone, sx, sy)
         w_dist = _soft_step(frac.side(sx, sy) - half)
         footprint = o > FOOTPRINT_MIN
-        return (w_prox * o + w_dist * od, w_prox * i + w_dist * idd, w_prox * c + w_dist * cd,
-                footprint, side)
+        return (
+            w_prox * o + w_dist * od,
+            w_prox * i + w_dist * idd,
+            w_prox * c + w_dist * cd,
+            footprint,
+            side,
+        )
     keep = 1.0 - frac.depth * (1.0 - w_prox - _soft_step(side - half))
     return o * keep, i * keep, c * keep, o > FOOTPRINT_MIN, side
 
@@ -128,8 +133,10 @@ def render_paths(
 ) -> PathMaps:
     """Rasterise bones, soft tissue, findings and implants into path-length maps."""
     shape = (size, size)
-    maps = {k: np.zeros(shape, np.float32) for k in
-            ("soft", "cortical", "trabecular", "marrow", "dense", "metal")}
+    maps = {
+        k: np.zeros(shape, np.float32)
+        for k in ("soft", "cortical", "trabecular", "marrow", "dense", "metal")
+    }
     bone_mask = np.zeros(shape, bool)
     fmasks = [np.zeros(shape, bool) for _ in findings]
     hosts = [np.zeros(shape, bool) for _ in findings]
@@ -148,8 +155,11 @@ def render_paths(
     np.sqrt(np.sqrt(maps["soft"], out=maps["soft"]), out=maps["soft"])
     maps["soft"] *= SOFT_SCALE
     for bone in scene.bones:
-        fracs = [(k, f) for k, f in enumerate(findings)
-                 if isinstance(f, Fracture) and f.bone == bone.name]
+        fracs = [
+            (k, f)
+            for k, f in enumerate(findings)
+            if isinstance(f, Fracture) and f.bone == bone.name
+        ]
         box = bone.bbox()
         if fracs:
             m = fracs[0][1].margin()
@@ -218,5 +228,11 @@ def render_paths(
             metal = f.metal(*_grid(win))
             maps["metal"][win[1] : win[3], win[0] : win[2]] += metal
             fmasks[k][win[1] : win[3], win[0] : win[2]] |= metal > 0.5
-    return PathMaps(bone_mask=bone_mask, finding_masks=fmasks, host_masks=hosts,
-                    osteophyte_mask=osteo, joint_mask=joint, **maps)
+    return PathMaps(
+        bone_mask=bone_mask,
+        finding_masks=fmasks,
+        host_masks=hosts,
+        osteophyte_mask=osteo,
+        joint_mask=joint,
+        **maps,
+    )

@@ -109,10 +109,12 @@ def tubular_bone(
         Capsule(base + e * lb * 0.8, (base + head) / 2, shaft_r * 1.08, shaft_r * 0.97, cortex),
         Capsule((base + head) / 2, head - e * lh * 0.8, shaft_r * 0.97, shaft_r * 1.05, cortex),
         # metaphyseal flares: cones from the shaft to the articular ends
-        Capsule(base + e * lb * 0.6, base + e * lb * 3.0, base_w * 0.46, shaft_r * 1.02, 0.8,
-                caps=False),
-        Capsule(head - e * lh * 0.6, head - e * lh * 3.0, head_w * 0.46, shaft_r * 1.02, 0.8,
-                caps=False),
+        Capsule(
+            base + e * lb * 0.6, base + e * lb * 3.0, base_w * 0.46, shaft_r * 1.02, 0.8, caps=False
+        ),
+        Capsule(
+            head - e * lh * 0.6, head - e * lh * 3.0, head_w * 0.46, shaft_r * 1.02, 0.8, caps=False
+        ),
         ellipsoid_along(base, base + e * lb * 1.5, base_w, base_w * depth_ratio, 0.86),
         ellipsoid_along(head - e * lh * 1.5, head, head_w, head_w * depth_ratio, 0.86),
     ]

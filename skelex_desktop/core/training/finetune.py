@@ -105,18 +105,30 @@ class FinetuneResult:
     model: PartialClassifier | None = field(default=None, repr=False)  # the trained network
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "folder": str(self.folder),
-                "package_sha256": self.package_sha256, **self.record}
+        return {
+            "name": self.name,
+            "folder": str(self.folder),
+            "package_sha256": self.package_sha256,
+            **self.record,
+        }
 
 
 # ---------------------------------------------------------------- labels (no torch needed)
+
 
 def labelled_images(db: Database, task: str) -> LabelledImages:
     """Every image with a current, certain human label for `task` (uncertain ones counted)."""
     (spec,) = task_specs(db, [task])
     query = (
-        select(Label.image_id, Label.value, Label.uncertain, Image.file_path, Image.frame,
-               Image.content_hash, Patient.patient_id)
+        select(
+            Label.image_id,
+            Label.value,
+            Label.uncertain,
+            Image.file_path,
+            Image.frame,
+            Image.content_hash,
+            Patient.patient_id,
+        )
         .join(Task, Task.id == Label.task_id)
         .join(Image, Image.id == Label.image_id)
         .join(Series, Series.id == Image.series_id)
@@ -128,8 +140,11 @@ def labelled_images(db: Database, task: str) -> LabelledImages:
     with db.read() as session:
         rows = session.execute(query).all()
     refs, labels, patients = [], [], []
-    counts: dict[str, Any] = {"labelled": 0, "uncertain": 0,
-                              "per_class": dict.fromkeys(spec.classes, 0)}
+    counts: dict[str, Any] = {
+        "labelled": 0,
+        "uncertain": 0,
+        "per_class": dict.fromkeys(spec.classes, 0),
+    }
     for image_id, value, uncertain, path, frame, content_hash, patient in rows:
         index = None if uncertain else class_index(spec, value)
         if index is None:
@@ -140,8 +155,9 @@ def labelled_images(db: Database, task: str) -> LabelledImages:
         patients.append(str(patient))
         counts["labelled"] += 1
         counts["per_class"][spec.classes[index]] += 1
-    return LabelledImages(spec, refs, np.asarray(labels, np.int64),
-                          np.asarray(patients, dtype=str), counts)
+    return LabelledImages(
+        spec, refs, np.asarray(labels, np.int64), np.asarray(patients, dtype=str), counts
+    )
 
 
 def check_enough(data: LabelledImages, min_per_class: int = MIN_PER_CLASS) -> None:
@@ -149,14 +165,18 @@ def check_enough(data: LabelledImages, min_per_class: int = MIN_PER_CLASS) -> No
     present = {c: n for c, n in data.counts["per_class"].items() if n}
     name = data.spec.name
     if len(present) < 2:
-        raise FinetuneError(f"task {name!r}: fine-tuning needs labels of at least two classes "
-                            f"(have {present or 'none'})")
+        raise FinetuneError(
+            f"task {name!r}: fine-tuning needs labels of at least two classes "
+            f"(have {present or 'none'})"
+        )
     few = {c: n for c, n in present.items() if n < min_per_class}
     if few:
         listed = ", ".join(f"{c!r}: {n}" for c, n in few.items())
-        raise FinetuneError(f"task {name!r}: too few labels to fine-tune ({listed}); label at "
-                            f"least {min_per_class} per class, or train a head on frozen "
-                            "embeddings ('skelex-desktop train')")
+        raise FinetuneError(
+            f"task {name!r}: too few labels to fine-tune ({listed}); label at "
+            f"least {min_per_class} per class, or train a head on frozen "
+            "embeddings ('skelex-desktop train')"
+        )
 
 
 def validation_split(labels: np.ndarray, patients: np.ndarray, seed: int) -> np.ndarray:
@@ -167,8 +187,7 @@ def validation_split(labels: np.ndarray, patients: np.ndarray, seed: int) -> np.
         raise FinetuneError(f"cannot hold out a validation fold: {exc}") from exc
     val = folds == 0
     if len(set(labels[val].tolist())) < len(set(labels.tolist())):
-        raise FinetuneError("the validation fold lacks a class: label more patients of "
-                            "every class")
+        raise FinetuneError("the validation fold lacks a class: label more patients of every class")
     return val
 
 
@@ -179,6 +198,7 @@ def package_name(base: str, task: str, blocks: int) -> str:
 
 
 # ---------------------------------------------------------------- base weights from ONNX
+
 
 def _linear_weights(graph: Any, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Weights of every `X.bias`-bearing linear: the MatMul operand feeding the bias's Add.
@@ -225,20 +245,25 @@ def model_from_package(manifest: Manifest, threads: int = 1) -> MaskedAutoencode
     for key, value in tensors.items():
         if key.startswith("model."):
             state[key.removeprefix("model.")] = value
-    state.update({k.removeprefix("model."): v for k, v in
-                  _linear_weights(proto.graph, tensors).items()})
+    state.update(
+        {k.removeprefix("model."): v for k, v in _linear_weights(proto.graph, tensors).items()}
+    )
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     if missing:
-        raise PackageError(f"{manifest.name}: cannot recover {len(missing)} weight(s) from "
-                           f"its reconstruction graph (e.g. {missing[0]}); fine-tune from the "
-                           "original Hugging Face checkpoint instead")
+        raise PackageError(
+            f"{manifest.name}: cannot recover {len(missing)} weight(s) from "
+            f"its reconstruction graph (e.g. {missing[0]}); fine-tune from the "
+            "original Hugging Face checkpoint instead"
+        )
     loaded = {}
     for key, ref in expected.items():
         value = torch.from_numpy(np.array(state[key], np.float32, copy=True))
         if tuple(value.shape) != tuple(ref.shape):
-            raise PackageError(f"{manifest.name}: recovered weight {key} has shape "
-                               f"{tuple(value.shape)}, the config implies {tuple(ref.shape)}")
+            raise PackageError(
+                f"{manifest.name}: recovered weight {key} has shape "
+                f"{tuple(value.shape)}, the config implies {tuple(ref.shape)}"
+            )
         loaded[key] = value
     model.load_state_dict(loaded, strict=True)
     model.eval()
@@ -252,14 +277,19 @@ def model_from_package(manifest: Manifest, threads: int = 1) -> MaskedAutoencode
                 for name in spec.files[1:]:  # external data, found beside the graph by name
                     shutil.copyfile(manifest.folder / name, Path(tmp) / name)
             report = check_parity(model, Path(tmp), threads=threads)
-    if (report.max_abs_reconstruction > PARITY_TOLERANCE or not report.masks_equal
-            or report.max_abs_embedding > PARITY_TOLERANCE):
-        raise PackageError(f"{manifest.name}: the weights rebuilt from ONNX do not reproduce "
-                           f"its graphs ({report})")
+    if (
+        report.max_abs_reconstruction > PARITY_TOLERANCE
+        or not report.masks_equal
+        or report.max_abs_embedding > PARITY_TOLERANCE
+    ):
+        raise PackageError(
+            f"{manifest.name}: the weights rebuilt from ONNX do not reproduce its graphs ({report})"
+        )
     return model
 
 
 # ---------------------------------------------------------------- the trainable model
+
 
 class PartialClassifier(nn.Module):
     """The MAE encoder with a frozen prefix, the last `blocks` blocks trainable, a linear head.
@@ -271,8 +301,9 @@ class PartialClassifier(nn.Module):
         super().__init__()
         depth = len(mae.vit.layers)
         if not 1 <= blocks <= depth:
-            raise FinetuneError(f"--blocks must be between 1 and {depth} for this model "
-                                f"(got {blocks})")
+            raise FinetuneError(
+                f"--blocks must be between 1 and {depth} for this model (got {blocks})"
+            )
         self.mae = mae
         self.split = depth - blocks
         self.head = nn.Linear(mae.config.hidden_size, classes)
@@ -285,7 +316,7 @@ class PartialClassifier(nn.Module):
 
     def trainable_encoder_parameters(self) -> list[nn.Parameter]:
         vit = self.mae.vit
-        params = [p for layer in vit.layers[self.split:] for p in layer.parameters()]
+        params = [p for layer in vit.layers[self.split :] for p in layer.parameters()]
         return params + list(vit.layernorm.parameters())
 
     def frozen_tokens(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -301,7 +332,7 @@ class PartialClassifier(nn.Module):
 
     def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
         x = self.frozen_tokens(pixel_values)
-        for layer in self.mae.vit.layers[self.split:]:
+        for layer in self.mae.vit.layers[self.split :]:
             x = layer(x)
         return self.mae.vit.layernorm(x)[:, 1:, :].mean(dim=1)
 
@@ -311,8 +342,8 @@ class PartialClassifier(nn.Module):
 
 # ---------------------------------------------------------------- data
 
-def load_inputs(refs: list[ImageRef], manifest: Manifest, progress: Progress | None
-                ) -> np.ndarray:
+
+def load_inputs(refs: list[ImageRef], manifest: Manifest, progress: Progress | None) -> np.ndarray:
     """[N, S, S, 3] uint8 model inputs, made exactly as for the error map and embeddings."""
     from skelex_desktop.core.inference.preprocess import to_model_u8
     from skelex_desktop.core.ingest.pixels import read_frame
@@ -331,8 +362,9 @@ def load_inputs(refs: list[ImageRef], manifest: Manifest, progress: Progress | N
     return np.stack(out)
 
 
-def to_tensor(u8: np.ndarray, manifest: Manifest, augment: torch.Generator | None = None
-              ) -> torch.Tensor:
+def to_tensor(
+    u8: np.ndarray, manifest: Manifest, augment: torch.Generator | None = None
+) -> torch.Tensor:
     """Normalised [B, 3, S, S]; with a generator, light augmentation first: a horizontal flip
     (p = 0.5) and intensity jitter (contrast x U(0.9, 1.1), brightness + U(-0.05, 0.05))."""
     prep = manifest.preprocessing
@@ -349,12 +381,12 @@ def to_tensor(u8: np.ndarray, manifest: Manifest, augment: torch.Generator | Non
     return ((x - mean) / std).contiguous()
 
 
-def _logits(net: PartialClassifier, u8: np.ndarray, manifest: Manifest, batch: int
-            ) -> np.ndarray:
+def _logits(net: PartialClassifier, u8: np.ndarray, manifest: Manifest, batch: int) -> np.ndarray:
     net.eval()
     with torch.no_grad():
-        parts = [net(to_tensor(u8[i : i + batch], manifest)).numpy()
-                 for i in range(0, len(u8), batch)]
+        parts = [
+            net(to_tensor(u8[i : i + batch], manifest)).numpy() for i in range(0, len(u8), batch)
+        ]
     return np.concatenate(parts).astype(np.float64)
 
 
@@ -365,22 +397,35 @@ def _nll(logits: np.ndarray, y: np.ndarray) -> float:
 
 # ---------------------------------------------------------------- training
 
-def train_partial(net: PartialClassifier, u8: np.ndarray, y: np.ndarray, val: np.ndarray,
-                  manifest: Manifest, options: FinetuneOptions, progress: Progress | None
-                  ) -> dict[str, Any]:
+
+def train_partial(
+    net: PartialClassifier,
+    u8: np.ndarray,
+    y: np.ndarray,
+    val: np.ndarray,
+    manifest: Manifest,
+    options: FinetuneOptions,
+    progress: Progress | None,
+) -> dict[str, Any]:
     """Train in place with early stopping on validation loss; the best epoch's weights are
     restored. Returns the per-epoch history and the best epoch."""
     gen = torch.Generator().manual_seed(options.seed)
     trainable = {k for k, p in net.named_parameters() if p.requires_grad}
     optimiser = torch.optim.AdamW(
-        [{"params": net.trainable_encoder_parameters(), "lr": options.lr},
-         {"params": list(net.head.parameters()), "lr": options.head_lr}],
+        [
+            {"params": net.trainable_encoder_parameters(), "lr": options.lr},
+            {"params": list(net.head.parameters()), "lr": options.head_lr},
+        ],
         weight_decay=options.weight_decay,
     )
     train_idx = np.flatnonzero(~val)
     counts = np.bincount(y[train_idx], minlength=net.head.out_features).astype(np.float64)
-    weight = torch.tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) /
-                                   max(1, int((counts > 0).sum())), 0.0), dtype=torch.float32)
+    weight = torch.tensor(
+        np.where(
+            counts > 0, counts.sum() / np.maximum(counts, 1) / max(1, int((counts > 0).sum())), 0.0
+        ),
+        dtype=torch.float32,
+    )
     steps = -(-len(train_idx) // options.batch_size)
     if progress:
         progress.set_total(options.epochs * steps)
@@ -406,12 +451,14 @@ def train_partial(net: PartialClassifier, u8: np.ndarray, y: np.ndarray, val: np
                 progress.advance()
         check(progress)
         val_loss = _nll(_logits(net, u8[val], manifest, options.batch_size), y[val])
-        history.append({"epoch": epoch + 1, "train_loss": total / len(train_idx),
-                        "val_loss": val_loss})
+        history.append(
+            {"epoch": epoch + 1, "train_loss": total / len(train_idx), "val_loss": val_loss}
+        )
         if val_loss < best_loss - 1e-6:
             best_loss, best_epoch, stale = val_loss, epoch + 1, 0
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()
-                          if k in trainable}
+            best_state = {
+                k: v.detach().clone() for k, v in net.state_dict().items() if k in trainable
+            }
         else:
             stale += 1
             if stale >= options.patience:
@@ -419,12 +466,16 @@ def train_partial(net: PartialClassifier, u8: np.ndarray, y: np.ndarray, val: np
     if best_state is not None:
         net.load_state_dict(best_state, strict=False)
     net.eval()
-    return {"history": history, "best_epoch": best_epoch, "stopped_early":
-            len(history) < options.epochs}
+    return {
+        "history": history,
+        "best_epoch": best_epoch,
+        "stopped_early": len(history) < options.epochs,
+    }
 
 
-def finetune(db: Database, settings: Any, options: FinetuneOptions,
-             progress: Progress | None = None) -> FinetuneResult:
+def finetune(
+    db: Database, settings: Any, options: FinetuneOptions, progress: Progress | None = None
+) -> FinetuneResult:
     """Fine-tune the last `options.blocks` blocks for `options.task` and import the result as
     a new package in `settings.data_dir/models`; nothing is left behind on error or cancel."""
     from skelex_desktop.core.inference.registry import Registry
@@ -443,16 +494,18 @@ def finetune(db: Database, settings: Any, options: FinetuneOptions,
     registry = Registry.from_settings(settings)
     base_folder, _origin = registry.folder(base)
     manifest = verify_package(base_folder)
-    depth = int(manifest.data.get("architecture", {}).get("config", {})
-                .get("num_hidden_layers", 0))
+    depth = int(manifest.data.get("architecture", {}).get("config", {}).get("num_hidden_layers", 0))
     if not 1 <= options.blocks <= depth:
-        raise FinetuneError(f"--blocks must be between 1 and {depth} for {base} "
-                            f"(got {options.blocks})")
+        raise FinetuneError(
+            f"--blocks must be between 1 and {depth} for {base} (got {options.blocks})"
+        )
     models_dir = Path(settings.data_dir) / "models"
     name = options.name or package_name(base, data.spec.name, options.blocks)
     if (models_dir / name).exists() and not options.replace:
-        raise FinetuneError(f"a model package named '{name}' already exists in {models_dir}; "
-                            "choose another name or replace it")
+        raise FinetuneError(
+            f"a model package named '{name}' already exists in {models_dir}; "
+            "choose another name or replace it"
+        )
     threads = int(options.threads or settings.inference_threads or 1)
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -473,16 +526,20 @@ def finetune(db: Database, settings: Any, options: FinetuneOptions,
             "base_package_sha256": manifest.sha256,
             "task": data.spec.to_json(),
             "blocks": options.blocks,
-            "trainable_encoder": [f"vit.layers.{i}" for i in range(net.split,
-                                                                   len(mae.vit.layers))]
+            "trainable_encoder": [f"vit.layers.{i}" for i in range(net.split, len(mae.vit.layers))]
             + ["vit.layernorm"],
-            "options": {k: v for k, v in asdict(options).items()
-                        if k not in ("task", "model", "name", "replace")},
+            "options": {
+                k: v
+                for k, v in asdict(options).items()
+                if k not in ("task", "model", "name", "replace")
+            },
             "label_counts": data.counts,
-            "split": {"validation": "one patient-grouped stratified fold of "
-                                    f"{VALIDATION_FOLDS}",
-                      "train_images": int((~val).sum()), "validation_images": int(val.sum()),
-                      "validation_patients": len(set(data.patients[val].tolist()))},
+            "split": {
+                "validation": f"one patient-grouped stratified fold of {VALIDATION_FOLDS}",
+                "train_images": int((~val).sum()),
+                "validation_images": int(val.sum()),
+                "validation_patients": len(set(data.patients[val].tolist())),
+            },
             "validation": _jsonable(report),
             **fit,
             "seconds": round(time.monotonic() - started, 1),
@@ -492,16 +549,22 @@ def finetune(db: Database, settings: Any, options: FinetuneOptions,
         with tempfile.TemporaryDirectory(prefix=".skelex-finetune-") as tmp:
             hf = Path(tmp) / "hf"
             save_checkpoint(mae, hf)
-            (hf / TRAINING_RECORD).write_text(json.dumps(_jsonable(record), indent=2),
-                                              encoding="utf-8")
-            imported = import_checkpoint(hf, models_dir, ImportOptions(
-                name=name,
-                resize=str(manifest.data["preprocessing"].get("resize", "resize")),
-                version=str(manifest.version or "1.0"),
-                licence=str(manifest.data.get("licence") or "as the base package"),
-                threads=threads,
-                replace=options.replace,
-            ), progress)
+            (hf / TRAINING_RECORD).write_text(
+                json.dumps(_jsonable(record), indent=2), encoding="utf-8"
+            )
+            imported = import_checkpoint(
+                hf,
+                models_dir,
+                ImportOptions(
+                    name=name,
+                    resize=str(manifest.data["preprocessing"].get("resize", "resize")),
+                    version=str(manifest.version or "1.0"),
+                    licence=str(manifest.data.get("licence") or "as the base package"),
+                    threads=threads,
+                    replace=options.replace,
+                ),
+                progress,
+            )
     finally:
         torch.set_num_threads(previous_threads)
     folder = models_dir / name

@@ -71,9 +71,14 @@ def _fit_one(task: TaskSpec, z: Any, target: Any, config: HeadConfig) -> tuple[A
         b = torch.zeros(_n_outputs(task), dtype=torch.float64, requires_grad=True)
     if len(target) == 0:
         return w.detach().numpy(), b.detach().numpy()
-    optimiser = torch.optim.LBFGS([w, b], lr=1.0, max_iter=config.max_iter,
-                                  line_search_fn="strong_wolfe", tolerance_grad=1e-6,
-                                  tolerance_change=1e-10)
+    optimiser = torch.optim.LBFGS(
+        [w, b],
+        lr=1.0,
+        max_iter=config.max_iter,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=1e-6,
+        tolerance_change=1e-10,
+    )
 
     def closure() -> Any:
         optimiser.zero_grad()
@@ -147,7 +152,8 @@ def cross_validate(
             known = data.y[held, column] != MISSING
             if known.any():
                 report[task.name] = classification_report(
-                    data.y[held, column][known], logits[task.name][known], task.kind)
+                    data.y[held, column][known], logits[task.name][known], task.kind
+                )
         result.fold_metrics.append(report)
         if on_fold is not None:
             on_fold(fold, report)

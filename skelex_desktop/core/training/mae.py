@@ -42,7 +42,8 @@ def sincos_position_embedding(grid: int, dim: int) -> torch.Tensor:
     quarter = dim // 4
     omega = 1.0 / 10000.0 ** (torch.arange(quarter, dtype=torch.float64) / quarter)
     rows, cols = torch.meshgrid(
-        torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64),
+        torch.arange(grid, dtype=torch.float64),
+        torch.arange(grid, dtype=torch.float64),
         indexing="ij",
     )
     col_angles = cols.reshape(-1, 1) * omega

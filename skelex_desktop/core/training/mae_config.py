@@ -78,9 +78,9 @@ class MaeConfig:
         model_type = data.get("model_type", "vit_mae")
         if model_type != "vit_mae":
             raise CheckpointError(f"config.json has model_type {model_type!r}, expected 'vit_mae'")
-        if "head_dim" in data and data["head_dim"] * data.get("num_attention_heads", 12) != data.get(
-            "hidden_size", 768
-        ):
+        if "head_dim" in data and data["head_dim"] * data.get(
+            "num_attention_heads", 12
+        ) != data.get("hidden_size", 768):
             raise CheckpointError("config.json sets a head_dim that does not split hidden_size")
         values: dict[str, Any] = {}
         for f in fields(cls):

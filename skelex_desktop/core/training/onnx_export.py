@@ -39,8 +39,14 @@ def _weight_bytes(model: torch.nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in model.state_dict().values())
 
 
-def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path,
-            inputs: tuple[str, ...], outputs: tuple[str, ...], external: bool) -> None:
+def _export(
+    module: torch.nn.Module,
+    args: tuple[torch.Tensor, ...],
+    path: Path,
+    inputs: tuple[str, ...],
+    outputs: tuple[str, ...],
+    external: bool,
+) -> None:
     batch = torch.export.Dim("batch", min=1, max=4096)
     dynamic = {name: {0: batch} for name in inputs}
     with warnings.catch_warnings():
@@ -50,8 +56,15 @@ def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path,
         quiet.setLevel(logging.ERROR)
         try:
             program = torch.onnx.export(
-                module, args, None, input_names=list(inputs), output_names=list(outputs),
-                dynamic_shapes=dynamic, opset_version=OPSET, dynamo=True, optimize=True,
+                module,
+                args,
+                None,
+                input_names=list(inputs),
+                output_names=list(outputs),
+                dynamic_shapes=dynamic,
+                opset_version=OPSET,
+                dynamo=True,
+                optimize=True,
                 verbose=False,
             )
         finally:
@@ -60,8 +73,9 @@ def _export(module: torch.nn.Module, args: tuple[torch.Tensor, ...], path: Path,
     program.save(str(path), external_data=external)
 
 
-def sample_inputs(model: MaskedAutoencoder, batch: int, seed: int = 0
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_inputs(
+    model: MaskedAutoencoder, batch: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Seeded `pixel_values` and `noise` of the right shapes."""
     cfg = model.config
     gen = torch.Generator().manual_seed(seed)
@@ -77,10 +91,22 @@ def export_graphs(model: MaskedAutoencoder, folder: Path) -> dict[str, list[str]
     files: dict[str, list[str]] = {}
     with torch.no_grad():
         pixels, noise = sample_inputs(model, 2)
-        _export(ReconstructionGraph(model), (pixels, noise), folder / "reconstruction.onnx",
-                RECONSTRUCTION_INPUTS, RECONSTRUCTION_OUTPUTS, external)
-        _export(EmbeddingGraph(model), (pixels,), folder / "embedding.onnx",
-                EMBEDDING_INPUTS, EMBEDDING_OUTPUTS, external)
+        _export(
+            ReconstructionGraph(model),
+            (pixels, noise),
+            folder / "reconstruction.onnx",
+            RECONSTRUCTION_INPUTS,
+            RECONSTRUCTION_OUTPUTS,
+            external,
+        )
+        _export(
+            EmbeddingGraph(model),
+            (pixels,),
+            folder / "embedding.onnx",
+            EMBEDDING_INPUTS,
+            EMBEDDING_OUTPUTS,
+            external,
+        )
     for graph in ("reconstruction", "embedding"):
         names = [f"{graph}.onnx"]
         names += sorted(p.name for p in folder.glob(f"{graph}.onnx.*"))
@@ -88,17 +114,20 @@ def export_graphs(model: MaskedAutoencoder, folder: Path) -> dict[str, list[str]
     return files
 
 
-def check_parity(model: MaskedAutoencoder, folder: Path, batch_sizes: tuple[int, ...] = (1, 3),
-                 threads: int = 1) -> ParityReport:
+def check_parity(
+    model: MaskedAutoencoder, folder: Path, batch_sizes: tuple[int, ...] = (1, 3), threads: int = 1
+) -> ParityReport:
     """Run both graphs with onnxruntime against torch on seeded inputs of several batch sizes."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, threads)
-    rec = ort.InferenceSession(str(folder / "reconstruction.onnx"), options,
-                               providers=["CPUExecutionProvider"])
-    emb = ort.InferenceSession(str(folder / "embedding.onnx"), options,
-                               providers=["CPUExecutionProvider"])
+    rec = ort.InferenceSession(
+        str(folder / "reconstruction.onnx"), options, providers=["CPUExecutionProvider"]
+    )
+    emb = ort.InferenceSession(
+        str(folder / "embedding.onnx"), options, providers=["CPUExecutionProvider"]
+    )
     worst_rec, worst_emb, masks_equal = 0.0, 0.0, True
     model = model.eval()
     for i, batch in enumerate(batch_sizes):
@@ -122,8 +151,12 @@ def quantise_dynamic(source: Path, target: Path) -> None:
     level = root.level
     root.setLevel(logging.ERROR)  # the quantiser logs advice on the root logger
     try:
-        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Gemm"],
-                         use_external_data_format=source.stat().st_size > EXTERNAL_DATA_BYTES)
+        quantize_dynamic(
+            str(source),
+            str(target),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Gemm"],
+            use_external_data_format=source.stat().st_size > EXTERNAL_DATA_BYTES,
+        )
     finally:
         root.setLevel(level)

@@ -66,36 +66,55 @@ class ImportOptions:
 
 def _graph_io(cfg: Any) -> dict[str, dict[str, Any]]:
     size, length = cfg.image_size, cfg.num_patches
-    pixel = {"dtype": "float32", "shape": ["batch", cfg.num_channels, size, size],
-             "meaning": "preprocessed image (see preprocessing)"}
+    pixel = {
+        "dtype": "float32",
+        "shape": ["batch", cfg.num_channels, size, size],
+        "meaning": "preprocessed image (see preprocessing)",
+    }
     return {
         "reconstruction": {
             "inputs": {
                 "pixel_values": pixel,
-                "noise": {"dtype": "float32", "shape": ["batch", length],
-                          "meaning": "per-patch noise; the lowest int(L*(1-mask_ratio)) values "
-                                     "stay visible (HF ViTMAE masking)"},
+                "noise": {
+                    "dtype": "float32",
+                    "shape": ["batch", length],
+                    "meaning": "per-patch noise; the lowest int(L*(1-mask_ratio)) values "
+                    "stay visible (HF ViTMAE masking)",
+                },
             },
             "outputs": {
-                "reconstruction": {"dtype": "float32", "shape": ["batch", length, cfg.patch_dim],
-                                   "meaning": "predicted normalised pixels per patch, HF logits "
-                                              "layout (row, col, channel inside a patch)"},
-                "mask": {"dtype": "float32", "shape": ["batch", length],
-                         "meaning": "1 = patch was masked, 0 = visible"},
+                "reconstruction": {
+                    "dtype": "float32",
+                    "shape": ["batch", length, cfg.patch_dim],
+                    "meaning": "predicted normalised pixels per patch, HF logits "
+                    "layout (row, col, channel inside a patch)",
+                },
+                "mask": {
+                    "dtype": "float32",
+                    "shape": ["batch", length],
+                    "meaning": "1 = patch was masked, 0 = visible",
+                },
             },
         },
         "embedding": {
             "inputs": {EMBEDDING_INPUTS[0]: pixel},
-            "outputs": {"embedding": {"dtype": "float32", "shape": ["batch", cfg.hidden_size],
-                                      "meaning": "mean of the final-norm patch tokens of the "
-                                                 "unmasked encoder"}},
+            "outputs": {
+                "embedding": {
+                    "dtype": "float32",
+                    "shape": ["batch", cfg.hidden_size],
+                    "meaning": "mean of the final-norm patch tokens of the unmasked encoder",
+                }
+            },
         },
     }
 
 
 def _source_files(hf_dir: Path) -> dict[str, str]:
-    names = [n for n in (SAFETENSORS, SAFETENSORS_INDEX, PYTORCH_BIN, "config.json")
-             if (hf_dir / n).is_file()]
+    names = [
+        n
+        for n in (SAFETENSORS, SAFETENSORS_INDEX, PYTORCH_BIN, "config.json")
+        if (hf_dir / n).is_file()
+    ]
     return {n: sha256_file(hf_dir / n) for n in names}
 
 
@@ -104,13 +123,16 @@ def _drift_inputs(model: MaskedAutoencoder, prep: Preprocessing, count: int = 4)
     from skelex_desktop.core.inference.preprocess import preprocess
     from skelex_desktop.core.synth import generate_image
 
-    images = [preprocess(generate_image(7, i, size=prep.size * 2, abnormal=False).monochrome2(),
-                         prep)[0] for i in range(count)]
+    images = [
+        preprocess(generate_image(7, i, size=prep.size * 2, abnormal=False).monochrome2(), prep)[0]
+        for i in range(count)
+    ]
     return np.stack(images).astype(np.float32)
 
 
-def measure_int8_drift(model: MaskedAutoencoder, folder: Path, prep: Preprocessing,
-                       threads: int) -> dict[str, float]:
+def measure_int8_drift(
+    model: MaskedAutoencoder, folder: Path, prep: Preprocessing, threads: int
+) -> dict[str, float]:
     """Relative L2 drift of the int8 reconstruction and embedding against fp32 (onnxruntime)."""
     import onnxruntime as ort
 
@@ -119,26 +141,39 @@ def measure_int8_drift(model: MaskedAutoencoder, folder: Path, prep: Preprocessi
 
     cfg = model.config
     pixels = _drift_inputs(model, prep)
-    noise = complementary_noise(cfg.grid, 4, 0.75) if cfg.grid % 2 == 0 else np.random.default_rng(
-        0).random((4, cfg.num_patches), dtype=np.float32)
+    noise = (
+        complementary_noise(cfg.grid, 4, 0.75)
+        if cfg.grid % 2 == 0
+        else np.random.default_rng(0).random((4, cfg.num_patches), dtype=np.float32)
+    )
     noise = noise[: len(pixels)]
     out: dict[str, float] = {}
     opts = session_options(threads)
-    for graph, feeds in (("reconstruction", {"pixel_values": pixels, "noise": noise}),
-                         ("embedding", {"pixel_values": pixels})):
-        ref = ort.InferenceSession(str(folder / f"{graph}.onnx"), opts,
-                                   providers=["CPUExecutionProvider"]).run(None, feeds)[0]
-        q = ort.InferenceSession(str(folder / f"{graph}.int8.onnx"), opts,
-                                 providers=["CPUExecutionProvider"]).run(None, feeds)[0]
-        out[f"{graph}_relative_l2"] = float(np.linalg.norm(q - ref) / max(np.linalg.norm(ref),
-                                                                             1e-12))
+    for graph, feeds in (
+        ("reconstruction", {"pixel_values": pixels, "noise": noise}),
+        ("embedding", {"pixel_values": pixels}),
+    ):
+        ref = ort.InferenceSession(
+            str(folder / f"{graph}.onnx"), opts, providers=["CPUExecutionProvider"]
+        ).run(None, feeds)[0]
+        q = ort.InferenceSession(
+            str(folder / f"{graph}.int8.onnx"), opts, providers=["CPUExecutionProvider"]
+        ).run(None, feeds)[0]
+        out[f"{graph}_relative_l2"] = float(
+            np.linalg.norm(q - ref) / max(np.linalg.norm(ref), 1e-12)
+        )
         out[f"{graph}_max_abs"] = float(np.abs(q - ref).max())
     return out
 
 
-def build_manifest(model: MaskedAutoencoder, folder: Path, options: ImportOptions,
-                   graphs: dict[str, list[str]], parity: dict[str, Any],
-                   provenance: dict[str, Any]) -> dict[str, Any]:
+def build_manifest(
+    model: MaskedAutoencoder,
+    folder: Path,
+    options: ImportOptions,
+    graphs: dict[str, list[str]],
+    parity: dict[str, Any],
+    provenance: dict[str, Any],
+) -> dict[str, Any]:
     cfg = model.config
     prep = Preprocessing(size=cfg.image_size, resize=options.resize)
     io = _graph_io(cfg)
@@ -148,8 +183,11 @@ def build_manifest(model: MaskedAutoencoder, folder: Path, options: ImportOption
         graph_entries[name] = {"file": files[0], "files": files, **io[base]}
         if name.endswith("_int8"):
             graph_entries[name]["quantisation"] = "dynamic int8 (MatMul weights, onnxruntime)"
-    files = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-             for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    files = {
+        p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -182,7 +220,7 @@ def build_manifest(model: MaskedAutoencoder, folder: Path, options: ImportOption
             "reference_passes": 10,
             "reference_seed": 0,
             "error": "masked-only squared error on [0,1] de-normalised RGB, averaged over "
-                     "channels, divided per pixel by the passes that masked it",
+            "channels, divided per pixel by the passes that masked it",
             "hotspot_z": DEFAULT_Z,
             "hotspot_threshold": None,
             "score": f"percentile {SCORE_PERCENTILE:g} of the error inside the foreground",
@@ -210,8 +248,10 @@ def _place(build: Path, target: Path, replace: bool) -> None:
         os.rename(build, target)
         return
     if not replace:
-        raise FileExistsError(f"a model package named '{target.name}' already exists in "
-                              f"{target.parent}; choose another --name")
+        raise FileExistsError(
+            f"a model package named '{target.name}' already exists in "
+            f"{target.parent}; choose another --name"
+        )
     old = target.with_name(f".{target.name}.old-{os.getpid()}")
     os.rename(target, old)
     try:
@@ -222,20 +262,28 @@ def _place(build: Path, target: Path, replace: bool) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def import_model(model: MaskedAutoencoder, models_dir: Path, options: ImportOptions,
-                 progress: Progress | None = None, provenance: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
+def import_model(
+    model: MaskedAutoencoder,
+    models_dir: Path,
+    options: ImportOptions,
+    progress: Progress | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Package an in-memory MAE as `models_dir/<name>`; returns the manifest."""
     if not options.name or set(options.name) - NAME_CHARS or options.name.startswith("."):
         raise PackageError(f"invalid package name {options.name!r}: use letters, digits, - _ .")
     if model.config.num_channels != 3:
-        raise PackageError(f"the model takes {model.config.num_channels} input channels; "
-                           "packages need RGB (3-channel) ViTMAE checkpoints")
+        raise PackageError(
+            f"the model takes {model.config.num_channels} input channels; "
+            "packages need RGB (3-channel) ViTMAE checkpoints"
+        )
     models_dir.mkdir(parents=True, exist_ok=True)
     target = models_dir / options.name
     if target.exists() and not options.replace:
-        raise FileExistsError(f"a model package named '{options.name}' already exists in "
-                              f"{models_dir}; choose another --name")
+        raise FileExistsError(
+            f"a model package named '{options.name}' already exists in "
+            f"{models_dir}; choose another --name"
+        )
     steps = 3 + int(options.int8) + int(options.calibrate_synth > 0)
     if progress:
         progress.set_total(steps)
@@ -250,8 +298,10 @@ def import_model(model: MaskedAutoencoder, models_dir: Path, options: ImportOpti
             progress.advance()
             progress.set_status("checking the graphs against torch")
         report = check_parity(model, build, threads=options.threads)
-        if report.max_abs_reconstruction > PARITY_TOLERANCE or not report.masks_equal or (
-            report.max_abs_embedding > PARITY_TOLERANCE
+        if (
+            report.max_abs_reconstruction > PARITY_TOLERANCE
+            or not report.masks_equal
+            or (report.max_abs_embedding > PARITY_TOLERANCE)
         ):
             raise PackageError(f"exported graphs do not match torch: {report}")
         parity = {**asdict(report), "tolerance": PARITY_TOLERANCE, "runtime": "onnxruntime"}
@@ -264,7 +314,8 @@ def import_model(model: MaskedAutoencoder, models_dir: Path, options: ImportOpti
             for graph in ("reconstruction", "embedding"):
                 quantise_dynamic(build / f"{graph}.onnx", build / f"{graph}.int8.onnx")
                 graphs[f"{graph}_int8"] = [f"{graph}.int8.onnx"] + sorted(
-                    p.name for p in build.glob(f"{graph}.int8.onnx.*"))
+                    p.name for p in build.glob(f"{graph}.int8.onnx.*")
+                )
             parity["int8_drift"] = measure_int8_drift(model, build, prep, options.threads)
             if progress:
                 progress.advance()
@@ -294,8 +345,9 @@ def import_model(model: MaskedAutoencoder, models_dir: Path, options: ImportOpti
 
             if progress:
                 progress.set_status(f"calibrating on {options.calibrate_synth} SynthMSK images")
-            manifest = calibrate_package(build, options.calibrate_synth, options.threads,
-                                         progress=None)
+            manifest = calibrate_package(
+                build, options.calibrate_synth, options.threads, progress=None
+            )
             if progress:
                 progress.advance()
         read_manifest(build)  # the package parses before it is placed
@@ -306,15 +358,18 @@ def import_model(model: MaskedAutoencoder, models_dir: Path, options: ImportOpti
     return manifest
 
 
-def import_checkpoint(hf_dir: Path, models_dir: Path, options: ImportOptions,
-                      progress: Progress | None = None) -> dict[str, Any]:
+def import_checkpoint(
+    hf_dir: Path, models_dir: Path, options: ImportOptions, progress: Progress | None = None
+) -> dict[str, Any]:
     """`model import`: load a HF ViTMAE folder and package it under `models_dir/<name>`."""
     hf_dir = Path(hf_dir)
     if progress:
         progress.set_status(f"reading {hf_dir}")
     model = load_checkpoint(hf_dir)
-    provenance: dict[str, Any] = {"source_folder": hf_dir.name,
-                                  "source_files_sha256": _source_files(hf_dir)}
+    provenance: dict[str, Any] = {
+        "source_folder": hf_dir.name,
+        "source_files_sha256": _source_files(hf_dir),
+    }
     record = hf_dir / "skelex_training.json"  # written by `skelex-desktop pretrain`
     if record.is_file():
         training = json.loads(record.read_text(encoding="utf-8"))

@@ -100,7 +100,9 @@ def render_pool(cfg: PretrainConfig, progress: Progress | None) -> np.ndarray:
     return pool
 
 
-def load_or_render_pool(run_dir: Path, cfg: PretrainConfig, progress: Progress | None) -> np.ndarray:
+def load_or_render_pool(
+    run_dir: Path, cfg: PretrainConfig, progress: Progress | None
+) -> np.ndarray:
     path = run_dir / POOL
     if path.is_file():
         pool = np.load(path, mmap_mode="r")
@@ -162,8 +164,10 @@ def _optimizer(model: MaskedAutoencoder, cfg: PretrainConfig) -> torch.optim.Opt
         if not p.requires_grad:
             continue
         (no_decay if p.ndim < 2 or name.endswith("_token") else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
 
 
@@ -229,19 +233,30 @@ def pretrain(
             if step % cfg.checkpoint_every == 0 or step == cfg.total_steps:
                 log.flush()
                 _save_atomic(
-                    {"config": cfg.to_json(), "model": model.state_dict(),
-                     "optimizer": optimizer.state_dict(), "step": step, "images_seen": seen,
-                     "seconds": elapsed},
+                    {
+                        "config": cfg.to_json(),
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "step": step,
+                        "images_seen": seen,
+                        "seconds": elapsed,
+                    },
                     ckpt_path,
                 )
     finally:
         log.close()
     seconds = time.monotonic() - started
     hf_dir = save_checkpoint(model.cpu().eval(), run_dir / "hf")
-    result = PretrainResult(hf_dir, step, seen, seconds, loss_value, str(device),
-                            step >= cfg.total_steps)
-    summary = {**asdict(result), "hf_dir": str(hf_dir), "config": cfg.to_json(),
-               "threads": torch.get_num_threads(), "images_per_second": seen / max(seconds, 1e-9)}
+    result = PretrainResult(
+        hf_dir, step, seen, seconds, loss_value, str(device), step >= cfg.total_steps
+    )
+    summary = {
+        **asdict(result),
+        "hf_dir": str(hf_dir),
+        "config": cfg.to_json(),
+        "threads": torch.get_num_threads(),
+        "images_per_second": seen / max(seconds, 1e-9),
+    }
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     # travels with the weights: `model import` records it as the package's training provenance
     (hf_dir / TRAINING_RECORD).write_text(json.dumps(summary, indent=2), encoding="utf-8")

@@ -55,8 +55,14 @@ def run(dataset: Path, out: Path, folds: int, seed: int, threads: int) -> None:
     model.save(out)
     plots = cv_plots(out.parent, data, cv)
     emit("progress", done=total, total=total, status="done")
-    emit("final", metrics=cv.metrics, fold_metrics=cv.fold_metrics,
-         temperatures=cv.temperatures, weights=str(out), plots=[p.name for p in plots])
+    emit(
+        "final",
+        metrics=cv.metrics,
+        fold_metrics=cv.fold_metrics,
+        temperatures=cv.temperatures,
+        weights=str(out),
+        plots=[p.name for p in plots],
+    )
 
 
 def cv_plots(folder: Path, data: Any, cv: Any) -> list[Path]:
@@ -67,8 +73,14 @@ def cv_plots(folder: Path, data: Any, cv: Any) -> list[Path]:
     paths: list[Path] = []
     for column, task in enumerate(data.tasks):
         known = data.y[:, column] != MISSING
-        paths += head_plots(folder, task.name, task.classes, data.y[known, column],
-                            cv.oof_logits[task.name][known], cv.temperatures[task.name])
+        paths += head_plots(
+            folder,
+            task.name,
+            task.classes,
+            data.y[known, column],
+            cv.oof_logits[task.name][known],
+            cv.temperatures[task.name],
+        )
     return paths
 
 

@@ -47,9 +47,14 @@ from skelex_desktop.ui.workers import Job, JobRunner
 
 AUTO_IMAGES = "automatic"
 FORMAT_TITLES = {
-    "csv": "CSV table", "jsonl": "JSON lines", "coco": "COCO boxes", "yolo": "YOLO boxes",
-    "hf": "Hugging Face imagefolder", "dicom-sr": "DICOM SR (TID 1500)",
-    "dicom-pm": "DICOM Parametric Map (error maps)", "dicom-seg": "DICOM SEG (regions)",
+    "csv": "CSV table",
+    "jsonl": "JSON lines",
+    "coco": "COCO boxes",
+    "yolo": "YOLO boxes",
+    "hf": "Hugging Face imagefolder",
+    "dicom-sr": "DICOM SR (TID 1500)",
+    "dicom-pm": "DICOM Parametric Map (error maps)",
+    "dicom-seg": "DICOM SEG (regions)",
 }
 
 
@@ -58,8 +63,9 @@ class ExportDialog(QDialog):
 
     exported = Signal(object)
 
-    def __init__(self, workspace: Workspace, runner: JobRunner,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, workspace: Workspace, runner: JobRunner, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export labelled set")
         self.workspace = workspace
@@ -173,7 +179,8 @@ class ExportDialog(QDialog):
         self.deid_check = QCheckBox("De-identify (DICOM Basic Profile, pseudonyms, verified)")
         self.deid_check.setChecked(True)
         self.burned_check = QCheckBox(
-            "Include images flagged with burned-in annotation (their pixels may show identities)")
+            "Include images flagged with burned-in annotation (their pixels may show identities)"
+        )
         column.addWidget(self.deid_check)
         column.addWidget(self.burned_check)
         return box

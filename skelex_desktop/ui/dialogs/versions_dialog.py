@@ -27,7 +27,9 @@ def metrics_summary(view: VersionView) -> str:
     """One line of cross-validated metrics per task (AUROC, or MAE for ordinal tasks)."""
     parts = []
     for task, values in (view.metrics.get("cv") or {}).items():
-        shown = [f"{k} {float(values[k]):.2f}" for k in ("auroc", "mae") if values.get(k) is not None]
+        shown = [
+            f"{k} {float(values[k]):.2f}" for k in ("auroc", "mae") if values.get(k) is not None
+        ]
         parts.append(f"{task}: {', '.join(shown)}" if shown else task)
     return "; ".join(parts)
 

@@ -127,9 +127,7 @@ class WorklistModel(QAbstractTableModel):
         return None
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        self.set_query(
-            sort=COLUMNS[column][2], descending=order == Qt.SortOrder.DescendingOrder
-        )
+        self.set_query(sort=COLUMNS[column][2], descending=order == Qt.SortOrder.DescendingOrder)
 
     def _thumbnail(self, path: str) -> QPixmap | None:
         if not path:

@@ -89,9 +89,7 @@ class RadiographView(QGraphicsView):
         self.markers.setStyleSheet("color: white; background: transparent; font-size: 16pt;")
 
     # --- content -------------------------------------------------------------------------
-    def set_frame(
-        self, shown: Frame | DisplayFrame, laterality: str = "", view: str = ""
-    ) -> None:
+    def set_frame(self, shown: Frame | DisplayFrame, laterality: str = "", view: str = "") -> None:
         """Show a frame at its default window, fitted; clears overlay, hotspots and regions.
 
         A `DisplayFrame` prepared off the GUI thread costs only the pixmap upload here.
@@ -269,7 +267,9 @@ class RadiographView(QGraphicsView):
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if self._drag_start is not None and self._drag_window is not None:
             delta = event.position() - self._drag_start
-            self.set_window(*drag_window(self._drag_window, delta.x(), delta.y(), self._value_range))
+            self.set_window(
+                *drag_window(self._drag_window, delta.x(), delta.y(), self._value_range)
+            )
         elif self._box_start is not None and self._rubber is not None:
             end = self.mapToScene(event.position().toPoint())
             self._rubber.setRect(QRectF(self._box_start, end).normalized())

@@ -50,7 +50,9 @@ def overlay_rgba(
     import cv2
 
     low, high = scale if scale is not None else (0.0, float(np.nanpercentile(error_map, 99.5)))
-    unit = (error_map.astype(np.float32) - np.float32(low)) * np.float32(1.0 / max(high - low, 1e-12))
+    unit = (error_map.astype(np.float32) - np.float32(low)) * np.float32(
+        1.0 / max(high - low, 1e-12)
+    )
     np.clip(unit, 0.0, 1.0, out=unit)
     level = (np.nan_to_num(unit, copy=False) * 255.0).astype(np.uint8)
     rgba = cv2.cvtColor(cv2.applyColorMap(level, COLORMAPS[colormap]), cv2.COLOR_BGR2RGBA)
@@ -113,8 +115,6 @@ def overlay_source(error_map: np.ndarray, display_max: float | None = None) -> O
     return OverlaySource(values, factor, (h, w), (0.0, max(high, 1e-12)))
 
 
-def overlay_image(
-    source: OverlaySource, colormap: str, opacity: float, threshold: float
-) -> QImage:
+def overlay_image(source: OverlaySource, colormap: str, opacity: float, threshold: float) -> QImage:
     """The coloured overlay of a reduced map, as a QImage."""
     return to_qimage(overlay_rgba(source.values, colormap, opacity, threshold, source.scale))
