@@ -22,26 +22,13 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..ingest.layout import SIDECAR_COLUMNS  # the importer's sidecar format, written here
 from ..progress import Progress, check
 from .demographics import make_patient, make_study
 from .dicom_io import build_dataset, encode, instance_uids
 from .image import generate_image
 from .views import BODY_PARTS, REGIONS
 
-SIDECAR_COLUMNS = (
-    "file",
-    "patient_id",
-    "patient_name",
-    "birth_date",
-    "sex",
-    "study_uid",
-    "study_date",
-    "accession_number",
-    "body_part",
-    "view",
-    "laterality",
-    "pixel_spacing_mm",
-)
 GT_COLUMNS = (
     "file",
     "patient_id",
