@@ -105,19 +105,20 @@ def class_index(spec: TaskSpec, value: Any) -> int | None:
     return spec.classes.index(text) if text in spec.classes else None
 
 
-def assemble_dataset(
-    db: Database,
-    data_dir: Path,
-    package_sha256: str,
-    task_names: list[str],
-    min_per_class: int = 2,
-) -> HeadDataset:
-    """Embeddings and labels of every image with a certain human label for any named task.
+@dataclass(frozen=True)
+class HumanLabel:
+    """A current human label: the image, the task, the class index (None when uncertain or
+    naming no class) and the patient."""
 
-    Raises DatasetError when a task has no usable labels, only one class, or a class with
-    fewer than `min_per_class` labels (the number of folds when cross-validating).
-    """
-    specs = task_specs(db, task_names)
+    image: ImageRef
+    task: str
+    index: int | None
+    patient: str
+
+
+def human_labels(db: Database, specs: list[TaskSpec]) -> list[HumanLabel]:
+    """Every current human label for the tasks of `specs`, in image order."""
+    by_name = {s.name: s for s in specs}
     query = (
         select(
             Label.image_id,
@@ -134,11 +135,35 @@ def assemble_dataset(
         .join(Series, Series.id == Image.series_id)
         .join(Study, Study.id == Series.study_id)
         .join(Patient, Patient.id == Study.patient_id)
-        .where(is_current(), Label.source == "human", Task.name.in_(task_names))
+        .where(is_current(), Label.source == "human", Task.name.in_(list(by_name)))
         .order_by(Label.image_id)
     )
     with db.read() as session:
         rows = session.execute(query).all()
+    return [
+        HumanLabel(
+            image=ImageRef(image_id, Path(path), int(frame), content_hash),
+            task=task,
+            index=None if uncertain else class_index(by_name[task], value),
+            patient=str(patient),
+        )
+        for image_id, task, value, uncertain, path, frame, content_hash, patient in rows
+    ]
+
+
+def assemble_dataset(
+    db: Database,
+    data_dir: Path,
+    package_sha256: str,
+    task_names: list[str],
+    min_per_class: int = 2,
+) -> HeadDataset:
+    """Embeddings and labels of every image with a certain human label for any named task.
+
+    Raises DatasetError when a task has no usable labels, only one class, or a class with
+    fewer than `min_per_class` labels (the number of folds when cross-validating).
+    """
+    specs = task_specs(db, task_names)
     column = {s.name: i for i, s in enumerate(specs)}
     counts = {
         s.name: {
@@ -152,15 +177,13 @@ def assemble_dataset(
     refs: dict[int, ImageRef] = {}
     patients: dict[int, str] = {}
     labels: dict[int, dict[str, int]] = {}
-    for image_id, task, value, uncertain, path, frame, content_hash, patient in rows:
-        spec = specs[column[task]]
-        index = None if uncertain else class_index(spec, value)
-        if index is None:
-            counts[task]["uncertain"] += 1
+    for label in human_labels(db, specs):
+        if label.index is None:
+            counts[label.task]["uncertain"] += 1
             continue
-        refs[image_id] = ImageRef(image_id, Path(path), int(frame), content_hash)
-        patients[image_id] = patient
-        labels.setdefault(image_id, {})[task] = index
+        refs[label.image.image_id] = label.image
+        patients[label.image.image_id] = label.patient
+        labels.setdefault(label.image.image_id, {})[label.task] = label.index
     vectors = cached_embeddings(data_dir, list(refs.values()), package_sha256)
     ids = [i for i in sorted(labels) if i in vectors]
     for image_id, by_task in labels.items():

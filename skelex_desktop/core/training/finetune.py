@@ -32,17 +32,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sqlalchemy import select
 from torch import nn
 
 from skelex_desktop.core.db.engine import Database
-from skelex_desktop.core.db.models import Image, Label, Patient, Series, Study, Task
 from skelex_desktop.core.embeddings import ImageRef
-from skelex_desktop.core.heads.dataset import DatasetError, TaskSpec, class_index, task_specs
+from skelex_desktop.core.heads.dataset import DatasetError, TaskSpec, human_labels, task_specs
 from skelex_desktop.core.heads.metrics import classification_report, softmax
 from skelex_desktop.core.heads.splits import SplitError, grouped_stratified_folds
 from skelex_desktop.core.inference.package import Manifest, PackageError, verify_package
-from skelex_desktop.core.labels import is_current
 from skelex_desktop.core.progress import Progress, check
 from skelex_desktop.core.training.checkpoint import save_checkpoint
 from skelex_desktop.core.training.mae import MaskedAutoencoder
@@ -119,42 +116,21 @@ class FinetuneResult:
 def labelled_images(db: Database, task: str) -> LabelledImages:
     """Every image with a current, certain human label for `task` (uncertain ones counted)."""
     (spec,) = task_specs(db, [task])
-    query = (
-        select(
-            Label.image_id,
-            Label.value,
-            Label.uncertain,
-            Image.file_path,
-            Image.frame,
-            Image.content_hash,
-            Patient.patient_id,
-        )
-        .join(Task, Task.id == Label.task_id)
-        .join(Image, Image.id == Label.image_id)
-        .join(Series, Series.id == Image.series_id)
-        .join(Study, Study.id == Series.study_id)
-        .join(Patient, Patient.id == Study.patient_id)
-        .where(is_current(), Label.source == "human", Task.name == task)
-        .order_by(Label.image_id)
-    )
-    with db.read() as session:
-        rows = session.execute(query).all()
     refs, labels, patients = [], [], []
     counts: dict[str, Any] = {
         "labelled": 0,
         "uncertain": 0,
         "per_class": dict.fromkeys(spec.classes, 0),
     }
-    for image_id, value, uncertain, path, frame, content_hash, patient in rows:
-        index = None if uncertain else class_index(spec, value)
-        if index is None:
+    for label in human_labels(db, [spec]):
+        if label.index is None:
             counts["uncertain"] += 1
             continue
-        refs.append(ImageRef(image_id, Path(path), int(frame), content_hash))
-        labels.append(index)
-        patients.append(str(patient))
+        refs.append(label.image)
+        labels.append(label.index)
+        patients.append(label.patient)
         counts["labelled"] += 1
-        counts["per_class"][spec.classes[index]] += 1
+        counts["per_class"][spec.classes[label.index]] += 1
     return LabelledImages(
         spec, refs, np.asarray(labels, np.int64), np.asarray(patients, dtype=str), counts
     )
