@@ -50,10 +50,8 @@ def synth_embeddings(
     from skelex_desktop.core.inference.analysis import ErrorMapService
     from skelex_desktop.core.ingest.dicom_source import decode_frame, parse_dicom
     from skelex_desktop.core.settings import Settings
-    from skelex_desktop.core.synth.dataset import SynthConfig, make_plan
-    from skelex_desktop.core.synth.demographics import make_patient, make_study
-    from skelex_desktop.core.synth.dicom_io import build_dataset, encode, instance_uids
-    from skelex_desktop.core.synth.image import generate_image
+    from skelex_desktop.core.synth.dataset import SynthConfig, make_plan, render_plan_item
+    from skelex_desktop.core.synth.dicom_io import encode
 
     cfg = SynthConfig(n=n, seed=seed, size=size, abnormal_fraction=0.5)
     with tempfile.TemporaryDirectory() as data_dir:
@@ -64,30 +62,9 @@ def synth_embeddings(
         rows: list[dict[str, Any]] = []
         start = time.monotonic()
         for item in make_plan(cfg):
-            img = generate_image(
-                cfg.seed,
-                item.index,
-                size=cfg.size,
-                region=item.region,
-                view=item.view,
-                laterality=item.laterality,
-                abnormal=item.abnormal,
-            )
-            patient = make_patient(cfg.seed, item.patient_k)
-            study = make_study(cfg.seed, item.patient_k, item.study_k, item.first_day)
-            series_uid, sop_uid = instance_uids(
-                cfg.seed, item.index, study.study_uid, item.series_number
-            )
-            ds = build_dataset(
-                img,
-                patient,
-                study,
-                series_uid,
-                sop_uid,
-                item.series_number,
-                item.instance_number,
-                variant=item.index,
-            )
+            rendered = render_plan_item(cfg, item)
+            img, patient = rendered.image, rendered.patient
+            ds = rendered.dicom(item)
             frame = decode_frame(parse_dicom(encode(ds)), 0)
             pixels = frame.rgb if frame.rgb is not None else frame.values
             pending.append(model_input(pixels, runtime.manifest))

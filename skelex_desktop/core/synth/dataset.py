@@ -159,8 +159,32 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def render_item(cfg: SynthConfig, item: PlanItem, out_dir: Path) -> dict[str, Any]:
-    """Render one planned image, write its image and mask files, return its table rows."""
+@dataclass(frozen=True)
+class RenderedItem:
+    """One planned image with its patient, study and instance UIDs."""
+
+    image: Any  # SynthImage
+    patient: Any
+    study: Any
+    series_uid: str
+    sop_uid: str
+
+    def dicom(self, item: PlanItem) -> Any:
+        """The image as a CR/DX dataset with its headers."""
+        return build_dataset(
+            self.image,
+            self.patient,
+            self.study,
+            self.series_uid,
+            self.sop_uid,
+            item.series_number,
+            item.instance_number,
+            variant=item.index,
+        )
+
+
+def render_plan_item(cfg: SynthConfig, item: PlanItem) -> RenderedItem:
+    """Render one planned image and its subject, in memory (same seed, same pixels)."""
     img = generate_image(
         cfg.seed,
         item.index,
@@ -173,21 +197,23 @@ def render_item(cfg: SynthConfig, item: PlanItem, out_dir: Path) -> dict[str, An
     patient = make_patient(cfg.seed, item.patient_k)
     study = make_study(cfg.seed, item.patient_k, item.study_k, item.first_day)
     series_uid, sop_uid = instance_uids(cfg.seed, item.index, study.study_uid, item.series_number)
+    return RenderedItem(img, patient, study, series_uid, sop_uid)
+
+
+def render_item(cfg: SynthConfig, item: PlanItem, out_dir: Path) -> dict[str, Any]:
+    """Render one planned image, write its image and mask files, return its table rows."""
+    rendered = render_plan_item(cfg, item)
+    img, patient, study, sop_uid = (
+        rendered.image,
+        rendered.patient,
+        rendered.study,
+        rendered.sop_uid,
+    )
     stem = f"IMG{item.index:05d}"
     folder = Path(patient.patient_id) / study.study_uid
     if cfg.fmt == "dicom":
         rel = folder / f"{stem}.dcm"
-        ds = build_dataset(
-            img,
-            patient,
-            study,
-            series_uid,
-            sop_uid,
-            item.series_number,
-            item.instance_number,
-            variant=item.index,
-        )
-        _write_atomic(out_dir / rel, encode(ds))
+        _write_atomic(out_dir / rel, encode(rendered.dicom(item)))
     elif cfg.fmt == "png":
         rel = folder / f"{stem}.png"
         _write_atomic(out_dir / rel, _png(img.monochrome2()))
