@@ -1,9 +1,11 @@
-"""`model list|import|verify`, `errormap` and `pretrain`: the SKELEX runtime on the command line."""
+"""`model list|import|verify|calibrate`, `errormap` and `pretrain`: the SKELEX runtime on the
+command line."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from skelex_desktop.commands.common import AddCommand, CliError, emit, needs_action
@@ -76,6 +78,86 @@ def cmd_model_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _specificity(text: str) -> float:
+    """argparse type: a fraction strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1 (e.g. 0.95)")
+    return value
+
+
+def _threshold(value: float | None) -> str:
+    return "none" if value is None else f"{value:.4g}"
+
+
+def _calibration_text(result) -> str:  # noqa: ANN001 - UserCalibration is imported lazily
+    before, after = result.before, result.after
+    record = result.manifest["errormap"]["calibration"]
+    where = "copy of " + result.base if result.copied else "user package"
+    lines = [
+        f"calibrated {result.name} ({where}, {result.folder}) on {result.images} normal "
+        f"image(s) from {len(result.files)} file(s)"
+    ]
+    if result.skipped:
+        lines.append(f"skipped {len(result.skipped)} path(s):")
+        lines += [f"  {s.path}: {s.reason}" for s in result.skipped]
+    lines += [
+        f"abnormal threshold: {_threshold(before['abnormal_threshold'])} -> "
+        f"{_threshold(after['abnormal_threshold'])} (specificity "
+        f"{record['specificity_on_these_images']:.3f} on these images for "
+        f"{result.specificity:g} asked; sensitivity not measurable without abnormal studies)",
+        f"hotspot threshold:  {_threshold(before['hotspot_threshold'])} -> "
+        f"{_threshold(after['hotspot_threshold'])} (99.5th percentile of normal error inside "
+        "the anatomy)",
+        f"structure table:    {'declared' if before['structure_table'] else 'none'} -> "
+        f"{'declared (fitted on these images)' if after['structure_table'] else 'none'}",
+    ]
+    lines += [f"note: {n}" for n in result.notes]
+    return "\n".join(lines)
+
+
+def cmd_model_calibrate(args: argparse.Namespace) -> int:
+    from skelex_desktop.core.inference.package import PackageError
+    from skelex_desktop.core.inference.registry import Registry
+    from skelex_desktop.core.inference.user_calibration import (
+        CalibrationRefused,
+        NotEnoughImages,
+        calibrate_on_normal_studies,
+    )
+    from skelex_desktop.core.progress import TextProgress
+
+    settings = _settings(args)
+    progress = TextProgress()
+    try:
+        result = calibrate_on_normal_studies(
+            Registry.from_settings(settings),
+            args.name,
+            [Path(p) for p in args.studies],
+            specificity=args.specificity,
+            structure_table=args.structure_table,
+            new_name=args.new_name,
+            threads=settings.inference_threads,
+            progress=progress,
+        )
+    except NotEnoughImages as exc:
+        progress.finish()
+        for skipped in exc.skipped:
+            print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+        raise CliError(str(exc), code=2) from exc
+    except CalibrationRefused as exc:
+        progress.finish()
+        raise CliError(str(exc), code=2) from exc
+    except (PackageError, FileExistsError) as exc:
+        progress.finish()
+        raise CliError(str(exc)) from exc
+    progress.finish()
+    emit(args, result.to_json(), _calibration_text(result))
+    return 0
+
+
 def cmd_errormap(args: argparse.Namespace) -> int:
     from skelex_desktop.core.inference.analysis import analyse_file
     from skelex_desktop.core.inference.package import PackageError
@@ -144,7 +226,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def register(add: AddCommand) -> None:
-    model = add("model", needs_action("model"), "list, import and verify model packages")
+    model = add("model", needs_action("model"), "list, import, verify and calibrate model packages")
     sub = model.add_subparsers(dest="model_command", metavar="ACTION")
     ml = sub.add_parser("list", help="list model packages (name, version, size, verified)")
     ml.add_argument("--json", action="store_true")
@@ -185,6 +267,35 @@ def register(add: AddCommand) -> None:
     mv.add_argument("name", metavar="NAME")
     mv.add_argument("--json", action="store_true")
     mv.set_defaults(handler=cmd_model_verify)
+
+    mc = sub.add_parser(
+        "calibrate",
+        help="calibrate a package's thresholds on your own NORMAL studies",
+        description="Calibrate the hotspot and abnormal thresholds of package NAME on studies "
+        "known to be NORMAL (DICOM, DICOMDIR, PNG, JPEG, TIFF files or folders). A user package "
+        "is updated in place; a bundled one is copied under --as NEWNAME first.",
+    )
+    mc.add_argument("name", metavar="NAME")
+    mc.add_argument("studies", nargs="+", metavar="STUDIES", help="files or folders of normals")
+    mc.add_argument(
+        "--specificity",
+        type=_specificity,
+        default=0.95,
+        help="fraction of normal images scored at or below the abnormal threshold (0.95)",
+    )
+    mc.add_argument(
+        "--structure-table",
+        action="store_true",
+        help="also fit and declare a structure normalisation table (off by default)",
+    )
+    mc.add_argument(
+        "--as",
+        dest="new_name",
+        metavar="NEWNAME",
+        help="calibrate a copy named NEWNAME in the user models folder (required for bundled)",
+    )
+    mc.add_argument("--json", action="store_true")
+    mc.set_defaults(handler=cmd_model_calibrate)
 
     em = add("errormap", cmd_errormap, "write the error map of one image file")
     em.add_argument("image_file", metavar="IMAGE_FILE")

@@ -21,6 +21,7 @@ COMMANDS = [
     ["model", "list"],
     ["model", "import"],
     ["model", "verify"],
+    ["model", "calibrate"],
     ["analyze"],
     ["errormap"],
     ["pretrain"],

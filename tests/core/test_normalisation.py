@@ -12,12 +12,13 @@ from skelex_desktop.core.inference.errormap import complementary_noise, masked_e
 from skelex_desktop.core.inference.normalisation import (
     ErrorNormaliser,
     declared_lowpass,
+    declared_normaliser,
     fit_normaliser,
     lowpass_masked_error,
     structure_features,
 )
 from skelex_desktop.core.inference.package import read_manifest
-from skelex_desktop.core.inference.preprocess import Preprocessing
+from skelex_desktop.core.inference.preprocess import Preprocessing, normalise, to_model_u8
 from skelex_desktop.core.synth import generate_image
 from tests.core.test_mae_helpers import copy_tiny_package
 
@@ -74,6 +75,23 @@ def test_normaliser_json_round_trip_and_refusals() -> None:
     assert ErrorNormaliser.from_json({"kind": "something_else"}) is None
     assert ErrorNormaliser.from_json({**spec, "table": [[1.0]]}) is None
     assert ErrorNormaliser.from_json({**spec, "features": ["gradient"]}) is None
+    malformed = [
+        [spec],
+        {**spec, "features": 3},
+        {**spec, "gradient_sigma": "1"},
+        {**spec, "gradient_sigma": [1.0]},
+        {**spec, "edges": "ab"},
+        {**spec, "edges": [spec["edges"][0][::-1], spec["edges"][1]]},  # not increasing
+        {**spec, "edges": [[float("nan"), 1.0], spec["edges"][1]]},
+        {**spec, "table": "x"},
+        {**spec, "table": [[-1.0] * len(row) for row in spec["table"]]},
+        {**spec, "table": [[float("inf")] * len(row) for row in spec["table"]]},
+        {**spec, "floor": float("nan")},
+        {**spec, "floor": True},
+        {**spec, "floor": "0.1"},
+        {k: v for k, v in spec.items() if k != "floor"},
+    ]
+    assert [ErrorNormaliser.from_json(m) for m in malformed] == [None] * len(malformed)
     with pytest.raises(ValueError):
         fit_normaliser([err], [gray], [np.zeros_like(gray, bool)])
 
@@ -140,3 +158,45 @@ def test_runtime_applies_only_what_the_manifest_declares(tmp_path) -> None:  # n
     manifest.data["errormap"] = {**manifest.errormap, "lowpass_sigma": 2.0}
     low = MaeRuntime(manifest).error_map(pixels).model_map
     assert low.shape == plain.shape and not np.allclose(low, plain)
+
+
+def test_runtime_divides_by_a_declared_table_and_is_bit_identical_without_one(
+    tmp_path,  # noqa: ANN001
+) -> None:
+    folder = copy_tiny_package(tmp_path)
+    manifest = read_manifest(folder)
+    errormap = manifest.errormap
+    pixels = generate_image(5, 1, size=128, abnormal=False).monochrome2()
+    runtime = MaeRuntime(manifest)
+    assert runtime.normaliser is None and "normalisation" not in errormap
+    # the map as computed before tables existed, step by step
+    prep = manifest.preprocessing
+    rgb, _ = to_model_u8(pixels, prep)
+    x = normalise(rgb, prep)
+    noise = complementary_noise(runtime.grid, 4, manifest.mask_ratio)
+    rec, mask = runtime.reconstruct(np.broadcast_to(x, (4, *x.shape)), noise)
+    reference, _ = masked_error(x, rec, mask, manifest.patch_size, prep)
+    assert np.array_equal(runtime.error_map(pixels).model_map, reference)
+
+    gray = rgb[..., 0]
+    spec = fit_normaliser([reference], [gray], [np.ones_like(gray, bool)], bins=(3, 2)).to_json()
+    for bad in (None, {}, "structure_lut", {**spec, "kind": "other"}, {**spec, "floor": -1.0}):
+        manifest.data["errormap"] = {**errormap, "normalisation": bad}
+        assert declared_normaliser(manifest.errormap) is None
+        other = MaeRuntime(manifest)
+        assert other.normaliser is None
+        assert np.array_equal(other.error_map(pixels).model_map, reference)
+
+    manifest.data["errormap"] = {**errormap, "normalisation": spec}
+    declared = MaeRuntime(manifest)
+    table = declared.normaliser
+    assert table is not None  # parsed once, when the runtime is built
+    expected = ErrorNormaliser.from_json(spec).apply(reference, gray)
+    assert np.array_equal(declared.error_map(pixels).model_map, expected)
+    assert declared.normaliser is table
+    assert not np.allclose(expected, reference)
+    # with a low-pass declared too, the table divides the low-passed error
+    manifest.data["errormap"] = {**errormap, "normalisation": spec, "lowpass_sigma": 2.0}
+    low = lowpass_masked_error(x, rec, mask, manifest.patch_size, prep, 2.0)
+    both = MaeRuntime(manifest).error_map(pixels).model_map
+    assert np.array_equal(both, ErrorNormaliser.from_json(spec).apply(low, gray))

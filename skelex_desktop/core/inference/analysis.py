@@ -29,7 +29,11 @@ from skelex_desktop.core.inference.hotspots import (
     find_hotspots,
     scale_hotspots,
 )
-from skelex_desktop.core.inference.normalisation import declared_lowpass, lowpass_masked_error
+from skelex_desktop.core.inference.normalisation import (
+    declared_lowpass,
+    declared_normaliser,
+    lowpass_masked_error,
+)
 from skelex_desktop.core.inference.package import Manifest, PackageError, sha256_bytes
 from skelex_desktop.core.inference.preprocess import normalise, to_model_u8
 from skelex_desktop.core.inference.registry import Registry
@@ -112,6 +116,8 @@ class MaeRuntime:
         self.session_runs = 0
         cfg = manifest.data["architecture"]["config"]
         self.grid = int(cfg["image_size"]) // manifest.patch_size
+        # the structure table the manifest declares (None: plain maps), parsed once
+        self.normaliser = declared_normaliser(manifest.errormap)
 
     def _session(self, graph: str) -> Any:
         with self._lock:
@@ -149,7 +155,9 @@ class MaeRuntime:
         """The model-space error map of decoded pixels (gray [H, W] or RGB [H, W, 3]).
 
         When the manifest declares `errormap.lowpass_sigma`, input and reconstructions are
-        Gaussian-blurred by that many model pixels before differencing (`normalisation.py`).
+        Gaussian-blurred by that many model pixels before differencing; when it declares a
+        valid `errormap.normalisation` table, the error is then divided by the table's expected
+        normal error of each pixel's structure bin (`normalisation.py`).
         """
         prep = self.manifest.preprocessing
         rgb, geometry = to_model_u8(pixels, prep)
@@ -174,6 +182,8 @@ class MaeRuntime:
         sigma = declared_lowpass(settings)
         if sigma is not None:
             error = lowpass_masked_error(x, rec, mask, self.manifest.patch_size, prep, sigma)
+        if self.normaliser is not None:
+            error = self.normaliser.apply(error, rgb[..., 0])
         return ErrorMap(
             error, counts, foreground_mask(rgb, geometry), geometry, mode, noise.shape[0]
         )

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from skelex_desktop.core.inference.package import MANIFEST, verify_package
+from skelex_desktop.core.inference.package import MANIFEST, verify_package, write_manifest
 from skelex_desktop.core.progress import Progress, check
 from skelex_desktop.core.stats import auroc
 
@@ -46,7 +46,6 @@ def calibrate_package(
     from skelex_desktop.core.inference.errormap import to_source
     from skelex_desktop.core.inference.hotspots import anomaly_score
     from skelex_desktop.core.synth import generate_image
-    from skelex_desktop.core.training.package_writer import write_manifest
 
     manifest = verify_package(folder)
     runtime = MaeRuntime(manifest, threads)

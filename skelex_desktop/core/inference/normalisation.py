@@ -5,7 +5,9 @@ comparison of reconstruction and input (numpy + OpenCV, no Qt).
 structure of the 8-bit model input (gradient magnitude after a small Gaussian, and grey level);
 a map is divided by the expected error of each pixel's bin (plus a floor), so strong edges and
 bone ends that the model always reconstructs badly stop dominating. The table is stored in the
-package manifest under `errormap.normalisation` (see `to_json` / `from_json`).
+package manifest under `errormap.normalisation` (see `to_json` / `from_json`); `MaeRuntime`
+applies a declared one (`declared_normaliser`), and `model calibrate --structure-table` fits
+one on the user's normal studies (`user_calibration.py`).
 
 `lowpass_masked_error`: the masked error of Gaussian-blurred reconstruction and input, which
 ignores fine texture and patch-border blockiness and keeps changes of local grey level.
@@ -24,6 +26,7 @@ from skelex_desktop.core.inference.preprocess import Preprocessing, denormalise
 
 KIND = "structure_lut"
 LOWPASS_KEY = "lowpass_sigma"
+NORMALISATION_KEY = "normalisation"
 FEATURES = ("gradient", "intensity")
 GRADIENT_SIGMA = 1.0
 
@@ -86,25 +89,40 @@ class ErrorNormaliser:
 
     @classmethod
     def from_json(cls, spec: Any) -> ErrorNormaliser | None:
-        """The normaliser a manifest declares; None for an absent, unknown or malformed one."""
+        """The normaliser a manifest declares; None for an absent, unknown or malformed one
+        (wrong kind, features or gradient sigma, edges that are not increasing finite
+        vectors, a table of the wrong shape or with negative or non-finite values, a negative
+        or non-finite floor)."""
         if not isinstance(spec, dict) or spec.get("kind") != KIND:
             return None
-        if list(spec.get("features", [])) != list(FEATURES):
-            return None
-        if float(spec.get("gradient_sigma", -1.0)) != GRADIENT_SIGMA:
-            return None
         try:
+            features = spec.get("features")
+            sigma = spec.get("gradient_sigma")
+            if not isinstance(features, list) or features != list(FEATURES):
+                return None
+            if isinstance(sigma, bool) or not isinstance(sigma, int | float):
+                return None
+            if float(sigma) != GRADIENT_SIGMA or not isinstance(spec["edges"], list):
+                return None
             edges = tuple(np.asarray(e, np.float32) for e in spec["edges"])
             table = np.asarray(spec["table"], np.float32)
-            floor = float(spec["floor"])
-        except (KeyError, TypeError, ValueError):
+            floor = spec["floor"]
+            if isinstance(floor, bool) or not isinstance(floor, int | float):
+                return None
+            floor = float(floor)
+        except (KeyError, TypeError, ValueError, OverflowError):
             return None
         if (
             len(edges) != 2
+            or any(
+                e.ndim != 1 or not np.isfinite(e).all() or (np.diff(e) <= 0).any() for e in edges
+            )
             or table.shape != (edges[0].size + 1, edges[1].size + 1)
             or not np.isfinite(table).all()
+            or (table < 0).any()
+            or not np.isfinite(floor)
             or floor < 0
-            or (table + floor <= 0).any()
+            or (table + np.float32(floor) <= 0).any()
         ):
             return None
         return cls((edges[0], edges[1]), table, floor, str(spec.get("data", "")))
@@ -144,6 +162,12 @@ def fit_normaliser(
     return ErrorNormaliser(
         (edges[0], edges[1]), table.astype(np.float32), floor_fraction * pooled, data
     )
+
+
+def declared_normaliser(errormap: dict[str, Any]) -> ErrorNormaliser | None:
+    """The structure table a manifest's `errormap` declares under `normalisation`; None (the
+    map is not divided, the behaviour before it existed) when absent, null or malformed."""
+    return ErrorNormaliser.from_json(errormap.get(NORMALISATION_KEY))
 
 
 def declared_lowpass(errormap: dict[str, Any]) -> float | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,22 @@ from typing import Any
 from skelex_desktop.core.inference.preprocess import Preprocessing
 
 MANIFEST = "manifest.json"
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def check_package_name(name: str) -> None:
+    """Refuse a package name that is empty, hidden or has characters outside NAME_CHARS."""
+    if not name or set(name) - NAME_CHARS or name.startswith("."):
+        raise PackageError(f"invalid package name {name!r}: use letters, digits, - _ .")
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """Replace `folder/manifest.json` atomically (temporary file, then rename)."""
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    os.replace(tmp, folder / MANIFEST)
+
+
 FORMAT = "skelex-model-package"
 FORMAT_VERSION = 1
 _CHUNK = 1 << 20

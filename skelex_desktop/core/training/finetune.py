@@ -39,13 +39,17 @@ from skelex_desktop.core.embeddings import ImageRef
 from skelex_desktop.core.heads.dataset import DatasetError, TaskSpec, human_labels, task_specs
 from skelex_desktop.core.heads.metrics import classification_report, softmax
 from skelex_desktop.core.heads.splits import SplitError, grouped_stratified_folds
-from skelex_desktop.core.inference.package import Manifest, PackageError, verify_package
+from skelex_desktop.core.inference.package import (
+    NAME_CHARS,
+    Manifest,
+    PackageError,
+    verify_package,
+)
 from skelex_desktop.core.progress import Progress, check
 from skelex_desktop.core.training.checkpoint import save_checkpoint
 from skelex_desktop.core.training.mae import MaskedAutoencoder
 from skelex_desktop.core.training.mae_config import MaeConfig
 from skelex_desktop.core.training.package_writer import (
-    NAME_CHARS,
     PARITY_TOLERANCE,
     ImportOptions,
     import_checkpoint,

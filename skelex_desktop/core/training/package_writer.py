@@ -26,8 +26,10 @@ from skelex_desktop.core.inference.package import (
     FORMAT_VERSION,
     MANIFEST,
     PackageError,
+    check_package_name,
     read_manifest,
     sha256_file,
+    write_manifest,
 )
 from skelex_desktop.core.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from skelex_desktop.core.progress import Progress, check
@@ -47,7 +49,6 @@ from skelex_desktop.core.training.onnx_export import (
 )
 
 PARITY_TOLERANCE = 1e-4
-NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
 @dataclass
@@ -236,12 +237,6 @@ def build_manifest(
     }
 
 
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    os.replace(tmp, folder / MANIFEST)
-
-
 def _place(build: Path, target: Path, replace: bool) -> None:
     """Rename the finished build into place; an existing package is swapped out atomically."""
     if not target.exists():
@@ -270,8 +265,7 @@ def import_model(
     provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Package an in-memory MAE as `models_dir/<name>`; returns the manifest."""
-    if not options.name or set(options.name) - NAME_CHARS or options.name.startswith("."):
-        raise PackageError(f"invalid package name {options.name!r}: use letters, digits, - _ .")
+    check_package_name(options.name)
     if model.config.num_channels != 3:
         raise PackageError(
             f"the model takes {model.config.num_channels} input channels; "
