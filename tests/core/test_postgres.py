@@ -6,19 +6,21 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from skelex_desktop.core.db.engine import Database
-from skelex_desktop.core.db.models import Base, Label
+from skelex_desktop.core.db.models import Base, Image, ImportFileResult, Label, Patient
 from skelex_desktop.core.labels import confirm_label
 from skelex_desktop.core.settings import Settings
 from skelex_desktop.core.workspace import Workspace, open_workspace
 from tests.core.factories import add_image
 from tests.core.postgres_server import find_pg_bin, postgres_cluster
+from tests.core.test_ingest_helpers import make_dicom, run_import, write_raster
 
 pytestmark = pytest.mark.skipif(find_pg_bin() is None, reason="PostgreSQL server not installed")
 
@@ -65,3 +67,21 @@ def test_rules_hold_on_postgres(pg_workspace: Workspace) -> None:
         )
     with pytest.raises(ProgrammingError, match="append-only"), db.engine.begin() as conn:
         conn.execute(text("UPDATE audit_events SET who = 'mallory'"))
+
+
+def test_import_writes_and_dedups_on_postgres(pg_workspace: Workspace, tmp_path: Path) -> None:
+    """The import writer's multi-row INSERT ... RETURNING works on PostgreSQL too."""
+    folder = tmp_path / "in"
+    for i in range(5):
+        make_dicom(folder / f"a{i}.dcm", PatientID="PG1" if i < 3 else "PG2")
+    write_raster(folder / "P9" / "S1" / "x.png", np.full((20, 30), 100, np.uint8))
+    db = pg_workspace.db
+    first = run_import(db, pg_workspace.settings.data_dir, [folder])
+    assert first.summary() == "imported 6, duplicates 0, skipped 0, failed 0"
+    again = run_import(db, pg_workspace.settings.data_dir, [folder])
+    assert again.summary() == "imported 0, duplicates 6, skipped 0, failed 0"
+    assert [r.image_ids for r in again.files] == [r.image_ids for r in first.files]
+    with db.read() as s:
+        assert s.scalar(select(func.count(Image.id))) == 6
+        assert s.scalar(select(func.count(Patient.id))) == 3
+        assert s.scalar(select(func.count(ImportFileResult.id))) == 12

@@ -13,7 +13,7 @@ from skelex_desktop.core.domain import Calibration
 PERCENTILES = (0.5, 99.5)
 """Robust default window when the file carries none: these percentiles of the values."""
 
-_SAMPLE_PIXELS = 65_536
+_SAMPLE_PIXELS = 16_384  # ~0.1 ms; the 0.5 % tails still hold ~80 samples each
 
 
 @dataclass

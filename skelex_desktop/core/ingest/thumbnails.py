@@ -29,7 +29,9 @@ def render_thumbnail(frame: Frame, size: int = THUMBNAIL_PX) -> np.ndarray:
     scale = size / max(rows, cols)
     if scale < 1.0:  # shrink first, window after: the same picture for a fraction of the work
         target = (max(1, round(cols * scale)), max(1, round(rows * scale)))
-        image = cv2.resize(np.nan_to_num(image), target, interpolation=cv2.INTER_AREA)
+        if image.dtype.kind == "f" and not np.isfinite(image.sum()):  # NaN/inf spread in resize
+            image = np.nan_to_num(image)
+        image = cv2.resize(image, target, interpolation=cv2.INTER_AREA)
     if frame.rgb is not None:
         return image
     return (apply_window(image, *frame.window) * 255.0 + 0.5).astype(np.uint8)

@@ -1,9 +1,9 @@
 """The single database writer of an import: one transaction per batch of decoded files.
 
 Within a batch, frames already in the database (or earlier in the batch) become duplicates;
-patients, studies and series are found or created; images and the file results are added and
-the job's counters advanced, all in the same transaction, so a cancelled or killed import never
-leaves half a file behind. A batch the database refuses is retried file by file.
+patients, studies and series are found or created (a few queries per batch); images and the
+file results are added with multi-row INSERTs and the job's counters advanced, all in the same
+transaction, so a cancelled or killed import never leaves half a file behind. A batch the database refuses is retried file by file.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlalchemy import select, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, ImportFileResult, ImportJob, Patient, Series, Study
 from skelex_desktop.core.domain import ImportOutcome
-from skelex_desktop.core.ingest.records import DecodedFile
+from skelex_desktop.core.ingest.records import DecodedFile, ImageRecord
 from skelex_desktop.core.ingest.report import FileResult, ImportOptions
 from skelex_desktop.core.ingest.store import copy_into_store
 
@@ -88,11 +88,11 @@ class BatchWriter:
 
     def _write(self, session: Session, items: list[DecodedFile]) -> tuple[list[FileResult], int]:
         existing = self._existing(session, items)
-        planned: list[tuple[DecodedFile, ImportOutcome, str, list[Image], list[int]]] = []
+        planned: list[tuple[DecodedFile, ImportOutcome, str, list[int]]] = []
+        additions: list[tuple[int, DecodedFile, list[ImageRecord], str]] = []
         claimed: set[tuple[str, int]] = set(existing)
         for item in items:
             outcome, reason = item.outcome, item.reason
-            new_images: list[Image] = []
             known_ids: list[int] = []
             if outcome == ImportOutcome.DUPLICATE:
                 known_ids = [existing[k] for k in item.duplicate_keys if k in existing]
@@ -107,30 +107,32 @@ class BatchWriter:
                     outcome = ImportOutcome.DUPLICATE
                 else:
                     try:
-                        new_images = self._images(session, item, fresh)
+                        file_path = self._file_path(item)
                     except OSError as exc:
                         outcome = ImportOutcome.FAILED
                         reason = f"cannot copy into the store: {exc.strerror or exc}"
+                    else:
+                        additions.append((len(planned), item, fresh, file_path))
                     claimed.update((r.sop_instance_uid, r.frame) for r in fresh)
-            planned.append((item, outcome, reason, new_images, known_ids))
-        session.flush()
+            planned.append((item, outcome, reason, known_ids))
+        new_ids = self._insert_images(session, additions)
         results: list[FileResult] = []
         counts = dict.fromkeys(ImportOutcome, 0)
-        added = 0
-        for item, outcome, reason, new_images, known_ids in planned:
-            ids = [image.id for image in new_images] or known_ids
-            added += len(new_images)
+        rows: list[dict[str, object]] = []
+        for index, (item, outcome, reason, known_ids) in enumerate(planned):
+            ids = new_ids.get(index) or known_ids
             counts[outcome] += 1
-            session.add(
-                ImportFileResult(
-                    job_id=self.job_id,
-                    path=item.path,
-                    outcome=str(outcome),
-                    reason=reason,
-                    image_id=ids[0] if ids else None,
-                )
+            rows.append(
+                {
+                    "job_id": self.job_id,
+                    "path": item.path,
+                    "outcome": str(outcome),
+                    "reason": reason,
+                    "image_id": ids[0] if ids else None,
+                }
             )
             results.append(FileResult(item.path, outcome, reason, ids))
+        session.execute(insert(ImportFileResult), rows)
         session.execute(
             update(ImportJob)
             .where(ImportJob.id == self.job_id)
@@ -141,80 +143,109 @@ class BatchWriter:
                 failed=ImportJob.failed + counts[ImportOutcome.FAILED],
             )
         )
-        return results, added
+        return results, sum(len(ids) for ids in new_ids.values())
 
-    def _images(self, session: Session, item: DecodedFile, records: list) -> list[Image]:
-        file_path = os.path.abspath(item.path)
+    def _file_path(self, item: DecodedFile) -> str:
+        """Where the image rows will point: the file in place, or its copy in the store."""
         if self.options.copy:
-            file_path = str(
-                copy_into_store(self.options.data_dir, item.content_hash, Path(item.path))
-            )
-        series_id = self._series_id(session, item)
-        images = [
-            Image(
-                series_id=series_id,
-                file_path=file_path,
-                content_hash=item.content_hash,
-                **vars(record),
-            )
-            for record in records
-        ]
-        session.add_all(images)
-        return images
+            return str(copy_into_store(self.options.data_dir, item.content_hash, Path(item.path)))
+        return os.path.abspath(item.path)
 
-    def _series_id(self, session: Session, item: DecodedFile) -> int:
-        assert item.patient and item.study and item.series
-        uid = item.series.series_uid
-        if uid in self._series:
-            return self._series[uid]
-        series_id = session.scalar(select(Series.id).where(Series.series_instance_uid == uid))
-        if series_id is None:
-            info = item.series
-            row = Series(
-                study_id=self._study_id(session, item),
-                series_instance_uid=uid,
-                modality=info.modality,
-                series_number=info.series_number,
-                description=info.description,
-            )
-            session.add(row)
-            session.flush()
-            series_id = row.id
-        self._series[uid] = series_id
-        return series_id
+    def _insert_images(
+        self, session: Session, additions: list[tuple[int, DecodedFile, list[ImageRecord], str]]
+    ) -> dict[int, list[int]]:
+        """One multi-row INSERT for every new frame of the batch; ids per planned index."""
+        if not additions:
+            return {}
+        series = self._series_ids(session, [item for _, item, _, _ in additions])
+        rows: list[dict[str, object]] = []
+        owners: list[int] = []
+        for index, item, records, file_path in additions:
+            assert item.series
+            series_id = series[item.series.series_uid]
+            for record in records:
+                rows.append(
+                    {
+                        "series_id": series_id,
+                        "file_path": file_path,
+                        "content_hash": item.content_hash,
+                        **vars(record),
+                    }
+                )
+                owners.append(index)
+        inserted = session.scalars(
+            insert(Image).returning(Image.id, sort_by_parameter_order=True), rows
+        ).all()
+        ids: dict[int, list[int]] = {}
+        for index, image_id in zip(owners, inserted, strict=True):
+            ids.setdefault(index, []).append(image_id)
+        return ids
 
-    def _study_id(self, session: Session, item: DecodedFile) -> int:
-        assert item.study
-        uid = item.study.study_uid
-        if uid in self._studies:
-            return self._studies[uid]
-        study_id = session.scalar(select(Study.id).where(Study.study_instance_uid == uid))
-        if study_id is None:
-            info = item.study
-            row = Study(
-                patient_id=self._patient_id(session, item),
-                study_instance_uid=uid,
-                study_date=info.study_date,
-                accession_number=info.accession_number,
-                description=info.description,
-            )
-            session.add(row)
-            session.flush()
-            study_id = row.id
-        self._studies[uid] = study_id
-        return study_id
-
-    def _patient_id(self, session: Session, item: DecodedFile) -> int:
-        assert item.patient
-        key = item.patient.patient_id
-        if key in self._patients:
-            return self._patients[key]
-        patient_id = session.scalar(select(Patient.id).where(Patient.patient_id == key))
-        if patient_id is None:
+    def _series_ids(self, session: Session, items: list[DecodedFile]) -> dict[str, int]:
+        """Find or create the patients, studies and series of `items` (first item's details
+        win when several share one), a few queries per level for the whole batch."""
+        patients: dict[str, dict[str, object]] = {}
+        studies: dict[str, DecodedFile] = {}
+        series: dict[str, DecodedFile] = {}
+        for item in items:
+            assert item.patient and item.study and item.series
             info = item.patient
-            row = Patient(patient_id=key, name=info.name, birth_date=info.birth_date, sex=info.sex)
-            session.add(row)
-            session.flush()
-            patient_id = row.id
-        self._patients[key] = patient_id
-        return patient_id
+            if info.patient_id not in self._patients:
+                patients.setdefault(
+                    info.patient_id,
+                    {
+                        "patient_id": info.patient_id,
+                        "name": info.name,
+                        "birth_date": info.birth_date,
+                        "sex": info.sex,
+                    },
+                )
+            if item.study.study_uid not in self._studies:
+                studies.setdefault(item.study.study_uid, item)
+            if item.series.series_uid not in self._series:
+                series.setdefault(item.series.series_uid, item)
+        self._patients.update(_find_or_create(session, Patient, Patient.patient_id, patients))
+        study_rows = {
+            uid: {
+                "patient_id": self._patients[item.patient.patient_id],
+                "study_instance_uid": uid,
+                "study_date": item.study.study_date,
+                "accession_number": item.study.accession_number,
+                "description": item.study.description,
+            }
+            for uid, item in studies.items()
+            if item.patient and item.study
+        }
+        self._studies.update(_find_or_create(session, Study, Study.study_instance_uid, study_rows))
+        series_rows = {
+            uid: {
+                "study_id": self._studies[item.study.study_uid],
+                "series_instance_uid": uid,
+                "modality": item.series.modality,
+                "series_number": item.series.series_number,
+                "description": item.series.description,
+            }
+            for uid, item in series.items()
+            if item.study and item.series
+        }
+        self._series.update(
+            _find_or_create(session, Series, Series.series_instance_uid, series_rows)
+        )
+        return self._series
+
+
+def _find_or_create(
+    session: Session, model: type, key: InstrumentedAttribute[str], rows: dict[str, dict]
+) -> dict[str, int]:
+    """Ids of the rows whose `key` values are the keys of `rows`; missing ones are inserted."""
+    found: dict[str, int] = {}
+    keys = list(rows)
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        found.update(session.execute(select(key, model.id).where(key.in_(chunk))).tuples().all())
+    missing = [rows[k] for k in keys if k not in found]
+    if missing:
+        found.update(
+            session.execute(insert(model).returning(key, model.id), missing).tuples().all()
+        )
+    return found
