@@ -203,7 +203,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     )
     progress = TextProgress()
     try:
-        result = pretrain(Path(args.out), cfg, progress, threads=args.threads)
+        result = pretrain(Path(args.out), cfg, progress, threads=args.threads, workers=args.workers)
     finally:
         progress.finish()
     data = {
@@ -321,5 +321,8 @@ def register(add: AddCommand) -> None:
     pt.add_argument("--pool", type=int, default=4000, help="normal SynthMSK images to render")
     pt.add_argument("--seed", type=int, default=0)
     pt.add_argument("--threads", type=int)
+    pt.add_argument(
+        "--workers", type=int, default=1, help="processes rendering the image pool (default 1)"
+    )
     pt.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     pt.add_argument("--json", action="store_true")

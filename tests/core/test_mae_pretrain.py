@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from unittest.mock import patch
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -12,7 +14,11 @@ torch = pytest.importorskip("torch")
 from skelex_desktop.core.progress import Cancelled, RecordingProgress  # noqa: E402
 from skelex_desktop.core.training.checkpoint import load_checkpoint  # noqa: E402
 from skelex_desktop.core.training.mae_config import MaeConfig  # noqa: E402
-from skelex_desktop.core.training.pretrain import PretrainConfig, pretrain  # noqa: E402
+from skelex_desktop.core.training.pretrain import (  # noqa: E402
+    PretrainConfig,
+    pretrain,
+    render_pool,
+)
 
 TINY = MaeConfig(
     image_size=32,
@@ -72,3 +78,13 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     assert len(losses) == 4
     with pytest.raises(ValueError, match="other settings"):
         pretrain(tmp_path / "b", PretrainConfig(**{**_cfg(4).__dict__, "lr": 5e-4}), threads=1)
+
+
+def test_pool_rendered_by_several_processes_equals_one_process() -> None:
+    cfg = PretrainConfig(model=TINY, pool_size=5, synth_size=40)
+    one = render_pool(cfg, None, workers=1)
+    with patch("skelex_desktop.core.training.pretrain.POOL_CHUNK", 2):
+        several = render_pool(cfg, None, workers=2)
+    assert one.shape == (5, 40, 40) and one.dtype == np.uint8
+    assert np.array_equal(one, several)
+    assert len({one[i].tobytes() for i in range(5)}) == 5  # five different radiographs

@@ -83,32 +83,70 @@ class PretrainResult:
     finished: bool
 
 
-def render_pool(cfg: PretrainConfig, progress: Progress | None) -> np.ndarray:
-    """[N, S, S] uint8 normal SynthMSK radiographs (bone bright, per-image min-max)."""
+POOL_CHUNK = 50  # images per rendering task
+
+
+def render_chunk(seed: int, start: int, stop: int, size: int) -> np.ndarray:
+    """[stop - start, size, size] uint8: normal SynthMSK images `start`..`stop - 1` of `seed`."""
     from skelex_desktop.core.synth import generate_image
 
-    pool = np.empty((cfg.pool_size, cfg.synth_size, cfg.synth_size), dtype=np.uint8)
+    out = np.empty((stop - start, size, size), dtype=np.uint8)
+    for j, index in enumerate(range(start, stop)):
+        image = generate_image(seed, index, size=size, abnormal=False)
+        out[j] = minmax_to_u8(image.monochrome2())
+    return out
+
+
+def render_pool(cfg: PretrainConfig, progress: Progress | None, workers: int = 1) -> np.ndarray:
+    """[N, S, S] uint8 normal SynthMSK radiographs (bone bright, per-image min-max).
+
+    Every image depends only on (seed, index), so `workers` processes render the same pool
+    as one (a GPU machine's many cores make the pool in seconds rather than minutes)."""
+    n, size = cfg.pool_size, cfg.synth_size
+    pool = np.empty((n, size, size), dtype=np.uint8)
+    chunks = [(start, min(start + POOL_CHUNK, n)) for start in range(0, n, POOL_CHUNK)]
     if progress:
         progress.set_status("rendering normal SynthMSK images")
-        progress.set_total(cfg.pool_size)
-    for i in range(cfg.pool_size):
-        check(progress)
-        image = generate_image(cfg.seed, i, size=cfg.synth_size, abnormal=False)
-        pool[i] = minmax_to_u8(image.monochrome2())
-        if progress:
-            progress.advance()
+        progress.set_total(n)
+    if workers <= 1 or len(chunks) == 1:
+        for start, stop in chunks:
+            check(progress)
+            pool[start:stop] = render_chunk(cfg.seed, start, stop, size)
+            if progress:
+                progress.advance(stop - start)
+        return pool
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=get_context("spawn")) as ex:
+        pending = {
+            ex.submit(render_chunk, cfg.seed, start, stop, size): (start, stop)
+            for start, stop in chunks
+        }
+        try:
+            while pending:
+                check(progress)
+                done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    start, stop = pending.pop(future)
+                    pool[start:stop] = future.result()
+                    if progress:
+                        progress.advance(stop - start)
+        except BaseException:
+            ex.shutdown(wait=True, cancel_futures=True)
+            raise
     return pool
 
 
 def load_or_render_pool(
-    run_dir: Path, cfg: PretrainConfig, progress: Progress | None
+    run_dir: Path, cfg: PretrainConfig, progress: Progress | None, workers: int = 1
 ) -> np.ndarray:
     path = run_dir / POOL
     if path.is_file():
         pool = np.load(path, mmap_mode="r")
         if pool.shape == (cfg.pool_size, cfg.synth_size, cfg.synth_size):
             return np.asarray(pool)
-    pool = render_pool(cfg, progress)
+    pool = render_pool(cfg, progress, workers)
     tmp = path.with_name(POOL + ".tmp.npy")
     np.save(tmp, pool)
     os.replace(tmp, path)
@@ -176,14 +214,16 @@ def pretrain(
     cfg: PretrainConfig,
     progress: Progress | None = None,
     threads: int | None = None,
+    workers: int = 1,
 ) -> PretrainResult:
-    """Train (or resume) the MAE of `cfg` in `run_dir`; returns where the HF folder is."""
+    """Train (or resume) the MAE of `cfg` in `run_dir`; returns where the HF folder is.
+    `workers` processes render the image pool (when it is not cached yet)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if threads:
         torch.set_num_threads(threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    pool = load_or_render_pool(run_dir, cfg, progress)
+    pool = load_or_render_pool(run_dir, cfg, progress, workers)
 
     torch.manual_seed(cfg.seed)
     model = MaskedAutoencoder(cfg.model)
