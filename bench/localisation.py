@@ -101,6 +101,8 @@ def model_pieces(runtime: MaeRuntime, pixels: np.ndarray) -> Pieces:
         if sigma is None
         else lowpass_masked_error(x, rec, mask, manifest.patch_size, prep, sigma)
     )
+    if runtime.normaliser is not None:  # a structure table the package declares
+        error = runtime.normaliser.apply(error, rgb[..., 0])
     emap = ErrorMap(
         error, counts, foreground_mask(rgb, geometry), geometry, "complementary", noise.shape[0]
     )
@@ -120,13 +122,21 @@ def gauss_residual(p: Pieces) -> np.ndarray:
     return np.abs(g - cv2.GaussianBlur(g, (0, 0), GAUSS_SIGMA))
 
 
-def lowpass(runtime: MaeRuntime) -> Callable[[Pieces], np.ndarray]:
+def lowpass(runtime: MaeRuntime, sigma: float = LOWPASS_SIGMA) -> Callable[[Pieces], np.ndarray]:
     m = runtime.manifest
 
     def fn(p: Pieces) -> np.ndarray:
-        return lowpass_masked_error(
-            p.x, p.rec, p.mask, m.patch_size, m.preprocessing, LOWPASS_SIGMA
-        )
+        return lowpass_masked_error(p.x, p.rec, p.mask, m.patch_size, m.preprocessing, sigma)
+
+    return fn
+
+
+def multiscale(runtime: MaeRuntime, sigmas: tuple[float, ...]) -> Callable[[Pieces], np.ndarray]:
+    """Mean of the low-pass errors at several scales (each scale's own units)."""
+    scales = [lowpass(runtime, s) for s in sigmas]
+
+    def fn(p: Pieces) -> np.ndarray:
+        return np.mean([scale(p) for scale in scales], axis=0)
 
     return fn
 
@@ -356,6 +366,8 @@ def main() -> None:
         maps[f"median{MEDIAN_KERNEL} residual / LUT"] = lambda p: luts["median"].apply(
             median_residual(p), p.gray
         )
+        maps["low-pass s4"] = lowpass(runtime, 4.0)
+        maps["multi-scale: mean of low-pass s1, s2, s4"] = multiscale(runtime, (1.0, 2.0, 4.0))
     for k in maps:
         thresholds.setdefault(k, None)
 
