@@ -184,54 +184,52 @@ class BatchWriter:
     def _series_ids(self, session: Session, items: list[DecodedFile]) -> dict[str, int]:
         """Find or create the patients, studies and series of `items` (first item's details
         win when several share one), a few queries per level for the whole batch."""
-        patients: dict[str, dict[str, object]] = {}
+        patients: dict[str, DecodedFile] = {}
         studies: dict[str, DecodedFile] = {}
         series: dict[str, DecodedFile] = {}
         for item in items:
             assert item.patient and item.study and item.series
-            info = item.patient
-            if info.patient_id not in self._patients:
-                patients.setdefault(
-                    info.patient_id,
-                    {
-                        "patient_id": info.patient_id,
-                        "name": info.name,
-                        "birth_date": info.birth_date,
-                        "sex": info.sex,
-                    },
-                )
+            if item.patient.patient_id not in self._patients:
+                patients.setdefault(item.patient.patient_id, item)
             if item.study.study_uid not in self._studies:
                 studies.setdefault(item.study.study_uid, item)
             if item.series.series_uid not in self._series:
                 series.setdefault(item.series.series_uid, item)
-        self._patients.update(_find_or_create(session, Patient, Patient.patient_id, patients))
-        study_rows = {
-            uid: {
-                "patient_id": self._patients[item.patient.patient_id],
-                "study_instance_uid": uid,
-                "study_date": item.study.study_date,
-                "accession_number": item.study.accession_number,
-                "description": item.study.description,
-            }
+        rows = {key: dict(vars(item.patient)) for key, item in patients.items()}
+        self._patients.update(_find_or_create(session, Patient, Patient.patient_id, rows))
+        rows = {
+            uid: _row(
+                item.study,
+                "study_uid",
+                "study_instance_uid",
+                patient_id=self._patients[
+                    item.patient.patient_id  # type: ignore[union-attr]
+                ],
+            )
             for uid, item in studies.items()
-            if item.patient and item.study
         }
-        self._studies.update(_find_or_create(session, Study, Study.study_instance_uid, study_rows))
-        series_rows = {
-            uid: {
-                "study_id": self._studies[item.study.study_uid],
-                "series_instance_uid": uid,
-                "modality": item.series.modality,
-                "series_number": item.series.series_number,
-                "description": item.series.description,
-            }
+        self._studies.update(_find_or_create(session, Study, Study.study_instance_uid, rows))
+        rows = {
+            uid: _row(
+                item.series,
+                "series_uid",
+                "series_instance_uid",
+                study_id=self._studies[
+                    item.study.study_uid  # type: ignore[union-attr]
+                ],
+            )
             for uid, item in series.items()
-            if item.study and item.series
         }
-        self._series.update(
-            _find_or_create(session, Series, Series.series_instance_uid, series_rows)
-        )
+        self._series.update(_find_or_create(session, Series, Series.series_instance_uid, rows))
         return self._series
+
+
+def _row(info: object, uid_field: str, uid_column: str, **parent: int) -> dict[str, object]:
+    """The columns of a study or series row: the info's fields, its UID renamed, its parent."""
+    row = dict(vars(info))
+    row[uid_column] = row.pop(uid_field)
+    row.update(parent)
+    return row
 
 
 def _find_or_create(
