@@ -380,7 +380,7 @@ def calibrate_on_normal_studies(
     if progress:
         progress.set_status("computing the thresholds")
     date = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    errormap = manifest.errormap
+    errormap = dict(manifest.errormap)  # never mutate the (possibly cached) manifest
     before = _state(errormap)
     normaliser = None
     values = maps.errors
