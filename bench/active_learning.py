@@ -275,12 +275,15 @@ def main(argv: list[str] | None = None) -> int:
         path = curve_plot(task, result, args.out / f"active_learning_{task}.png")
         verdict = "meets" if ratios[task] <= TARGET_RATIO else "misses"
         full = float(np.mean([r["full"] for r in result["runs"]]))
-        if full < INFORMATIVE_AUROC:
-            verdict += f"; uninformative head: full-pool AUROC {full:.2f} < {INFORMATIVE_AUROC:.2f}"
+        note = (
+            f"; uninformative head: full-pool AUROC {full:.2f} < {INFORMATIVE_AUROC:.2f}"
+            if full < INFORMATIVE_AUROC
+            else ""
+        )
         print(
             f"{task}: labels to reach 95 % of full-label AUROC, mean of {args.seeds} seeds: "
             f"active {active:.0f}, random {random:.0f}, ratio {ratios[task]:.2f} "
-            f"({verdict} the {TARGET_RATIO:.2f} target); curves: {path}",
+            f"({verdict} the {TARGET_RATIO:.2f} target{note}); curves: {path}",
             flush=True,
         )
     print(f"done in {time.monotonic() - begin:.0f} s", flush=True)

@@ -32,5 +32,5 @@ if [[ -f models/skelex-demo/MODEL_CARD.md ]]; then
 fi
 "$CLI" model import "$RUN/hf" --name skelex-demo --models-dir models --replace \
     --version "${VERSION:-0.2.0}" --licence "Proprietary (SKELEX Desktop); synthetic training data only" \
-    --calibrate-synth 200 "${card[@]}"
+    --lowpass-sigma 2.0 --calibrate-synth 200 "${card[@]}"
 "$CLI" --data-dir "$RUN/data" model verify skelex-demo

@@ -222,7 +222,7 @@ def card_section(results: dict[str, dict[str, Any]], args: argparse.Namespace) -
         "one-vs-rest macro AUROC over malignant / intermediate / benign / none).",
         f"**The heads are {verdict}** (AUROC {lo:.2f}-{hi:.2f}): the embeddings come from a "
         "tiny MAE",
-        "pretrained for 16 CPU minutes, whose mean-pooled tokens encode the body region "
+        "pretrained on a CPU only (see Training recipe), whose mean-pooled tokens encode the body region "
         f"(knee vs rest: CV AUROC {args.region_auroc:.3f}",
         "with the same trainer) but hardly the findings. The bundled heads demonstrate the "
         "workflow",

@@ -62,6 +62,7 @@ def cmd_model_import(args: argparse.Namespace) -> int:
         version=args.version,
         licence=args.licence,
         calibrate_synth=args.calibrate_synth,
+        lowpass_sigma=args.lowpass_sigma,
         model_card=Path(args.model_card) if args.model_card else None,
         threads=settings.inference_threads,
         replace=args.replace,
@@ -250,6 +251,13 @@ def register(add: AddCommand) -> None:
         default=0,
         metavar="N",
         help="calibrate thresholds on N SynthMSK images (half abnormal)",
+    )
+    mi.add_argument(
+        "--lowpass-sigma",
+        type=float,
+        metavar="S",
+        help="compare input and reconstruction after a Gaussian blur of S model pixels "
+        "(declared in the manifest, applied before any calibration)",
     )
     mi.add_argument("--model-card", metavar="FILE", help="copy this MODEL_CARD.md into the package")
     mi.add_argument(

@@ -35,9 +35,14 @@ def test_bench_orders_split_and_plot(tmp_path: Path) -> None:
     assert bench.labels_needed([0.5, 0.7, 0.9], [10, 20, 30], 0.69) == 20
     assert bench.labels_needed([0.5, 0.6], [10, 20], 0.9) == 20  # never reached: all of them
     labels = bench.task_labels(
-        {"fracture": np.array(["1", "0"]), "tumour_category": np.array(["intermediate", "benign"])}
+        {
+            "fracture": np.array(["1", "0"]),
+            "tumour_category": np.array(["intermediate", "benign"]),
+            "implant": np.array(["0", "1"]),
+        }
     )
     assert labels["fracture"].tolist() == [1, 0] and labels["tumour"].tolist() == [1, 0]
+    assert labels["implant"].tolist() == [0, 1]
 
     result = bench.benchmark(x, y, groups, seeds=2, step=20, start_size=10, threads=1)
     for run in result["runs"]:

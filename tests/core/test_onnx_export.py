@@ -85,3 +85,22 @@ def test_numpy_unpatchify_inverts_the_hf_patch_layout() -> None:
     pixels = torch.randn(2, 3, 64, 64)
     patches = patchify(pixels, 16).numpy()
     assert np.array_equal(unpatchify(patches, 16, 3), pixels.numpy())
+
+
+def test_import_declares_a_lowpass_width_or_refuses_a_bad_one(tmp_path) -> None:  # noqa: ANN001
+    from skelex_desktop.core.inference.analysis import MaeRuntime
+    from skelex_desktop.core.inference.package import PackageError, verify_package
+    from skelex_desktop.core.training.package_writer import ImportOptions, import_model
+
+    import_model(tiny_model(), tmp_path, ImportOptions(name="lp", lowpass_sigma=1.5))
+    declared = verify_package(tmp_path / "lp")
+    assert declared.errormap["lowpass_sigma"] == 1.5
+    assert "lowpass_sigma" not in verify_package(tiny_package_root() / "tiny").errormap
+    pixels = np.random.default_rng(0).normal(1000, 100, (80, 96)).astype(np.float32)
+    plain = MaeRuntime(verify_package(tiny_package_root() / "tiny")).error_map(pixels)
+    blurred = MaeRuntime(declared).error_map(pixels)
+    assert not np.allclose(plain.model_map, blurred.model_map)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(PackageError, match="low-pass width"):
+            import_model(tiny_model(), tmp_path, ImportOptions(name=f"bad{bad}", lowpass_sigma=bad))
+        assert not (tmp_path / f"bad{bad}").exists()

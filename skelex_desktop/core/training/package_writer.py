@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -59,6 +60,7 @@ class ImportOptions:
     version: str = "1.0"
     licence: str = "as distributed by the weights' authors"
     calibrate_synth: int = 0
+    lowpass_sigma: float | None = None  # declare a low-pass comparison (model pixels)
     model_card: Path | None = None
     threads: int = 1
     replace: bool = False
@@ -167,6 +169,23 @@ def measure_int8_drift(
     return out
 
 
+def _error_definition(lowpass_sigma: float | None) -> dict[str, Any]:
+    """The manifest's description of the error (and the low-pass width, when declared)."""
+    error = (
+        "masked-only squared error on [0,1] de-normalised RGB, averaged over channels, divided "
+        "per pixel by the passes that masked it"
+    )
+    if lowpass_sigma is None:
+        return {"error": error}
+    if not (math.isfinite(lowpass_sigma) and lowpass_sigma > 0):
+        raise PackageError(f"the low-pass width must be a positive number, not {lowpass_sigma}")
+    return {
+        "error": error + "; with lowpass_sigma: of the channel-mean input and reconstruction, "
+        "each Gaussian-blurred by lowpass_sigma model pixels",
+        "lowpass_sigma": float(lowpass_sigma),
+    }
+
+
 def build_manifest(
     model: MaskedAutoencoder,
     folder: Path,
@@ -220,8 +239,7 @@ def build_manifest(
             "passes": 4,
             "reference_passes": 10,
             "reference_seed": 0,
-            "error": "masked-only squared error on [0,1] de-normalised RGB, averaged over "
-            "channels, divided per pixel by the passes that masked it",
+            **_error_definition(options.lowpass_sigma),
             "hotspot_z": DEFAULT_Z,
             "hotspot_threshold": None,
             "score": f"percentile {SCORE_PERCENTILE:g} of the error inside the foreground",
@@ -266,6 +284,7 @@ def import_model(
 ) -> dict[str, Any]:
     """Package an in-memory MAE as `models_dir/<name>`; returns the manifest."""
     check_package_name(options.name)
+    _error_definition(options.lowpass_sigma)  # refuse a bad width before any work
     if model.config.num_channels != 3:
         raise PackageError(
             f"the model takes {model.config.num_channels} input channels; "
