@@ -240,10 +240,12 @@ def _find_or_create(
     keys = list(rows)
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
-        found.update(session.execute(select(key, model.id).where(key.in_(chunk))).tuples().all())
+        found.update(
+            (k, v) for k, v in session.execute(select(key, model.id).where(key.in_(chunk)))
+        )
     missing = [rows[k] for k in keys if k not in found]
     if missing:
         found.update(
-            session.execute(insert(model).returning(key, model.id), missing).tuples().all()
+            (k, v) for k, v in session.execute(insert(model).returning(key, model.id), missing)
         )
     return found
