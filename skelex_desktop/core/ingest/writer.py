@@ -9,6 +9,7 @@ transaction, so a cancelled or killed import never leaves half a file behind. A 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import insert, select, tuple_, update
@@ -197,39 +198,50 @@ class BatchWriter:
                 series.setdefault(item.series.series_uid, item)
         rows = {key: dict(vars(item.patient)) for key, item in patients.items()}
         self._patients.update(_find_or_create(session, Patient, Patient.patient_id, rows))
-        rows = {
-            uid: _row(
-                item.study,
+        self._studies.update(
+            _level(
+                session,
+                Study.study_instance_uid,
+                studies,
+                "study",
                 "study_uid",
-                "study_instance_uid",
-                patient_id=self._patients[
-                    item.patient.patient_id  # type: ignore[union-attr]
-                ],
+                "patient_id",
+                lambda item: self._patients[item.patient.patient_id],
             )
-            for uid, item in studies.items()
-        }
-        self._studies.update(_find_or_create(session, Study, Study.study_instance_uid, rows))
-        rows = {
-            uid: _row(
-                item.series,
+        )
+        self._series.update(
+            _level(
+                session,
+                Series.series_instance_uid,
+                series,
+                "series",
                 "series_uid",
-                "series_instance_uid",
-                study_id=self._studies[
-                    item.study.study_uid  # type: ignore[union-attr]
-                ],
+                "study_id",
+                lambda item: self._studies[item.study.study_uid],
             )
-            for uid, item in series.items()
-        }
-        self._series.update(_find_or_create(session, Series, Series.series_instance_uid, rows))
+        )
         return self._series
 
 
-def _row(info: object, uid_field: str, uid_column: str, **parent: int) -> dict[str, object]:
-    """The columns of a study or series row: the info's fields, its UID renamed, its parent."""
-    row = dict(vars(info))
-    row[uid_column] = row.pop(uid_field)
-    row.update(parent)
-    return row
+def _level(
+    session: Session,
+    key: InstrumentedAttribute[str],
+    items: dict[str, DecodedFile],
+    info: str,
+    uid_field: str,
+    parent_column: str,
+    parent_id: Callable[[DecodedFile], int],
+) -> dict[str, int]:
+    """Ids of the studies (or series) of `items`, keyed by UID, inserting the missing ones:
+    each row is the item's `info` record with its UID field renamed to the column, plus the id
+    of its parent patient (or study)."""
+    rows: dict[str, dict] = {}
+    for uid, item in items.items():
+        row = dict(vars(getattr(item, info)))
+        row[key.key] = row.pop(uid_field)
+        row[parent_column] = parent_id(item)
+        rows[uid] = row
+    return _find_or_create(session, key.class_, key, rows)
 
 
 def _find_or_create(
