@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from pydicom.data import get_testdata_file
@@ -11,7 +12,7 @@ from pydicom.dataset import Dataset
 
 from skelex_desktop.core.ingest.limits import IngestError
 from skelex_desktop.core.ingest.pixels import read_frame
-from skelex_desktop.core.ingest.thumbnails import render_thumbnail
+from skelex_desktop.core.ingest.thumbnails import render_thumbnail, thumbnail_path, write_thumbnail
 from tests.core.test_ingest_helpers import bone_phantom, make_dicom, write_raster
 
 
@@ -101,3 +102,19 @@ def test_thumbnail_is_small_and_bone_bright(tmp_path: Path) -> None:
     thumb = render_thumbnail(frame)
     assert max(thumb.shape) == 256 and thumb.dtype == np.uint8
     assert thumb[128, 77] > thumb[5, 5]
+
+
+def test_thumbnail_file_is_a_small_jpeg_at_a_content_addressed_path(tmp_path: Path) -> None:
+    big = np.zeros((1000, 600), np.uint16)
+    big[300:700, 200:400] = 4000
+    frame = read_frame(make_dicom(tmp_path / "big.dcm", pixels=big))
+    dest = thumbnail_path(tmp_path / "thumbnails", "1.2.3", 0)
+    assert dest == thumbnail_path(tmp_path / "thumbnails", "1.2.3", 0) and dest.suffix == ".jpg"
+    assert thumbnail_path(tmp_path / "thumbnails", "1.2.3", 1) != dest
+    write_thumbnail(frame, dest)
+    assert dest.read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG
+    assert [p.name for p in dest.parent.iterdir()] == [dest.name]  # no temporary file left
+    back = cv2.imread(str(dest), cv2.IMREAD_UNCHANGED)
+    assert back.shape == (256, 154) and back.dtype == np.uint8
+    assert int(back[128, 77]) > int(back[5, 5]) + 100  # bone bright after JPEG
+    assert np.abs(back.astype(int) - render_thumbnail(frame).astype(int)).mean() < 3
