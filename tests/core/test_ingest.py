@@ -379,3 +379,63 @@ def test_job_is_stored_with_file_results(db, data_dir: Path, tmp_path: Path) -> 
         assert job.reader == "dr.x" and job.sources == [str(tmp_path / "in")]
         assert job.state == JobState.COMPLETED
         assert len(job.results) == 2
+
+
+def test_same_frame_twice_in_one_batch_and_a_failed_copy(
+    db, data_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A frame met twice in one batch is imported once and both results point at it; when
+    the first file cannot be copied into the store, its twin still brings the frame in."""
+    first = make_dicom(tmp_path / "a" / "first.dcm", SOPInstanceUID="1.2.3.4.5")
+    twin = tmp_path / "b" / "twin.dcm"
+    twin.parent.mkdir()
+    twin.write_bytes(first.read_bytes())
+    report = run_import(db, data_dir, [tmp_path / "a", tmp_path / "b"])
+    outcomes = {Path(r.path).name: (r.outcome, r.image_ids) for r in report.files}
+    assert outcomes["first.dcm"][0] == "imported" and outcomes["twin.dcm"][0] == "duplicate"
+    assert outcomes["first.dcm"][1] == outcomes["twin.dcm"][1] and outcomes["twin.dcm"][1]
+
+    from skelex_desktop.core.ingest import writer
+
+    real_copy = writer.copy_into_store
+
+    def copy_fails_for_first(data_dir_: Path, content_hash: str, path: Path) -> Path:
+        if path.name == "first.dcm":
+            raise OSError(28, "No space left on device")
+        return real_copy(data_dir_, content_hash, path)
+
+    monkeypatch.setattr(writer, "copy_into_store", copy_fails_for_first)
+    first2 = make_dicom(tmp_path / "c" / "first.dcm", SOPInstanceUID="1.2.3.4.6")
+    twin2 = tmp_path / "d" / "twin.dcm"
+    twin2.parent.mkdir()
+    twin2.write_bytes(first2.read_bytes())
+    report = run_import(db, data_dir, [tmp_path / "c", tmp_path / "d"], copy=True)
+    outcomes = {Path(r.path).name: (r.outcome, r.reason, r.image_ids) for r in report.files}
+    assert outcomes["first.dcm"][0] == "failed" and "No space left" in outcomes["first.dcm"][1]
+    assert outcomes["twin.dcm"][0] == "imported" and outcomes["twin.dcm"][2]
+    with db.read() as session:
+        image = session.get(Image, outcomes["twin.dcm"][2][0])
+        assert image.sop_instance_uid == "1.2.3.4.6"
+        assert Path(image.file_path).is_relative_to(data_dir / "store")
+    assert_consistent(db, report.job_id)
+
+
+def test_images_of_a_batch_go_in_with_one_insert(db, data_dir: Path, tmp_path: Path) -> None:
+    from sqlalchemy import event
+
+    for i in range(12):
+        make_dicom(tmp_path / "in" / f"f{i:02d}.dcm", PixelSpacing=[0.1, 0.1] if i % 2 else None)
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if statement.lstrip().upper().startswith("INSERT INTO IMAGES"):
+            statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        report = run_import(db, data_dir, [tmp_path / "in"], batch_size=100)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert report.summary() == "imported 12, duplicates 0, skipped 0, failed 0"
+    assert 1 <= len(statements) <= 2  # one per batch (a batch also ends after one second)
+    assert_consistent(db, report.job_id)

@@ -78,6 +78,7 @@ def test_import_writes_and_dedups_on_postgres(pg_workspace: Workspace, tmp_path:
     db = pg_workspace.db
     first = run_import(db, pg_workspace.settings.data_dir, [folder])
     assert first.summary() == "imported 6, duplicates 0, skipped 0, failed 0"
+    assert not any(r.reason for r in first.files)  # no batch fell back to file-by-file writes
     again = run_import(db, pg_workspace.settings.data_dir, [folder])
     assert again.summary() == "imported 0, duplicates 6, skipped 0, failed 0"
     assert [r.image_ids for r in again.files] == [r.image_ids for r in first.files]

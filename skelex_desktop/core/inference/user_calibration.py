@@ -297,12 +297,17 @@ def _write_in_place(folder: Path, manifest: Manifest, data: dict[str, Any]) -> M
             f"{folder.name}: the manifest changed while calibrating; nothing was written, "
             "run the calibration again"
         )
+    before = (folder / MANIFEST).read_bytes()
     try:
         write_manifest(folder, data)
+        return verify_package(folder)
     except BaseException:
         (folder / (MANIFEST + ".tmp")).unlink(missing_ok=True)
+        if (folder / MANIFEST).read_bytes() != before:  # put the old manifest back, atomically
+            tmp = folder / (MANIFEST + ".restore")
+            tmp.write_bytes(before)
+            os.replace(tmp, folder / MANIFEST)
         raise
-    return verify_package(folder)
 
 
 def _write_copy(source: Manifest, target: Path, data: dict[str, Any]) -> Manifest:

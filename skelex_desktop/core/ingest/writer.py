@@ -9,7 +9,6 @@ transaction, so a cancelled or killed import never leaves half a file behind. A 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import insert, select, tuple_, update
@@ -89,39 +88,36 @@ class BatchWriter:
 
     def _write(self, session: Session, items: list[DecodedFile]) -> tuple[list[FileResult], int]:
         existing = self._existing(session, items)
-        planned: list[tuple[DecodedFile, ImportOutcome, str, list[int]]] = []
-        additions: list[tuple[int, DecodedFile, list[ImageRecord], str]] = []
+        planned: list[tuple[DecodedFile, ImportOutcome, str, list[tuple[str, int]]]] = []
+        additions: list[tuple[DecodedFile, list[ImageRecord], str]] = []
         claimed: set[tuple[str, int]] = set(existing)
         for item in items:
             outcome, reason = item.outcome, item.reason
-            known_ids: list[int] = []
+            keys: list[tuple[str, int]] = []  # the frames this file's result points at
             if outcome == ImportOutcome.DUPLICATE:
-                known_ids = [existing[k] for k in item.duplicate_keys if k in existing]
+                keys = list(item.duplicate_keys)
             elif outcome == ImportOutcome.IMPORTED:
+                keys = [(r.sop_instance_uid, r.frame) for r in item.images]
                 fresh = [r for r in item.images if (r.sop_instance_uid, r.frame) not in claimed]
-                known_ids = [
-                    existing[(r.sop_instance_uid, r.frame)]
-                    for r in item.images
-                    if (r.sop_instance_uid, r.frame) in existing
-                ]
                 if not fresh:
                     outcome = ImportOutcome.DUPLICATE
                 else:
                     try:
                         file_path = self._file_path(item)
                     except OSError as exc:
-                        outcome = ImportOutcome.FAILED
+                        outcome, keys = ImportOutcome.FAILED, []
                         reason = f"cannot copy into the store: {exc.strerror or exc}"
                     else:
-                        additions.append((len(planned), item, fresh, file_path))
-                    claimed.update((r.sop_instance_uid, r.frame) for r in fresh)
-            planned.append((item, outcome, reason, known_ids))
+                        additions.append((item, fresh, file_path))
+                        claimed.update((r.sop_instance_uid, r.frame) for r in fresh)
+            planned.append((item, outcome, reason, keys))
         new_ids = self._insert_images(session, additions)
+        ids_of = {**existing, **new_ids}
         results: list[FileResult] = []
         counts = dict.fromkeys(ImportOutcome, 0)
         rows: list[dict[str, object]] = []
-        for index, (item, outcome, reason, known_ids) in enumerate(planned):
-            ids = new_ids.get(index) or known_ids
+        for item, outcome, reason, keys in planned:
+            ids = [ids_of[k] for k in keys if k in ids_of]
             counts[outcome] += 1
             rows.append(
                 {
@@ -133,7 +129,7 @@ class BatchWriter:
                 }
             )
             results.append(FileResult(item.path, outcome, reason, ids))
-        session.execute(insert(ImportFileResult), rows)
+        session.execute(insert(ImportFileResult.__table__), rows)
         session.execute(
             update(ImportJob)
             .where(ImportJob.id == self.job_id)
@@ -144,7 +140,7 @@ class BatchWriter:
                 failed=ImportJob.failed + counts[ImportOutcome.FAILED],
             )
         )
-        return results, sum(len(ids) for ids in new_ids.values())
+        return results, len(new_ids)
 
     def _file_path(self, item: DecodedFile) -> str:
         """Where the image rows will point: the file in place, or its copy in the store."""
@@ -153,15 +149,14 @@ class BatchWriter:
         return os.path.abspath(item.path)
 
     def _insert_images(
-        self, session: Session, additions: list[tuple[int, DecodedFile, list[ImageRecord], str]]
-    ) -> dict[int, list[int]]:
-        """One multi-row INSERT for every new frame of the batch; ids per planned index."""
+        self, session: Session, additions: list[tuple[DecodedFile, list[ImageRecord], str]]
+    ) -> dict[tuple[str, int], int]:
+        """Every new frame of the batch in one multi-row INSERT; ids by (SOP UID, frame)."""
         if not additions:
             return {}
-        series = self._series_ids(session, [item for _, item, _, _ in additions])
+        series = self._series_ids(session, [item for item, _, _ in additions])
         rows: list[dict[str, object]] = []
-        owners: list[int] = []
-        for index, item, records, file_path in additions:
+        for item, records, file_path in additions:
             assert item.series
             series_id = series[item.series.series_uid]
             for record in records:
@@ -173,91 +168,85 @@ class BatchWriter:
                         **vars(record),
                     }
                 )
-                owners.append(index)
-        inserted = session.scalars(
-            insert(Image).returning(Image.id, sort_by_parameter_order=True), rows
-        ).all()
-        ids: dict[int, list[int]] = {}
-        for index, image_id in zip(owners, inserted, strict=True):
-            ids.setdefault(index, []).append(image_id)
-        return ids
+        table = Image.__table__
+        returned = session.execute(
+            insert(table).returning(table.c.sop_instance_uid, table.c.frame, table.c.id), rows
+        )
+        return {(sop, frame): image_id for sop, frame, image_id in returned}
 
     def _series_ids(self, session: Session, items: list[DecodedFile]) -> dict[str, int]:
-        """Find or create the patients, studies and series of `items` (first item's details
-        win when several share one), a few queries per level for the whole batch."""
-        patients: dict[str, DecodedFile] = {}
-        studies: dict[str, DecodedFile] = {}
+        """Ids of the series of `items`: existing ones are looked up; only for series that are
+        new are their studies looked up or created, and only for new studies their patients
+        (first item's details win when several share one). A few queries per batch."""
         series: dict[str, DecodedFile] = {}
         for item in items:
             assert item.patient and item.study and item.series
-            if item.patient.patient_id not in self._patients:
-                patients.setdefault(item.patient.patient_id, item)
-            if item.study.study_uid not in self._studies:
-                studies.setdefault(item.study.study_uid, item)
             if item.series.series_uid not in self._series:
                 series.setdefault(item.series.series_uid, item)
-        rows = {key: dict(vars(item.patient)) for key, item in patients.items()}
-        self._patients.update(_find_or_create(session, Patient, Patient.patient_id, rows))
-        self._studies.update(
-            _level(
-                session,
-                Study.study_instance_uid,
-                studies,
-                "study",
-                "study_uid",
-                "patient_id",
-                lambda item: self._patients[item.patient.patient_id],
-            )
-        )
-        self._series.update(
-            _level(
-                session,
-                Series.series_instance_uid,
-                series,
-                "series",
-                "series_uid",
-                "study_id",
-                lambda item: self._studies[item.study.study_uid],
-            )
-        )
+        self._series.update(_find(session, Series.series_instance_uid, list(series)))
+        series = {uid: item for uid, item in series.items() if uid not in self._series}
+        if not series:
+            return self._series
+        studies: dict[str, DecodedFile] = {}
+        for item in series.values():
+            if item.study.study_uid not in self._studies:  # type: ignore[union-attr]
+                studies.setdefault(item.study.study_uid, item)  # type: ignore[union-attr]
+        self._studies.update(_find(session, Study.study_instance_uid, list(studies)))
+        studies = {uid: item for uid, item in studies.items() if uid not in self._studies}
+        if studies:
+            patients: dict[str, DecodedFile] = {}
+            for item in studies.values():
+                if item.patient.patient_id not in self._patients:  # type: ignore[union-attr]
+                    patients.setdefault(item.patient.patient_id, item)  # type: ignore[union-attr]
+            self._patients.update(_find(session, Patient.patient_id, list(patients)))
+            rows = {
+                key: dict(vars(item.patient))
+                for key, item in patients.items()
+                if key not in self._patients
+            }
+            self._patients.update(_insert(session, Patient.patient_id, rows))
+            rows = {
+                uid: _row(item.study, "study_uid", "study_instance_uid")
+                | {"patient_id": self._patients[item.patient.patient_id]}  # type: ignore[union-attr]
+                for uid, item in studies.items()
+            }
+            self._studies.update(_insert(session, Study.study_instance_uid, rows))
+        rows = {
+            uid: _row(item.series, "series_uid", "series_instance_uid")
+            | {"study_id": self._studies[item.study.study_uid]}  # type: ignore[union-attr]
+            for uid, item in series.items()
+        }
+        self._series.update(_insert(session, Series.series_instance_uid, rows))
         return self._series
 
 
-def _level(
-    session: Session,
-    key: InstrumentedAttribute[str],
-    items: dict[str, DecodedFile],
-    info: str,
-    uid_field: str,
-    parent_column: str,
-    parent_id: Callable[[DecodedFile], int],
-) -> dict[str, int]:
-    """Ids of the studies (or series) of `items`, keyed by UID, inserting the missing ones:
-    each row is the item's `info` record with its UID field renamed to the column, plus the id
-    of its parent patient (or study)."""
-    rows: dict[str, dict] = {}
-    for uid, item in items.items():
-        row = dict(vars(getattr(item, info)))
-        row[key.key] = row.pop(uid_field)
-        row[parent_column] = parent_id(item)
-        rows[uid] = row
-    return _find_or_create(session, key.class_, key, rows)
+def _row(info: object, uid_field: str, uid_column: str) -> dict[str, object]:
+    """A study or series record's fields as columns, its UID field renamed to the column."""
+    row = dict(vars(info))
+    row[uid_column] = row.pop(uid_field)
+    return row
 
 
-def _find_or_create(
-    session: Session, model: type, key: InstrumentedAttribute[str], rows: dict[str, dict]
-) -> dict[str, int]:
-    """Ids of the rows whose `key` values are the keys of `rows`; missing ones are inserted."""
+def _find(session: Session, key: InstrumentedAttribute[str], keys: list[str]) -> dict[str, int]:
+    """Ids of the existing rows whose `key` column takes one of `keys`."""
     found: dict[str, int] = {}
-    keys = list(rows)
+    model = key.class_
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
         found.update(
             (k, v) for k, v in session.execute(select(key, model.id).where(key.in_(chunk)))
         )
-    missing = [rows[k] for k in keys if k not in found]
-    if missing:
-        found.update(
-            (k, v) for k, v in session.execute(insert(model).returning(key, model.id), missing)
-        )
     return found
+
+
+def _insert(
+    session: Session, key: InstrumentedAttribute[str], rows: dict[str, dict[str, object]]
+) -> dict[str, int]:
+    """Insert `rows` (keyed by their `key` value) in one multi-row INSERT; their new ids."""
+    if not rows:
+        return {}
+    table = key.class_.__table__
+    returned = session.execute(
+        insert(table).returning(table.c[key.key], table.c.id), list(rows.values())
+    )
+    return {k: v for k, v in returned}

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from skelex_desktop.core.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, minmax_to_u8
+from skelex_desktop.core.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from skelex_desktop.core.progress import Progress, check
+from skelex_desktop.core.synth.pool import render_normal_chunk
 from skelex_desktop.core.training.checkpoint import save_checkpoint
 from skelex_desktop.core.training.mae import MaskedAutoencoder
 from skelex_desktop.core.training.mae_config import MaeConfig
@@ -86,17 +87,6 @@ class PretrainResult:
 POOL_CHUNK = 50  # images per rendering task
 
 
-def render_chunk(seed: int, start: int, stop: int, size: int) -> np.ndarray:
-    """[stop - start, size, size] uint8: normal SynthMSK images `start`..`stop - 1` of `seed`."""
-    from skelex_desktop.core.synth import generate_image
-
-    out = np.empty((stop - start, size, size), dtype=np.uint8)
-    for j, index in enumerate(range(start, stop)):
-        image = generate_image(seed, index, size=size, abnormal=False)
-        out[j] = minmax_to_u8(image.monochrome2())
-    return out
-
-
 def render_pool(cfg: PretrainConfig, progress: Progress | None, workers: int = 1) -> np.ndarray:
     """[N, S, S] uint8 normal SynthMSK radiographs (bone bright, per-image min-max).
 
@@ -111,7 +101,7 @@ def render_pool(cfg: PretrainConfig, progress: Progress | None, workers: int = 1
     if workers <= 1 or len(chunks) == 1:
         for start, stop in chunks:
             check(progress)
-            pool[start:stop] = render_chunk(cfg.seed, start, stop, size)
+            pool[start:stop] = render_normal_chunk(cfg.seed, start, stop, size)
             if progress:
                 progress.advance(stop - start)
         return pool
@@ -120,7 +110,7 @@ def render_pool(cfg: PretrainConfig, progress: Progress | None, workers: int = 1
 
     with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=get_context("spawn")) as ex:
         pending = {
-            ex.submit(render_chunk, cfg.seed, start, stop, size): (start, stop)
+            ex.submit(render_normal_chunk, cfg.seed, start, stop, size): (start, stop)
             for start, stop in chunks
         }
         try:
