@@ -167,7 +167,7 @@ def embed_images(
                 progress.advance(1, current=str(ref.image_id))
             continue
         decoded = read_frame(ref.file_path, ref.frame)
-        pixels = decoded.rgb if decoded.rgb is not None else decoded.values
+        pixels = decoded.model_pixels
         pending.append((ref, model_input(pixels, runtime.manifest)))
         if len(pending) >= batch_size:
             flush()

@@ -322,7 +322,7 @@ def region_guided_predictions(
         from skelex_desktop.core.ingest.pixels import read_frame
 
         decoded = read_frame(Path(image.file_path), image.frame)
-        pixels = decoded.rgb if decoded.rgb is not None else decoded.values
+        pixels = decoded.model_pixels
         error_map = getattr(result, "error_map", None)
         if error_map is not None and tuple(np.shape(error_map)[:2]) != tuple(pixels.shape[:2]):
             raise ValueError(

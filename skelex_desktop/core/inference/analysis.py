@@ -274,7 +274,7 @@ class ErrorMapService:
         if use_cache and (hit := self.cache.get(key)) is not None:
             return ErrorMapResult.from_cache(*hit)
         decoded = read_frame(Path(path), frame)
-        pixels = decoded.rgb if decoded.rgb is not None else decoded.values
+        pixels = decoded.model_pixels
         result = runtime.analyse(pixels, mode)
         if use_cache:
             self.cache.put(key, result.error_map, result.summary())

@@ -134,45 +134,19 @@ class UserCalibration:
         }
 
 
-def _pixels(frame: Any) -> np.ndarray:
-    """What the app analyses of a decoded frame (as `ErrorMapService.analyse_file`)."""
-    return frame.rgb if frame.rgb is not None else frame.values
-
-
 def file_images(data: bytes, path: Path) -> Iterator[np.ndarray]:
     """The pixels of every frame of one file's bytes, decoded by the ingest pipeline;
     IngestError (failed or skipped) says why not."""
-    from skelex_desktop.core.ingest.dicom_source import decode_frame, parse_dicom
-    from skelex_desktop.core.ingest.limits import IngestError
+    from skelex_desktop.core.ingest.dicom_source import decode_frames, parse_dicom
     from skelex_desktop.core.ingest.pixels import classify
     from skelex_desktop.core.ingest.raster_source import decode_raster
 
     kind = classify(data, path)
     if kind != "dicom":
-        yield _pixels(decode_raster(data, kind))
+        yield decode_raster(data, kind).model_pixels
         return
-    source = parse_dicom(data, path)
-    for index in range(source.frames):
-        try:
-            frame = decode_frame(source, index)
-        except IngestError as exc:
-            if source.frames > 1:
-                raise IngestError(f"frame {index}: {exc.reason}", exc.outcome) from exc
-            raise
-        yield _pixels(frame)
-
-
-def _failure(exc: BaseException) -> str:
-    """A decoder's exception as a one-line reason (interrupts are re-raised)."""
-    from skelex_desktop.core.ingest.limits import IngestError, reraise_interrupts
-
-    if isinstance(exc, IngestError):
-        return exc.reason
-    if isinstance(exc, MemoryError):
-        return "out of memory while decoding"
-    reraise_interrupts(exc)
-    message = " ".join(str(exc).split())[:300]
-    return f"unexpected error: {type(exc).__name__}: {message}"
+    for _, frame in decode_frames(parse_dicom(data, path)):
+        yield frame.model_pixels
 
 
 def normal_error_maps(
@@ -189,6 +163,7 @@ def normal_error_maps(
     """
     from skelex_desktop.core.inference.preprocess import to_model_u8
     from skelex_desktop.core.ingest.discover import discover
+    from skelex_desktop.core.ingest.limits import failure
     from skelex_desktop.core.ingest.pixels import read_file
     from skelex_desktop.core.progress import Cancelled
 
@@ -223,7 +198,7 @@ def normal_error_maps(
             except (PackageError, Cancelled):
                 raise
             except BaseException as exc:  # noqa: BLE001 - one bad file must not stop the run
-                reason = _failure(exc)
+                reason = failure(exc)[1]
         if not reason and not maps:
             reason = "no image in the file"
         if reason:

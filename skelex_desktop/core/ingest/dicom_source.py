@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -429,6 +430,19 @@ def decode_frame(source: DicomFile, index: int) -> Frame:
         bits_stored=source.bits_stored,
         frames=source.frames,
     )
+
+
+def decode_frames(source: DicomFile) -> Iterator[tuple[int, Frame]]:
+    """Every frame of `source` through the pipeline, in order; when one frame of several
+    fails, the IngestError names it."""
+    for index in range(source.frames):
+        try:
+            frame = decode_frame(source, index)
+        except IngestError as exc:
+            if source.frames > 1:
+                raise IngestError(f"frame {index}: {exc.reason}") from exc
+            raise
+        yield index, frame
 
 
 def dicom_subjects(

@@ -42,6 +42,11 @@ class Frame:
         return apply_window(self.values, *self.window)
 
     @property
+    def model_pixels(self) -> np.ndarray:
+        """What analysis and the model take: the RGB array of a colour image, else `values`."""
+        return self.rgb if self.rgb is not None else self.values
+
+    @property
     def shape(self) -> tuple[int, int]:
         return int(self.values.shape[0]), int(self.values.shape[1])
 

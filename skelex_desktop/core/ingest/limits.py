@@ -31,6 +31,18 @@ def reraise_interrupts(exc: BaseException) -> None:
         raise exc
 
 
+def failure(exc: BaseException) -> tuple[ImportOutcome, str]:
+    """What a file gets for an exception raised while reading it: an IngestError's own outcome
+    and reason, else failed with a one-line reason. Interrupts are re-raised."""
+    if isinstance(exc, IngestError):
+        return exc.outcome, exc.reason
+    if isinstance(exc, MemoryError):
+        return ImportOutcome.FAILED, "out of memory while decoding"
+    reraise_interrupts(exc)
+    message = " ".join(str(exc).split())[:300]
+    return ImportOutcome.FAILED, f"unexpected error: {type(exc).__name__}: {message}"
+
+
 def skipped(reason: str) -> IngestError:
     """An IngestError for a file that is readable but not an image (SR, KOS, text, ...)."""
     return IngestError(reason, ImportOutcome.SKIPPED)

@@ -14,7 +14,7 @@ import cv2
 
 from skelex_desktop.core.domain import ImportOutcome
 from skelex_desktop.core.ingest.dicom_source import (
-    decode_frame,
+    decode_frames,
     dicom_subjects,
     image_attributes,
     parse_dicom,
@@ -22,7 +22,7 @@ from skelex_desktop.core.ingest.dicom_source import (
 )
 from skelex_desktop.core.ingest.frame import Frame
 from skelex_desktop.core.ingest.layout import deterministic_uid, raster_subjects
-from skelex_desktop.core.ingest.limits import IngestError, reraise_interrupts
+from skelex_desktop.core.ingest.limits import IngestError, failure
 from skelex_desktop.core.ingest.pixels import classify, read_file
 from skelex_desktop.core.ingest.raster_source import decode_raster
 from skelex_desktop.core.ingest.records import DecodedFile, FileTask, ImageRecord
@@ -62,16 +62,9 @@ def process_task(task: FileTask, config: WorkerConfig | None = None) -> DecodedF
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return _process(task, config)
-    except IngestError as exc:
-        return DecodedFile(task.path, exc.outcome, exc.reason)
-    except MemoryError:
-        return DecodedFile(task.path, ImportOutcome.FAILED, "out of memory while decoding")
     except BaseException as exc:  # noqa: BLE001 - a decoder bug must not stop the import
-        reraise_interrupts(exc)
-        message = " ".join(str(exc).split())[:300]
-        return DecodedFile(
-            task.path, ImportOutcome.FAILED, f"unexpected error: {type(exc).__name__}: {message}"
-        )
+        outcome, reason = failure(exc)
+        return DecodedFile(task.path, outcome, reason)
 
 
 def _all_known(keys: list[tuple[str, int]], config: WorkerConfig) -> bool:
@@ -166,13 +159,7 @@ def _process_dicom(task: FileTask, data: bytes, digest: str, config: WorkerConfi
         return result
     attrs = image_attributes(source.ds)
     syntax = str(source.transfer_syntax)
-    for index in range(source.frames):
-        try:
-            frame = decode_frame(source, index)
-        except IngestError as exc:
-            if source.frames > 1:
-                raise IngestError(f"frame {index}: {exc.reason}") from exc
-            raise
+    for index, frame in decode_frames(source):
         thumb = _thumbnail(frame, sop, index, config)
         result.images.append(_record(frame, sop, index, attrs, series.modality, syntax, thumb))
     return result

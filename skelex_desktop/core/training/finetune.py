@@ -335,7 +335,7 @@ def load_inputs(refs: list[ImageRef], manifest: Manifest, progress: Progress | N
     for ref in refs:
         check(progress)
         decoded = read_frame(ref.file_path, ref.frame)
-        pixels = decoded.rgb if decoded.rgb is not None else decoded.values
+        pixels = decoded.model_pixels
         out.append(to_model_u8(pixels, manifest.preprocessing)[0])
         if progress:
             progress.advance(1, current=str(ref.image_id))
