@@ -5,7 +5,10 @@ and calibrated on seed 20260) rendered in memory, for the model's error map and,
 run, two baselines computed on the same preprocessed 8-bit model input:
 - median residual |x - median15(x)|, Gaussian residual |x - gauss_sigma4(x)| (x on [0, 1]);
 - optionally the normalised / low-pass variants of the model map (`--variants`), the
-  structure lookup table fitted on `--fit-n` NORMAL images of another seed (`--fit-seed`).
+  structure lookup table fitted on `--fit-n` NORMAL images of another seed (`--fit-seed`);
+- optionally (`--ceiling`) the map of a perfect normal-anatomy predictor: the residual against
+  the image's finding-free twin (same anatomy, exposure and noise), the upper bound of any
+  reconstruction-error map on this input.
 
 Printed per map: pixel AUROC inside the bone mask (pooled, without implants, per finding
 type), AUPRO up to FPR 0.3 (pooled and without implants), image-level AUROC normal vs
@@ -14,7 +17,8 @@ hit rate on abnormal images and the latency of the model map. Maps are scored at
 source resolution (model-space maps resampled as the app does); definitions in
 docs/LOCALISATION.md and skelex_desktop/core/inference/yardstick.py.
 
-Usage: python bench/localisation.py [--n 200] [--model skelex-demo] [--variants] [--json F]
+Usage: python bench/localisation.py [--n 200] [--model skelex-demo] [--variants] [--ceiling]
+                                    [--json F]
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from skelex_desktop.core.inference.normalisation import (
     fit_normaliser,
     lowpass_masked_error,
 )
-from skelex_desktop.core.inference.preprocess import normalise, to_model_u8
+from skelex_desktop.core.inference.preprocess import normalise, resize_u8, to_model_u8
 from skelex_desktop.core.inference.yardstick import (
     aupro,
     auroc_against,
@@ -82,6 +86,10 @@ class Pieces:
     mask: np.ndarray
     emap: ErrorMap
     raw: np.ndarray
+    twin: np.ndarray | None = None  # 8-bit model input of the finding-free twin (--ceiling)
+
+
+MapFn = Callable[[Pieces], np.ndarray | None]  # None: this map has nothing for the image
 
 
 def model_pieces(runtime: MaeRuntime, pixels: np.ndarray) -> Pieces:
@@ -120,6 +128,40 @@ def gauss_residual(p: Pieces) -> np.ndarray:
 
     g = p.gray.astype(np.float32) / 255.0
     return np.abs(g - cv2.GaussianBlur(g, (0, 0), GAUSS_SIGMA))
+
+
+def twin_u8(
+    image: Any, pixels: np.ndarray, seed: int, index: int, size: int, model_size: int
+) -> np.ndarray | None:
+    """The finding-free twin of an abnormal image as 8-bit model input [S, S] ("resize" mode),
+    windowed with the abnormal image's own min-max: what a perfect normal-anatomy predictor
+    would return. None when the twin's anatomy differs (knee osteoarthritis draws its grade
+    with other random numbers, so its twin is another knee)."""
+    twin = generate_image(seed, index, size=size, abnormal=False)
+    same = twin.bone_mask.shape == image.bone_mask.shape and (
+        np.mean(twin.bone_mask.astype(bool) != image.bone_mask.astype(bool)) <= 0.01
+    )
+    if not same:
+        return None
+    lo, hi = float(pixels.min()), float(pixels.max())
+    scaled = (twin.monochrome2().astype(np.float32) - lo) / max(hi - lo, 1e-6) * 255.0
+    return resize_u8(np.clip(scaled, 0, 255).astype(np.uint8), model_size, model_size)
+
+
+def twin_residual(sigma: float | None) -> MapFn:
+    """|x - twin| on [0, 1] (Gaussian-blurred by `sigma` model pixels first when given); zero
+    for normal images (their twin is themselves), None where no twin matches."""
+    import cv2
+
+    def fn(p: Pieces) -> np.ndarray | None:
+        if p.twin is None:
+            return None
+        a, b = p.gray.astype(np.float32) / 255.0, p.twin.astype(np.float32) / 255.0
+        if sigma:
+            a, b = cv2.GaussianBlur(a, (0, 0), sigma), cv2.GaussianBlur(b, (0, 0), sigma)
+        return np.abs(a - b)
+
+    return fn
 
 
 def lowpass(runtime: MaeRuntime, sigma: float = LOWPASS_SIGMA) -> Callable[[Pieces], np.ndarray]:
@@ -322,6 +364,11 @@ def main() -> None:
         action="store_true",
         help="also score normalised / low-pass variants of the model map",
     )
+    parser.add_argument(
+        "--ceiling",
+        action="store_true",
+        help="also score the residual against each image's finding-free twin (an upper bound)",
+    )
     parser.add_argument("--fit-n", type=int, default=120)
     parser.add_argument("--fit-seed", type=int, default=FIT_SEED)
     parser.add_argument("--latency-n", type=int, default=50)
@@ -338,7 +385,7 @@ def main() -> None:
 
     declared = declared_lowpass(manifest.errormap)
     own = "model" if declared is None else f"model (low-pass s{declared:g}, as declared)"
-    maps: dict[str, Callable[[Pieces], np.ndarray]] = {own: lambda p: p.emap.model_map}
+    maps: dict[str, MapFn] = {own: lambda p: p.emap.model_map}
     thresholds: dict[str, float | None] = {own: own_threshold}
     maps[own + ", z 3.5 hotspots"] = maps[own]
     if declared is not None:
@@ -368,6 +415,11 @@ def main() -> None:
         )
         maps["low-pass s4"] = lowpass(runtime, 4.0)
         maps["multi-scale: mean of low-pass s1, s2, s4"] = multiscale(runtime, (1.0, 2.0, 4.0))
+    if args.ceiling:
+        if manifest.preprocessing.resize != "resize":
+            parser.error("--ceiling needs a package with the plain 'resize' preprocessing")
+        maps["ceiling: twin residual (perfect normal prior)"] = twin_residual(None)
+        maps[f"ceiling: twin residual, low-pass s{LOWPASS_SIGMA:g}"] = twin_residual(LOWPASS_SIGMA)
     for k in maps:
         thresholds.setdefault(k, None)
 
@@ -382,10 +434,18 @@ def main() -> None:
         if not abnormal and len(normals) < args.latency_n:
             normals.append(pixels)
         p = model_pieces(runtime, pixels)
+        if args.ceiling:
+            p.twin = (
+                twin_u8(image, pixels, args.seed, index, args.size, manifest.preprocessing.size)
+                if abnormal
+                else p.gray
+            )
         if i == 0:  # the bench's replica is the runtime's map
             assert np.allclose(p.emap.model_map, runtime.error_map(pixels).model_map, atol=1e-6)
         for k, fn in maps.items():
-            tally_image(tallies[k], fn(p), p.emap, image, thresholds[k])
+            model_map = fn(p)
+            if model_map is not None:
+                tally_image(tallies[k], model_map, p.emap, image, thresholds[k])
     print(
         f"{2 * args.n} images (seed {args.seed}, {args.size} px) in "
         f"{time.perf_counter() - start:.0f} s"

@@ -212,6 +212,29 @@ def test_foreground_is_the_anatomy_inside_the_collimated_field() -> None:
     anatomy = np.zeros((224, 224), bool)
     anatomy[40:180, 90:140] = True
     assert (mask & anatomy).sum() / anatomy.sum() > 0.95
-    assert (mask & ~anatomy).sum() < 0.02 * anatomy.sum()
+    near = np.zeros((224, 224), bool)
+    near[37:183, 87:143] = True  # the anatomy widened by 3 px: the mask keeps edges in
+    assert not (mask & ~near).any()
     flat = np.full((224, 224, 3), 128, np.uint8)
     assert foreground_mask(flat, Geometry((224, 224), 224, (0, 0, 224, 224))).all()
+
+
+def test_foreground_keeps_a_limb_that_splits_the_air_and_drops_side_markers() -> None:
+    """A limb crossing the whole field leaves air on both sides; both air regions bound the
+    field (the hull of the larger one alone would leave the limb out). A bright side marker
+    in the air is not anatomy."""
+    from skelex_desktop.core.inference.errormap import foreground_mask
+
+    rng = np.random.default_rng(2)
+    image = rng.normal(230, 15, (224, 224))  # collimation border
+    image[:, 20:204] = rng.normal(20, 3, (224, 184))  # air, from top to bottom edge
+    image[:, 80:150] = rng.normal(110, 5, (224, 70))  # soft tissue crossing the field
+    image[:, 100:130] = rng.normal(170, 5, (224, 30))  # bone
+    image[30:40, 40:48] = 250  # "R" marker in the air
+    rgb = np.repeat(np.clip(image, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+    mask = foreground_mask(rgb, Geometry((224, 224), 224, (0, 0, 224, 224)))
+    limb = np.zeros((224, 224), bool)
+    limb[5:219, 80:150] = True
+    assert (mask & limb).sum() / limb.sum() > 0.95
+    assert not mask[30:40, 40:48].any()
+    assert not mask[:, :15].any() and not mask[:, 210:].any()  # border stays out

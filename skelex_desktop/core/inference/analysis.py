@@ -16,6 +16,7 @@ import numpy as np
 
 from skelex_desktop.core.inference.cache import PredictionCache, cache_key
 from skelex_desktop.core.inference.errormap import (
+    FOREGROUND_VERSION,
     ErrorMap,
     foreground_mask,
     masked_error,
@@ -269,7 +270,12 @@ class ErrorMapService:
         # read_file raises IngestError with a readable reason (missing, unreadable, empty)
         image_hash = content_hash or sha256_bytes(read_file(Path(path)))
         key = cache_key(
-            image_hash, runtime.manifest.sha256, frame=frame, mode=mode, graph=runtime.graph
+            image_hash,
+            runtime.manifest.sha256,
+            frame=frame,
+            mode=mode,
+            graph=runtime.graph,
+            foreground=FOREGROUND_VERSION,
         )
         if use_cache and (hit := self.cache.get(key)) is not None:
             return ErrorMapResult.from_cache(*hit)

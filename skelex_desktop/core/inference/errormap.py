@@ -22,6 +22,7 @@ import numpy as np
 from skelex_desktop.core.inference.preprocess import Geometry, Preprocessing, denormalise
 
 MODES = ("complementary", "reference")
+FOREGROUND_VERSION = 2  # part of cached maps' keys: bump when `foreground_mask` changes
 
 
 def patch_groups(grid: int, passes: int, seed: int = 0) -> np.ndarray:
@@ -115,41 +116,60 @@ def _otsu(values: np.ndarray) -> float:
     return float(level)
 
 
+def _margin(gray: np.ndarray) -> int:
+    """A couple of pixels at the 224 px model size, proportionally more at larger sizes."""
+    return max(1, round(gray.shape[0] / 112))
+
+
 def exposure_field(gray: np.ndarray) -> np.ndarray:
-    """bool mask of the exposed field: the convex hull of the largest dark (air or soft-tissue)
-    region, slightly eroded, so a bright collimation border and its edge are left out; the
-    whole image when no sizeable dark region exists."""
+    """bool mask of the exposed field: the convex hull of the sizeable dark (air) regions,
+    slightly eroded, so a bright collimation border and its edge are left out; the whole image
+    when no sizeable dark region exists.
+
+    All dark regions of at least 0.5 % of the image count, not only the largest: air usually
+    lies on both sides of a limb, and the hull of one side alone would leave the limb out.
+    """
     import cv2
 
     dark = (gray <= _otsu(gray)).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
     field = np.ones(gray.shape, bool)
-    if count < 2:
+    areas = stats[1:count, cv2.CC_STAT_AREA]
+    sizeable = 1 + np.flatnonzero(areas >= 0.005 * gray.size)
+    if sizeable.size == 0 or areas[sizeable - 1].sum() < 0.05 * gray.size:
         return field
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    if stats[largest, cv2.CC_STAT_AREA] < 0.05 * gray.size:
-        return field
-    points = cv2.findNonZero((labels == largest).astype(np.uint8))
+    points = cv2.findNonZero(np.isin(labels, sizeable).astype(np.uint8))
     hull = np.zeros(gray.shape, np.uint8)
     cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
-    margin = max(1, round(gray.shape[0] / 112))
-    hull = cv2.erode(hull, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8))
+    m = _margin(gray)
+    hull = cv2.erode(hull, np.ones((2 * m + 1, 2 * m + 1), np.uint8))
     return hull > 0 if hull.sum() >= 0.2 * gray.size else field
 
 
 def foreground_mask(rgb_u8: np.ndarray, geometry: Geometry) -> np.ndarray:
     """[S, S] bool: the anatomy. Inside the exposed field (collimation border excluded) and the
-    content box, the pixels above Otsu's level (bone and soft tissue, not air); the whole field
-    when that finds almost nothing."""
+    content box: pixels brighter than halfway from the air's median to Otsu's level (bone and
+    soft tissue, not air), opened, without specks smaller than 0.5 % of the image (side
+    markers, labels), widened by a couple of pixels so thin bones and edges stay in; the
+    whole field when that finds almost nothing."""
     import cv2
 
     x0, y0, x1, y1 = geometry.content
     gray = np.ascontiguousarray(rgb_u8[y0:y1, x0:x1, 0])
     field = exposure_field(gray)
-    anatomy = field & (gray > _otsu(gray[field]))
-    anatomy = (
-        cv2.morphologyEx(anatomy.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
+    level = _otsu(gray[field])
+    air = gray[field & (gray <= level)]
+    cut = (float(np.median(air)) + level) / 2 if air.size else level
+    opened = cv2.morphologyEx(
+        (field & (gray > cut)).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)
     )
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    kept = 1 + np.flatnonzero(stats[1:count, cv2.CC_STAT_AREA] >= 0.005 * gray.size)
+    m = _margin(gray)
+    widened = cv2.dilate(
+        np.isin(labels, kept).astype(np.uint8), np.ones((2 * m + 1, 2 * m + 1), np.uint8)
+    )
+    anatomy = (widened > 0) & field
     if anatomy.sum() < 0.02 * field.sum():
         anatomy = field
     mask = np.zeros(rgb_u8.shape[:2], bool)
