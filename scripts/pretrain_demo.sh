@@ -10,6 +10,9 @@
 #   GPU (torch sees CUDA): the image pool is rendered on all CPU cores of that machine, then
 #       ~7 minutes of training at batch 256; about 10 minutes in all.
 #   CPU (the 2-core laptop): one training thread, niced, for $MINUTES (default 110) minutes.
+#   RECIPE=gpu|cpu forces one. STEPS, MINUTES, POOL, BATCH, THREADS override its figures;
+#   MODELS_DIR (default models/) and CALIBRATE (SynthMSK calibration images, default 200) the
+#   import. tests/core/test_pretrain_demo_script.py runs both recipes in miniature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="${RUN:-${TMPDIR:-/tmp}/skelex-demo-run}"
@@ -17,20 +20,32 @@ CLI="${CLI:-.venv/bin/skelex-desktop}"
 PY="${PY:-.venv/bin/python}"
 CORES="$(nproc)"
 
-if [[ "$("$PY" -c 'import torch; print(torch.cuda.is_available())')" == "True" ]]; then
-    nice -n 10 "$CLI" pretrain --out "$RUN" --steps "${STEPS:-5000}" --warmup 200 \
-        --minutes "${MINUTES:-7}" --pool "${POOL:-16000}" --batch 256 --workers "$CORES"
-else
-    nice -n 10 "$CLI" pretrain --out "$RUN" --steps "${STEPS:-2400}" --warmup 100 \
-        --minutes "${MINUTES:-110}" --pool "${POOL:-6000}" --batch 64 --threads "${THREADS:-1}" \
+MODELS_DIR="${MODELS_DIR:-models}"
+RECIPE="${RECIPE:-$("$PY" -c 'import torch; print("gpu" if torch.cuda.is_available() else "cpu")')}"
+
+case "$RECIPE" in
+gpu)
+    nice -n 10 "$CLI" pretrain --out "$RUN" --steps "${STEPS:-5000}" --warmup "${WARMUP:-200}" \
+        --minutes "${MINUTES:-7}" --pool "${POOL:-16000}" --batch "${BATCH:-256}" \
         --workers "$CORES"
-fi
+    ;;
+cpu)
+    nice -n 10 "$CLI" pretrain --out "$RUN" --steps "${STEPS:-2400}" --warmup "${WARMUP:-100}" \
+        --minutes "${MINUTES:-110}" --pool "${POOL:-6000}" --batch "${BATCH:-64}" \
+        --threads "${THREADS:-1}" --workers "$CORES"
+    ;;
+*)
+    echo "RECIPE must be gpu or cpu, not '$RECIPE'" >&2
+    exit 2
+    ;;
+esac
 
 card=()
-if [[ -f models/skelex-demo/MODEL_CARD.md ]]; then
-    card=(--model-card models/skelex-demo/MODEL_CARD.md)
+if [[ -f "$MODELS_DIR/skelex-demo/MODEL_CARD.md" ]]; then
+    card=(--model-card "$MODELS_DIR/skelex-demo/MODEL_CARD.md")
 fi
-"$CLI" model import "$RUN/hf" --name skelex-demo --models-dir models --replace \
+"$CLI" model import "$RUN/hf" --name skelex-demo --models-dir "$MODELS_DIR" --replace \
     --version "${VERSION:-0.2.0}" --licence "Proprietary (SKELEX Desktop); synthetic training data only" \
-    --lowpass-sigma 2.0 --calibrate-synth 200 "${card[@]}"
+    --lowpass-sigma 2.0 --calibrate-synth "${CALIBRATE:-200}" "${card[@]}"
+# verified through the registry: a package in $RUN/data/models wins over the bundled one
 "$CLI" --data-dir "$RUN/data" model verify skelex-demo
