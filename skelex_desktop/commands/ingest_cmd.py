@@ -35,7 +35,7 @@ def _informative_ids(ws) -> list[int]:  # noqa: ANN001 - Workspace
     from skelex_desktop.core.inference.registry import Registry
 
     manifest = Registry.from_settings(ws.settings).manifest(ws.settings.active_model)
-    ids = informative_image_ids(ws.db, ws.settings.data_dir, manifest.sha256)
+    ids = informative_image_ids(ws.db, ws.settings.data_dir, manifest)
     if not ids:
         raise CliError(
             "no unlabelled image has a task-head prediction yet: run `analyze --all`, then "

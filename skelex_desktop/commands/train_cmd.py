@@ -91,16 +91,16 @@ def cmd_version_list(args: argparse.Namespace) -> int:
 
 
 def cmd_version_activate(args: argparse.Namespace) -> int:
-    from skelex_desktop.core.heads.refresh import refresh_active_predictions
+    from skelex_desktop.core.heads.refresh import head_package, refresh_active_predictions
     from skelex_desktop.core.heads.versions import VersionError, activate_version
 
     ws = open_ws(args)
     try:
         view = activate_version(ws.db, args.name, args.version, ws.settings.reader)
-        embedding_model = view.file_sha256.get("embedding_model")
+        package = head_package(ws.settings, view.file_sha256)
         added = (
-            refresh_active_predictions(ws.db, ws.settings.data_dir, embedding_model)
-            if embedding_model
+            refresh_active_predictions(ws.db, ws.settings.data_dir, package)
+            if package is not None
             else 0
         )
     except VersionError as exc:

@@ -1,7 +1,11 @@
 """Image embeddings of a model package, cached under `data_dir/cache/embeddings/`.
 
-One entry per (image content hash, frame, model package sha256): `<key>.npy`, a float32 [D]
-vector written to a temporary name and renamed, so a reader never sees half an entry.
+One entry per (image content hash, frame, embedding identity of the model package; see
+`Manifest.embedding_identity`): `<key>.npy`, a float32 [D] vector written to a temporary name
+and renamed, so a reader never sees half an entry. Packages that differ only in what does not
+change an embedding (e.g. calibrated error-map thresholds) share their entries. Entries written
+before embedding identities are keyed by the manifest sha256; they are still read for that
+exact package, and copied under the identity when found.
 Preprocessing is exactly the error map's (`to_model_u8` + `normalise` with the manifest's
 settings), so an embedding and an error map of one image see the same model input.
 """
@@ -21,14 +25,16 @@ from sqlalchemy import select
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image
 from skelex_desktop.core.inference.cache import cache_key
+from skelex_desktop.core.inference.package import Manifest
 from skelex_desktop.core.progress import Progress, check
 
 BATCH_SIZE = 16
 
 
-def embedding_key(content_hash: str, frame: int, package_sha256: str) -> str:
-    """The cache key of one image frame's embedding by one model package."""
-    return cache_key(content_hash, package_sha256, frame=frame, kind="embedding")
+def embedding_key(content_hash: str, frame: int, embedding_identity: str) -> str:
+    """The cache key of one image frame's embedding by packages of `embedding_identity`
+    (`Manifest.embedding_identity`; a manifest sha256 for entries of older versions)."""
+    return cache_key(content_hash, embedding_identity, frame=frame, kind="embedding")
 
 
 class EmbeddingCache:
@@ -109,14 +115,30 @@ class EmbeddingResult:
     cached: int = 0
 
 
+def cached_embedding(
+    cache: EmbeddingCache, ref: ImageRef, identity: str, package_sha256: str | None = None
+) -> np.ndarray | None:
+    """The cached embedding of `ref` under the embedding identity `identity`; else, when given,
+    under the manifest sha256 `package_sha256` of that package (an entry of an older version,
+    then copied under the identity)."""
+    vector = cache.get(embedding_key(ref.content_hash, ref.frame, identity))
+    if vector is None and package_sha256:
+        vector = cache.get(embedding_key(ref.content_hash, ref.frame, package_sha256))
+        if vector is not None:
+            cache.put(embedding_key(ref.content_hash, ref.frame, identity), vector)
+    return vector
+
+
 def cached_embeddings(
-    data_dir: Path, refs: Sequence[ImageRef], package_sha256: str
+    data_dir: Path, refs: Sequence[ImageRef], manifest: Manifest
 ) -> dict[int, np.ndarray]:
-    """The cached embeddings among `refs` (images without an entry are left out)."""
+    """The cached embeddings by the package `manifest` among `refs` (images without an entry
+    are left out)."""
     cache = EmbeddingCache.for_data_dir(data_dir)
+    identity = manifest.embedding_identity
     found = {}
     for ref in refs:
-        vector = cache.get(embedding_key(ref.content_hash, ref.frame, package_sha256))
+        vector = cached_embedding(cache, ref, identity, manifest.sha256)
         if vector is not None:
             found[ref.image_id] = vector
     return found
@@ -138,7 +160,8 @@ def embed_images(
 
     refs = image_refs(db, image_ids)
     runtime = service.runtime
-    sha = runtime.manifest.sha256
+    manifest = runtime.manifest
+    identity = manifest.embedding_identity
     cache = EmbeddingCache.for_data_dir(Path(service.settings.data_dir))
     result = EmbeddingResult()
     if progress is not None:
@@ -150,7 +173,7 @@ def embed_images(
         batch = np.stack([x for _ref, x in pending])
         vectors = runtime.embed(batch)
         for (ref, _x), vector in zip(pending, vectors, strict=True):
-            cache.put(embedding_key(ref.content_hash, ref.frame, sha), vector)
+            cache.put(embedding_key(ref.content_hash, ref.frame, identity), vector)
             result.vectors[ref.image_id] = np.asarray(vector, np.float32)
         result.computed += len(pending)
         if progress is not None:
@@ -159,7 +182,7 @@ def embed_images(
 
     for ref in refs:
         check(progress)
-        hit = cache.get(embedding_key(ref.content_hash, ref.frame, sha))
+        hit = cached_embedding(cache, ref, identity, manifest.sha256)
         if hit is not None:
             result.vectors[ref.image_id] = hit
             result.cached += 1
@@ -168,7 +191,7 @@ def embed_images(
             continue
         decoded = read_frame(ref.file_path, ref.frame)
         pixels = decoded.model_pixels
-        pending.append((ref, model_input(pixels, runtime.manifest)))
+        pending.append((ref, model_input(pixels, manifest)))
         if len(pending) >= batch_size:
             flush()
     if pending:
@@ -232,12 +255,15 @@ def analyze_images(
 def apply_active_heads(db: Database, service: Any, embedded: EmbeddingResult) -> int:
     """Predictions of the package's bundled heads, then of the active task heads the user
     trained, for freshly embedded images (see heads.bundled and heads.predict); the user's rows
-    are stored last, so they are the newest."""
+    are stored last, so they are the newest. Head versions recorded under the package's
+    manifest sha256 (older versions) are first re-recorded under its embedding identity."""
     from skelex_desktop.core.heads.bundled import predict_with_bundled_heads
     from skelex_desktop.core.heads.predict import predict_with_active_heads
+    from skelex_desktop.core.heads.versions import adopt_legacy_heads
 
     manifest = service.runtime.manifest
+    adopt_legacy_heads(db, manifest)
     bundled = predict_with_bundled_heads(db, manifest, embedded.vectors)
     return bundled + predict_with_active_heads(
-        db, Path(service.settings.data_dir), embedded.vectors, manifest.sha256
+        db, Path(service.settings.data_dir), embedded.vectors, manifest
     )

@@ -457,7 +457,7 @@ class MainWindow(QMainWindow):
 
         def rank(progress) -> list[int]:  # noqa: ANN001 - Progress
             progress.set_status("ranking unlabelled images")
-            return informative_image_ids(db, data_dir, service.runtime.manifest.sha256)
+            return informative_image_ids(db, data_dir, service.runtime.manifest)
 
         def show(ids: list[int]) -> None:
             if ids:

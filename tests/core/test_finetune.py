@@ -17,6 +17,7 @@ from skelex_desktop.commands.common import CliError
 from skelex_desktop.commands.finetune_cmd import cmd_finetune
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image
+from skelex_desktop.core.heads.versions import applies_to
 from skelex_desktop.core.inference.package import verify_package
 from skelex_desktop.core.inference.registry import Registry
 from skelex_desktop.core.labels import confirm_label
@@ -161,6 +162,12 @@ def test_finetune_exports_a_verified_package_of_the_trained_encoder(
     assert 1 <= record["best_epoch"] <= len(record["history"]) <= 2
     manifest = verify_package(result.folder)
     assert manifest.sha256 == result.package_sha256
+    # A new embedding graph: a new embedding identity, so the base package's heads and cached
+    # embeddings do not carry over (the preprocessing is the base's).
+    base_manifest = Registry.from_settings(settings).manifest("skelex-demo")
+    assert manifest.data["preprocessing"] == base_manifest.data["preprocessing"]
+    assert manifest.embedding_identity != base_manifest.embedding_identity
+    assert not applies_to({"embedding_model": base_manifest.embedding_identity}, manifest)
     training = manifest.data["provenance"]["training"]
     assert training["method"] == "partial fine-tuning" and training["blocks"] == 1
     assert training["validation"] == record["validation"]

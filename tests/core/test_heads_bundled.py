@@ -67,6 +67,8 @@ def test_first_analysis_shows_bundled_heads_and_a_user_head_wins(workspace, tmp_
         ).one()
         assert version.active and version.version == service.runtime.manifest.version
         assert version.file_sha256["heads/fracture.npz"] and "head.npz" not in version.file_sha256
+        identity = service.runtime.manifest.embedding_identity
+        assert version.file_sha256["embedding_model"] == identity
     knees = sum(p.upper() == "KNEE" for p in parts.values())
     assert summary.head_predictions == 4 * len(parts) + knees
     label = f"skelex-demo-heads {version.version}"
@@ -150,3 +152,25 @@ def test_packages_without_heads_predict_nothing(tmp_path: Path, db) -> None:
     manifest = read_manifest(folder)
     assert declared_heads(manifest) == []
     assert predict_with_bundled_heads(db, manifest, {1: [0.0] * 192}) == 0
+
+
+def test_bundled_heads_check_the_embedding_identity_they_record(tmp_path: Path) -> None:
+    folder = _copy_package(tmp_path / "pkg")
+    raw = json.loads((folder / "manifest.json").read_text())
+    manifest = read_manifest(folder)
+    assert raw["heads"]["embedding_sha256"] == manifest.files["embedding.onnx"]["sha256"]
+
+    def load(data: dict) -> object:
+        (folder / "manifest.json").write_text(json.dumps(data))
+        changed = read_manifest(folder)
+        abnormal = next(h for h in declared_heads(changed) if h.task == "abnormal")
+        return load_bundled_head(changed, abnormal)
+
+    raw["heads"]["embedding_identity"] = manifest.embedding_identity
+    raw["errormap"]["abnormal_threshold"] = 0.5  # a calibration keeps them
+    assert load(raw).tasks
+    raw["preprocessing"]["resize"] = "letterbox"  # same graph, other model input
+    with pytest.raises(PackageError, match="trained on other embeddings"):
+        load(raw)
+    del raw["heads"]["embedding_identity"]  # not recorded: only the graph is checked
+    assert load(raw).tasks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from skelex_desktop.core.heads.dataset import MISSING, DatasetError, HeadDataset
 from skelex_desktop.core.labels import confirm_label
 from tests.core.factories import add_image
 
-SHA = "f" * 64
+SHA = "f" * 64  # the embedding identity the cached embeddings are stored under
+MODEL = SimpleNamespace(embedding_identity=SHA, sha256="e" * 64)  # what a Manifest offers
 
 
 def make_labelled(
@@ -61,7 +63,7 @@ def test_current_certain_human_labels_with_embeddings(db: Database, data_dir: Pa
     with db.write() as s:
         no_embedding = add_image(s, sop="9.9", patient_id="P9").id
     confirm_label(db, no_embedding, "fracture", 0, "dr.test")
-    data = assemble_dataset(db, data_dir, SHA, ["fracture"])
+    data = assemble_dataset(db, data_dir, MODEL, ["fracture"])
     assert list(data.image_ids) == [ids[i] for i in (0, 1, 2, 3, 4, 5, 7)]
     assert list(data.y[:, 0]) == [1, 1, 0, 1, 0, 1, 1]
     assert data.x.shape == (7, 8) and data.groups[0] == "P0"
@@ -75,7 +77,7 @@ def test_several_tasks_leave_missing_labels_missing(
     db: Database, data_dir: Path, tmp_path: Path
 ) -> None:
     make_labelled(db, data_dir, {"fracture": [0, 1, 0, 1], "kl_grade": ["0", None, "3", "4"]})
-    data = assemble_dataset(db, data_dir, SHA, ["fracture", "kl_grade"], min_per_class=1)
+    data = assemble_dataset(db, data_dir, MODEL, ["fracture", "kl_grade"], min_per_class=1)
     assert data.y[:, 1].tolist() == [0, MISSING, 3, 4]
     data.save(tmp_path / "d.npz")
     again = HeadDataset.load(tmp_path / "d.npz")
@@ -86,17 +88,22 @@ def test_several_tasks_leave_missing_labels_missing(
 def test_bad_requests_are_explained(db: Database, data_dir: Path) -> None:
     make_labelled(db, data_dir, {"fracture": [0, 0, 0, 1], "implant": [1, 1, None, None]})
     with pytest.raises(DatasetError, match="'abnormal' has no usable labels"):
-        assemble_dataset(db, data_dir, SHA, ["abnormal"])
+        assemble_dataset(db, data_dir, MODEL, ["abnormal"])
     with pytest.raises(DatasetError, match="every usable label is 'implant'"):
-        assemble_dataset(db, data_dir, SHA, ["implant"])
+        assemble_dataset(db, data_dir, MODEL, ["implant"])
     with pytest.raises(DatasetError, match=r"too few labels for 3 folds \('fracture': 1\)"):
-        assemble_dataset(db, data_dir, SHA, ["fracture"], min_per_class=3)
+        assemble_dataset(db, data_dir, MODEL, ["fracture"], min_per_class=3)
     with pytest.raises(DatasetError, match="unknown task"):
-        assemble_dataset(db, data_dir, SHA, ["nope"])
+        assemble_dataset(db, data_dir, MODEL, ["nope"])
     with pytest.raises(DatasetError, match="region task"):
         _region(db, data_dir)
     with pytest.raises(DatasetError, match="no embedding yet"):
-        assemble_dataset(db, data_dir, "0" * 64, ["fracture"])
+        assemble_dataset(
+            db,
+            data_dir,
+            SimpleNamespace(embedding_identity="0" * 64, sha256="1" * 64),
+            ["fracture"],
+        )
 
 
 def _region(db: Database, data_dir: Path) -> None:
@@ -104,4 +111,4 @@ def _region(db: Database, data_dir: Path) -> None:
 
     with db.write() as s:
         s.add(Task(name="box", kind="region", classes=[]))
-    assemble_dataset(db, data_dir, SHA, ["box"])
+    assemble_dataset(db, data_dir, MODEL, ["box"])

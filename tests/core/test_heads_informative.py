@@ -21,7 +21,6 @@ from tests.core.test_embeddings import import_synthetic
 def test_unlabelled_images_are_ranked_and_listed_in_that_order(workspace, tmp_path: Path, capsys):
     db, settings = workspace.db, workspace.settings
     service = ErrorMapService(settings, "skelex-demo")
-    sha = service.runtime.manifest.sha256
     base = ["--data-dir", str(settings.data_dir)]
     assert main([*base, "worklist", "--informative"]) == 2
     assert "no unlabelled image has a task-head prediction" in capsys.readouterr().err
@@ -38,7 +37,7 @@ def test_unlabelled_images_are_ranked_and_listed_in_that_order(workspace, tmp_pa
     analyze_images(db, service, None)
     train_head(db, settings, ["abnormal"], folds=2, seed=0, model="skelex-demo")
 
-    ranked = informative_image_ids(db, settings.data_dir, sha)
+    ranked = informative_image_ids(db, settings.data_dir, service.runtime.manifest)
     assert sorted(ranked) == sorted(set(images.values()) - set(labelled))
     with db.read() as s:
         page = query_worklist(s, WorklistQuery(image_ids=ranked, sort="rank", descending=False))

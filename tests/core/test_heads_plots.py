@@ -91,7 +91,7 @@ def test_head_plots_are_640x480_pngs(tmp_path: Path) -> None:
 
 
 def test_training_stores_plots_with_their_sha256(db: Database, settings: Settings) -> None:
-    sha = Registry.from_settings(settings).manifest(settings.active_model).sha256
+    sha = Registry.from_settings(settings).manifest(settings.active_model).embedding_identity
     make_labelled(db, settings.data_dir, {"fracture": [0, 1] * 9}, sha=sha)
     result = train_head(db, settings, ["fracture"], folds=3, seed=0)
     assert [p.name for p in result.plots] == ["roc_fracture.png", "calibration_fracture.png"]

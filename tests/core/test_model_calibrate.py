@@ -9,9 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from skelex_desktop.cli import main
-from skelex_desktop.core.inference.analysis import MaeRuntime
+from skelex_desktop.core.db.models import Image, ModelVersion, Prediction
+from skelex_desktop.core.embeddings import analyze_images
+from skelex_desktop.core.heads.refresh import head_package
+from skelex_desktop.core.heads.train import train_head
+from skelex_desktop.core.inference.analysis import ErrorMapService, MaeRuntime
 from skelex_desktop.core.inference.calibration import HOTSPOT_PERCENTILE
 from skelex_desktop.core.inference.normalisation import ErrorNormaliser
 from skelex_desktop.core.inference.package import read_manifest, verify_package
@@ -25,10 +30,13 @@ from skelex_desktop.core.inference.user_calibration import (
     calibrate_on_normal_studies,
 )
 from skelex_desktop.core.ingest.pixels import read_frame
+from skelex_desktop.core.labels import confirm_label
 from skelex_desktop.core.progress import Cancelled, RecordingProgress
+from skelex_desktop.core.review import task_states
 from skelex_desktop.core.settings import Settings
 from skelex_desktop.core.synth import generate_image
 from skelex_desktop.core.synth.dataset import SynthConfig, generate_dataset
+from tests.core.test_embeddings import import_synthetic
 from tests.core.test_mae_helpers import copy_tiny_package
 
 N_DICOM, N_PNG, SIZE = 12, 10, 128
@@ -261,3 +269,50 @@ def test_cli_text_output(data_dir: Path, normals: dict[str, list[Path]], capsys)
         main([*argv[:5], "x", "--specificity", "1.5"])
     assert exit_info.value.code == 2
     assert "not between 0 and 1" in capsys.readouterr().err
+
+
+def test_heads_and_cached_embeddings_survive_an_in_place_calibration(
+    workspace, data_dir: Path, normals: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    db, settings = workspace.db, workspace.settings
+    copy_tiny_package(data_dir / "models")
+    service = ErrorMapService(settings, "tiny")
+    before = service.runtime.manifest
+    truth = import_synthetic(db, data_dir, tmp_path / "labelled", n=12, seed=11)
+    with db.read() as s:
+        labelled = dict(s.execute(select(Image.sop_instance_uid, Image.id)).all())
+    for sop, image_id in labelled.items():
+        confirm_label(db, image_id, "abnormal", truth[sop]["abnormal"], "dr.test")
+    analyze_images(db, service, None)
+    head = train_head(db, settings, ["abnormal"], folds=2, seed=0, model="tiny")
+
+    result = calibrate_on_normal_studies(_registry(data_dir), "tiny", normals["studies"])
+    assert not result.copied and any("still apply" in note for note in result.notes)
+    after = verify_package(result.folder)
+    assert after.sha256 != before.sha256  # the error map changed ...
+    assert after.embedding_identity == before.embedding_identity  # ... the embeddings did not
+
+    service = ErrorMapService(settings, "tiny")
+    assert service.runtime.manifest.sha256 == after.sha256
+    import_synthetic(db, data_dir, tmp_path / "later", n=2, seed=12)
+    with db.read() as s:
+        later = [
+            i
+            for sop, i in s.execute(select(Image.sop_instance_uid, Image.id))
+            if sop not in labelled
+        ]
+    summary = analyze_images(db, service, None)  # old embeddings come from the cache
+    assert (summary.embedded, summary.embeddings_cached) == (len(later), len(labelled))
+    assert summary.head_predictions == len(later)
+    with db.read() as s:
+        version = s.get(ModelVersion, head.model_version_id)
+        assert version.active
+        rows = s.scalars(
+            select(Prediction).where(
+                Prediction.model_version_id == version.id, Prediction.image_id.in_(later)
+            )
+        ).all()
+        state = next(st for st in task_states(s, later[0]) if st.name == "abnormal")
+    assert len(rows) == len(later) and state.method == "task head"
+    package = head_package(settings, version.file_sha256)
+    assert package is not None and package.sha256 == after.sha256

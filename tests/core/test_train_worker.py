@@ -26,7 +26,7 @@ FRACTURE = [0, 1] * 9
 
 @pytest.fixture
 def labelled(db: Database, settings: Settings) -> list[int]:
-    sha = Registry.from_settings(settings).manifest(settings.active_model).sha256
+    sha = Registry.from_settings(settings).manifest(settings.active_model).embedding_identity
     return make_labelled(db, settings.data_dir, {"fracture": FRACTURE}, sha=sha, extra_unlabelled=2)
 
 

@@ -3,16 +3,22 @@
 A package declares them in its manifest under `heads`:
 
     "heads": {"model_version": "<package>-heads", "embedding_sha256": <sha256 of the
-              embedding graph file they were trained on>, "training": {...},
+              embedding graph file they were trained on>, optionally "embedding_identity":
+              <the package's Manifest.embedding_identity they were trained on>,
+              "training": {...},
               "tasks": {"<task>": {"file": "heads/<task>.npz", "sha256", "bytes", "kind",
                                    "classes", "body_parts": [...], "images", "metrics"}}}
 
 and lists every head file under `files` as well, so `model verify` checks them. Their
 predictions are stored as rows of the ModelVersion `<package>-heads` (version = package
 version; created and activated on first use). A task covered by an active head the user trained
-on the same package gets no bundled prediction, and the user's rows are newer than any bundled
-row of an image, so `task_states` shows the user's head. Every head file is checked against its
-sha256 when read; a damaged or replaced one is refused (PackageError), nothing is half-stored.
+on the same embeddings (`versions.applies_to`) gets no bundled prediction, and the user's rows
+are newer than any bundled row of an image, so `task_states` shows the user's head. Every head
+file is checked against its sha256 when read; a damaged or replaced one is refused
+(PackageError), nothing is half-stored. The heads are refused as well when the embedding graph
+is not the one they were trained on, or, when the section records `embedding_identity`, when
+the package's embedding identity (graph and preprocessing) differs from it. Calibrating the
+error map changes neither.
 """
 
 from __future__ import annotations
@@ -27,8 +33,8 @@ from sqlalchemy import select
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, ModelVersion, Prediction, Task
 from skelex_desktop.core.heads.model import HeadWeights
-from skelex_desktop.core.heads.train import HEAD_FILE, head_prediction
-from skelex_desktop.core.heads.versions import set_active
+from skelex_desktop.core.heads.train import head_prediction
+from skelex_desktop.core.heads.versions import EMBEDDING_MODEL, active_user_heads, set_active
 from skelex_desktop.core.inference.package import (
     Manifest,
     PackageError,
@@ -84,9 +90,10 @@ def bundled_version_name(manifest: Manifest) -> str:
 
 
 def bundled_file_sha256(manifest: Manifest) -> dict[str, str]:
-    """What the bundled heads' ModelVersion records: each head file's sha256 and the package."""
+    """What the bundled heads' ModelVersion records: each head file's sha256 and the package's
+    embedding identity."""
     shas = {head.file: head.sha256 for head in declared_heads(manifest)}
-    return shas | {"embedding_model": manifest.sha256}
+    return shas | {EMBEDDING_MODEL: manifest.embedding_identity}
 
 
 def load_bundled_head(manifest: Manifest, head: BundledHead) -> HeadWeights:
@@ -99,11 +106,18 @@ def load_bundled_head(manifest: Manifest, head: BundledHead) -> HeadWeights:
             "sha256 of its heads entry (tampered); it is refused, reinstall "
             "the package"
         )
-    trained_on = (manifest.data.get(HEADS_KEY) or {}).get("embedding_sha256")
+    section = manifest.data.get(HEADS_KEY) or {}
+    trained_on = section.get("embedding_sha256")
     graph = manifest.graph("embedding").file
     if trained_on and manifest.files.get(graph, {}).get("sha256") != trained_on:
         raise PackageError(
             f"{manifest.name}: the bundled heads were trained on another {graph}; they are refused"
+        )
+    identity = section.get("embedding_identity")
+    if identity and identity != manifest.embedding_identity:
+        raise PackageError(
+            f"{manifest.name}: the bundled heads were trained on other embeddings (embedding "
+            "graph or preprocessing changed); they are refused"
         )
     weights = HeadWeights.load(cast(Any, io.BytesIO(data)))
     spec = next((t for t in weights.tasks if t.name == head.task), None)
@@ -115,13 +129,11 @@ def load_bundled_head(manifest: Manifest, head: BundledHead) -> HeadWeights:
     return weights
 
 
-def user_head_tasks(session: Any, package_sha256: str) -> set[str]:
-    """Tasks predicted by an active head the user trained on the package `package_sha256`."""
+def user_head_tasks(session: Any, manifest: Manifest) -> set[str]:
+    """Tasks predicted by an active head the user trained that applies to `manifest`."""
     tasks: set[str] = set()
-    for version in session.scalars(select(ModelVersion).where(ModelVersion.active.is_(True))):
-        shas = version.file_sha256 or {}
-        if HEAD_FILE in shas and shas.get("embedding_model") == package_sha256:
-            tasks |= set((version.label_counts or {}) or (version.metrics or {}).get("cv", {}))
+    for version in active_user_heads(session, manifest):
+        tasks |= set((version.label_counts or {}) or (version.metrics or {}).get("cv", {}))
     return tasks
 
 
@@ -135,7 +147,7 @@ def predict_with_bundled_heads(
     if not heads or not vectors:
         return 0
     with db.read() as session:
-        covered = user_head_tasks(session, manifest.sha256)
+        covered = user_head_tasks(session, manifest)
         task_ids = dict(session.execute(select(Task.name, Task.id)).all())
         ids = sorted(vectors)
         parts = dict(

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, Label, Patient, Series, Study, Task
 from skelex_desktop.core.embeddings import ImageRef, cached_embeddings
+from skelex_desktop.core.inference.package import Manifest
 from skelex_desktop.core.labels import is_current
 
 TRAINABLE_KINDS = ("binary", "multiclass", "ordinal")
@@ -154,11 +155,12 @@ def human_labels(db: Database, specs: list[TaskSpec]) -> list[HumanLabel]:
 def assemble_dataset(
     db: Database,
     data_dir: Path,
-    package_sha256: str,
+    manifest: Manifest,
     task_names: list[str],
     min_per_class: int = 2,
 ) -> HeadDataset:
-    """Embeddings and labels of every image with a certain human label for any named task.
+    """Embeddings (cached, by the package `manifest`) and labels of every image with a certain
+    human label for any named task.
 
     Raises DatasetError when a task has no usable labels, only one class, or a class with
     fewer than `min_per_class` labels (the number of folds when cross-validating).
@@ -184,7 +186,7 @@ def assemble_dataset(
         refs[label.image.image_id] = label.image
         patients[label.image.image_id] = label.patient
         labels.setdefault(label.image.image_id, {})[label.task] = label.index
-    vectors = cached_embeddings(data_dir, list(refs.values()), package_sha256)
+    vectors = cached_embeddings(data_dir, list(refs.values()), manifest)
     ids = [i for i in sorted(labels) if i in vectors]
     for image_id, by_task in labels.items():
         for task, index in by_task.items():

@@ -14,26 +14,23 @@ import numpy as np
 from sqlalchemy import select
 
 from skelex_desktop.core.db.engine import Database
-from skelex_desktop.core.db.models import Label, ModelVersion, Prediction
+from skelex_desktop.core.db.models import Label, Prediction
 from skelex_desktop.core.embeddings import cached_embeddings, image_refs
 from skelex_desktop.core.heads.active import informative_order, uncertainty
-from skelex_desktop.core.heads.train import HEAD_FILE
+from skelex_desktop.core.heads.versions import active_user_heads
+from skelex_desktop.core.inference.package import Manifest
 from skelex_desktop.core.labels import is_current
 
 DIVERSITY = 0.3
 
 
 def informative_image_ids(
-    db: Database, data_dir: Path, package_sha256: str, limit: int = 500
+    db: Database, data_dir: Path, manifest: Manifest, limit: int = 500
 ) -> list[int]:
-    """Unlabelled image ids, most informative first (empty when no head has been trained)."""
+    """Unlabelled image ids, most informative first, for the active heads that apply to the
+    package `manifest` (empty when none has been trained)."""
     with db.read() as session:
-        heads = [
-            v.id
-            for v in session.scalars(select(ModelVersion).where(ModelVersion.active.is_(True)))
-            if HEAD_FILE in (v.file_sha256 or {})
-            and v.file_sha256.get("embedding_model") == package_sha256
-        ]
+        heads = [v.id for v in active_user_heads(session, manifest)]
         if not heads:
             return []
         rows = session.execute(
@@ -55,7 +52,7 @@ def informative_image_ids(
             p = np.array([list(probabilities.values())], np.float64)
             per_image[image_id].append(float(uncertainty(p)[0]))
     refs = image_refs(db, set(per_image) | labelled)
-    vectors = cached_embeddings(Path(data_dir), refs, package_sha256)
+    vectors = cached_embeddings(Path(data_dir), refs, manifest)
     candidates = [i for i in sorted(per_image) if i in vectors]
     if not candidates:
         return []

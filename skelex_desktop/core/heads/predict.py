@@ -1,8 +1,9 @@
 """Predictions of the active task heads for newly embedded images.
 
 Training stores predictions for every image embedded at that time; images analysed later get
-theirs here, from each active head trained on the same embedding model. A head file whose
-sha256 no longer matches its ModelVersion is refused, never half-used.
+theirs here, from each active head that applies to the package (`versions.applies_to`: trained
+on embeddings of the same embedding identity). A head file whose sha256 no longer matches its
+ModelVersion is refused, never half-used.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import ModelVersion, Prediction, Task
 from skelex_desktop.core.heads.model import HeadWeights
 from skelex_desktop.core.heads.train import HEAD_FILE, TrainingError, head_prediction
-from skelex_desktop.core.inference.package import sha256_bytes
+from skelex_desktop.core.heads.versions import active_user_heads
+from skelex_desktop.core.inference.package import Manifest, sha256_bytes
 
 
 def head_folder(data_dir: Path, name: str, version: str) -> Path:
@@ -39,19 +41,14 @@ def load_verified_head(data_dir: Path, version: ModelVersion) -> HeadWeights:
 
 
 def predict_with_active_heads(
-    db: Database, data_dir: Path, vectors: dict[int, np.ndarray], package_sha256: str
+    db: Database, data_dir: Path, vectors: dict[int, np.ndarray], manifest: Manifest
 ) -> int:
-    """Store the active heads' predictions for `vectors` (image id -> embedding) where missing;
-    returns how many predictions were added."""
+    """Store the predictions of the active heads that apply to `manifest` for `vectors` (image
+    id -> embedding by that package) where missing; returns how many predictions were added."""
     if not vectors:
         return 0
     with db.read() as session:
-        heads = [
-            v
-            for v in session.scalars(select(ModelVersion).where(ModelVersion.active.is_(True)))
-            if HEAD_FILE in (v.file_sha256 or {})
-            and v.file_sha256.get("embedding_model") == package_sha256
-        ]
+        heads = active_user_heads(session, manifest)
         task_ids = dict(session.execute(select(Task.name, Task.id)).all())
     added = 0
     ids = sorted(vectors)

@@ -35,7 +35,7 @@ import numpy as np
 from sqlalchemy import select
 
 from skelex_desktop.core.db.engine import Database
-from skelex_desktop.core.db.models import ModelVersion, Prediction, Task
+from skelex_desktop.core.db.models import Prediction, Task
 from skelex_desktop.core.embeddings import model_input
 from skelex_desktop.core.heads.dataset import TaskSpec
 from skelex_desktop.core.heads.model import HeadWeights
@@ -256,20 +256,6 @@ class RegionPrediction:
     created: bool
 
 
-def _active_heads(session: Any, package_sha256: str) -> list[ModelVersion]:
-    """Active head versions trained on embeddings of the package `package_sha256`."""
-    from skelex_desktop.core.heads.train import HEAD_FILE
-
-    return [
-        v
-        for v in session.scalars(
-            select(ModelVersion).where(ModelVersion.active.is_(True)).order_by(ModelVersion.id)
-        )
-        if HEAD_FILE in (v.file_sha256 or {})
-        and v.file_sha256.get("embedding_model") == package_sha256
-    ]
-
-
 def _stored(session: Any, image_id: int, version_ids: list[int]) -> dict[tuple[int, int], Any]:
     """Region-guided predictions of `image_id` by (model version id, task id)."""
     if not version_ids:
@@ -291,14 +277,15 @@ def region_guided_predictions(
 ) -> list[RegionPrediction]:
     """Store, where missing, each active head's region-guided prediction for `image_id`.
 
-    `service`: the ErrorMapService that embedded the head's training images (its package's
-    sha256 must match the head's `embedding_model`); `analysis_result`: that image's
+    `service`: the ErrorMapService of a package the head applies to (`versions.applies_to`:
+    its embeddings are those the head was trained on); `analysis_result`: that image's
     `ErrorMapResult` (or an `ImageAnalysis`), whose hotspots place the crops. Returns one entry
     per (active head, task), stored now or before, in head then task order; pixels are read
     and embedded (one batch) only when something is missing.
     """
     from skelex_desktop.core.heads.predict import load_verified_head
     from skelex_desktop.core.heads.train import head_prediction
+    from skelex_desktop.core.heads.versions import active_user_heads
     from skelex_desktop.core.review import image_details
 
     result = getattr(analysis_result, "result", analysis_result)
@@ -306,7 +293,7 @@ def region_guided_predictions(
     data_dir = Path(service.settings.data_dir)
     with db.read() as session:
         image = image_details(session, image_id)
-        heads = _active_heads(session, runtime.manifest.sha256)
+        heads = active_user_heads(session, runtime.manifest)
         task_ids = dict(session.execute(select(Task.name, Task.id)).all())
         stored = _stored(session, image_id, [v.id for v in heads])
     loaded = [(version, load_verified_head(data_dir, version)) for version in heads]

@@ -29,12 +29,17 @@ from skelex_desktop.core.db.models import ModelVersion, Prediction, Task
 from skelex_desktop.core.embeddings import cached_embeddings, image_refs
 from skelex_desktop.core.heads.dataset import HeadDataset, assemble_dataset
 from skelex_desktop.core.heads.model import HeadWeights
-from skelex_desktop.core.heads.versions import latest_version, next_version, set_active
+from skelex_desktop.core.heads.versions import (
+    EMBEDDING_MODEL,
+    HEAD_FILE,
+    latest_version,
+    next_version,
+    set_active,
+)
 from skelex_desktop.core.inference.package import sha256_bytes
 from skelex_desktop.core.progress import Cancelled, Progress
 
 WORKER = "skelex_desktop.core.training.train_worker"
-HEAD_FILE = "head.npz"
 METHOD = "task head"
 
 
@@ -84,7 +89,7 @@ def train_head(
     data_dir = Path(settings.data_dir)
     if progress is not None:
         progress.set_status("collecting labels")
-    data = assemble_dataset(db, data_dir, manifest.sha256, task_names, min_per_class=folds)
+    data = assemble_dataset(db, data_dir, manifest, task_names, min_per_class=folds)
     staging = data_dir / "heads" / f".staging-{uuid.uuid4().hex}"
     staging.mkdir(parents=True)
     try:
@@ -225,7 +230,7 @@ def _store(
     """Predict every embedded image, then move the files and write the version in one go."""
     weights = HeadWeights.load(staging / HEAD_FILE)
     refs = image_refs(db)
-    vectors = cached_embeddings(data_dir, refs, manifest.sha256)
+    vectors = cached_embeddings(data_dir, refs, manifest)
     ids = sorted(vectors)
     import numpy as np
 
@@ -255,7 +260,11 @@ def _store(
                 name=name,
                 version=version,
                 parent_id=parent.id if parent else None,
-                file_sha256={HEAD_FILE: file_sha, **plot_sha, "embedding_model": manifest.sha256},
+                file_sha256={
+                    HEAD_FILE: file_sha,
+                    **plot_sha,
+                    EMBEDDING_MODEL: manifest.embedding_identity,
+                },
                 metrics=metrics,
                 label_counts=data.counts,
             )

@@ -3,10 +3,17 @@
 Activation is per model name: activating a version deactivates the other versions of the same
 name only, so a head and the zero-shot model stay active side by side. `task_states` prefers
 predictions of active versions.
+
+Which model package a head applies to is decided here, once (`applies_to`): a head version
+records in `file_sha256["embedding_model"]` the embedding identity of the package it was
+trained on (`Manifest.embedding_identity`); versions stored before that record the package's
+manifest sha256 and still apply to that exact package, until `adopt_legacy_heads` re-records
+them under the identity (so calibrating the package in place afterwards keeps them too).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +24,10 @@ from sqlalchemy.orm import Session
 from skelex_desktop.core import audit
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import ModelVersion, Prediction
+from skelex_desktop.core.inference.package import Manifest, PackageError
+
+HEAD_FILE = "head.npz"
+EMBEDDING_MODEL = "embedding_model"  # the file_sha256 key naming the embeddings a head was fit on
 
 
 class VersionError(ValueError):
@@ -72,6 +83,65 @@ def list_versions(db: Database) -> list[VersionView]:
             )
             for mv, n in session.execute(query)
         ]
+
+
+def applies_to(file_sha256: Mapping[str, Any] | None, manifest: Manifest) -> bool:
+    """Whether a version recording `file_sha256` was fit on embeddings of `manifest`.
+
+    True when its `embedding_model` is the package's embedding identity, or (versions stored
+    before embedding identities) the package's manifest sha256.
+    """
+    recorded = (file_sha256 or {}).get(EMBEDDING_MODEL)
+    if not recorded:
+        return False
+    if recorded == manifest.sha256:
+        return True
+    try:
+        return recorded == manifest.embedding_identity
+    except PackageError:  # no embedding graph: nothing was embedded with it
+        return False
+
+
+def active_user_heads(session: Session, manifest: Manifest) -> list[ModelVersion]:
+    """The active heads the user trained that apply to `manifest` (see `applies_to`), by id."""
+    query = select(ModelVersion).where(ModelVersion.active.is_(True)).order_by(ModelVersion.id)
+    return [
+        v
+        for v in session.scalars(query)
+        if HEAD_FILE in (v.file_sha256 or {}) and applies_to(v.file_sha256, manifest)
+    ]
+
+
+def adopt_legacy_heads(db: Database, manifest: Manifest) -> int:
+    """Re-record the versions whose `embedding_model` is `manifest`'s manifest sha256 (stored
+    before embedding identities) under its embedding identity, audited; returns how many."""
+    legacy = manifest.sha256
+    with db.read() as session:
+        ids = [
+            v.id
+            for v in session.scalars(select(ModelVersion))
+            if (v.file_sha256 or {}).get(EMBEDDING_MODEL) == legacy
+        ]
+    if not ids:
+        return 0
+    identity = manifest.embedding_identity
+    adopted = 0
+    with db.write() as session:
+        for version in session.scalars(select(ModelVersion).where(ModelVersion.id.in_(ids))):
+            if (version.file_sha256 or {}).get(EMBEDDING_MODEL) != legacy:
+                continue
+            adopted += 1
+            version.file_sha256 = {**version.file_sha256, EMBEDDING_MODEL: identity}
+            audit.record(
+                session,
+                "skelex-desktop",
+                "model_version.embedding_identity",
+                "model_version",
+                version.id,
+                before={EMBEDDING_MODEL: legacy},
+                after={EMBEDDING_MODEL: identity},
+            )
+    return adopted
 
 
 def latest_version(session: Session, name: str) -> ModelVersion | None:

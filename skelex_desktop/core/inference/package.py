@@ -1,8 +1,10 @@
 """Model packages on disk: `manifest.json` + ONNX files, each checked against its sha256.
 
 A package's identity (`package_sha256`) is the sha256 of its manifest, which lists the sha256
-of every other file. Verification results are memoised per (path, size, mtime) for the process,
-so a package is hashed once per session unless a file changes.
+of every other file. Its embedding identity (`Manifest.embedding_identity`) covers only what
+determines an embedding vector, so editing the error-map calibration keeps it. Verification
+results are memoised per (path, size, mtime) for the process, so a package is hashed once per
+session unless a file changes.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 
 FORMAT = "skelex-model-package"
 FORMAT_VERSION = 1
+EMBEDDING_GRAPH = "embedding"
+EMBEDDING_IDENTITY_VERSION = 1
 _CHUNK = 1 << 20
 
 _memo: dict[tuple[str, int, int], str] = {}
@@ -140,6 +144,45 @@ class Manifest:
 
     def has_graph(self, name: str) -> bool:
         return name in self.data.get("graphs", {})
+
+    @property
+    def embedding_identity(self) -> str:
+        """The identity of this package's embeddings (see `embedding_identity`)."""
+        return embedding_identity(self.data, self.name)
+
+
+def embedding_identity(data: dict[str, Any], name: str = "package") -> str:
+    """sha256 identifying the embedding vectors a package's manifest `data` produces.
+
+    It is the sha256 of the compact, key-sorted JSON of
+    `{"embedding_identity": 1, "graph": <graphs.embedding>, "files": {<each file of that graph>:
+    <its sha256 in files>}, "preprocessing": <preprocessing>}`: the embedding graph's bytes,
+    its declaration (files, inputs, outputs and their meaning, i.e. the pooling) and the
+    preprocessing that makes its input. Nothing else counts: not `errormap` (thresholds,
+    low-pass, structure table, calibration record), `heads`, the reconstruction graphs, `name`,
+    `version`, `created`, the model card, `parity` or `provenance`. So calibrating a package in
+    place keeps it, while a new embedding graph (re-import, fine-tuning) or new preprocessing
+    changes it. Raises PackageError when the manifest has no embedding graph or does not list
+    the sha256 of one of its files.
+    """
+    graph = (data.get("graphs") or {}).get(EMBEDDING_GRAPH)
+    if not isinstance(graph, dict) or "file" not in graph:
+        raise PackageError(f"package {name} has no '{EMBEDDING_GRAPH}' graph")
+    files = data.get("files") or {}
+    shas = {}
+    for file in graph.get("files", [graph["file"]]):
+        sha = (files.get(file) or {}).get("sha256")
+        if not sha:
+            raise PackageError(f"{name}: {file} is not listed in the manifest")
+        shas[str(file)] = str(sha)
+    record = {
+        "embedding_identity": EMBEDDING_IDENTITY_VERSION,
+        "graph": graph,
+        "files": shas,
+        "preprocessing": data.get("preprocessing"),
+    }
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return sha256_bytes(text.encode("utf-8"))
 
 
 def read_manifest(folder: Path) -> Manifest:

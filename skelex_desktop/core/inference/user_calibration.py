@@ -422,8 +422,8 @@ def calibrate_on_normal_studies(
         written = _write_in_place(folder, manifest, data)
         notes.append(
             f"the package's sha256 changed ({manifest.sha256[:12]} -> {written.sha256[:12]}): "
-            "its cached error maps and embeddings are recomputed, and task heads trained on "
-            "the previous version no longer apply to it"
+            "its cached error maps are recomputed; its embedding graph and preprocessing are "
+            "unchanged, so its cached embeddings and the task heads trained on it still apply"
         )
     after = {**_state(errormap), "package_sha256": written.sha256}
     before["package_sha256"] = manifest.sha256

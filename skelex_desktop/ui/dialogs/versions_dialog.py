@@ -95,7 +95,7 @@ class VersionsDialog(QDialog):
                 self.table.selectRow(row)
 
     def activate_selected(self) -> Job | None:
-        from skelex_desktop.core.heads.refresh import refresh_active_predictions
+        from skelex_desktop.core.heads.refresh import head_package, refresh_active_predictions
         from skelex_desktop.core.heads.versions import activate_version
 
         rows = self.table.selectionModel().selectedRows()
@@ -106,15 +106,15 @@ class VersionsDialog(QDialog):
         ws = self.workspace
         activated = activate_version(ws.db, view.name, view.version, ws.settings.reader)
         self.reload()
-        embedding_model = activated.file_sha256.get("embedding_model")
+        package = head_package(ws.settings, activated.file_sha256)
         self.activated.emit(activated)
-        if not embedding_model:
+        if package is None:
             self.status.setText(f"{activated.name} {activated.version} is now active.")
             return None
         job = Job(
             "Recompute predictions",
             lambda progress: refresh_active_predictions(
-                ws.db, ws.settings.data_dir, embedding_model, progress
+                ws.db, ws.settings.data_dir, package, progress
             ),
         )
         job.succeeded.connect(
