@@ -66,8 +66,7 @@ def synth_embeddings(
             img, patient = rendered.image, rendered.patient
             ds = rendered.dicom(item)
             frame = decode_frame(parse_dicom(encode(ds)), 0)
-            pixels = frame.rgb if frame.rgb is not None else frame.values
-            pending.append(model_input(pixels, runtime.manifest))
+            pending.append(model_input(frame.model_pixels, runtime.manifest))
             lab = img.labels
             rows.append(
                 {
@@ -257,7 +256,7 @@ def write_package(
     package: Path, results: dict[str, dict[str, Any]], args: argparse.Namespace
 ) -> None:
     """Head files, model card and manifest (last, so a crash leaves the old manifest)."""
-    from skelex_desktop.core.inference.package import sha256_bytes
+    from skelex_desktop.core.inference.package import embedding_identity, sha256_bytes
 
     manifest = json.loads((package / "manifest.json").read_text(encoding="utf-8"))
     (package / "heads").mkdir(exist_ok=True)
@@ -291,6 +290,7 @@ def write_package(
     manifest["heads"] = {
         "model_version": f"{manifest['name']}-heads",
         "embedding_sha256": manifest["files"][embedding_file]["sha256"],
+        "embedding_identity": embedding_identity(manifest, manifest["name"]),
         "training": {
             "script": "scripts/train_demo_heads.py",
             "synth_seed": args.seed,
