@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,6 +44,10 @@ def test_bench_orders_split_and_plot(tmp_path: Path) -> None:
     )
     assert labels["fracture"].tolist() == [1, 0] and labels["tumour"].tolist() == [1, 0]
     assert labels["implant"].tolist() == [0, 1]
+    regions = {"region": np.array(["ankle", "foot", "ankle"])}
+    assert bench.control_labels(regions, ["ankle"])["control_ankle"].tolist() == [1, 0, 1]
+    with pytest.raises(SystemExit, match="unknown control region"):
+        bench.control_labels(regions, ["elbow"])
 
     result = bench.benchmark(x, y, groups, seeds=2, step=20, start_size=10, threads=1)
     for run in result["runs"]:
