@@ -22,7 +22,6 @@ from skelex_desktop.core.embeddings import (
 )
 from skelex_desktop.core.heads.predict import predict_with_active_heads
 from skelex_desktop.core.heads.refresh import head_package
-from skelex_desktop.core.heads.train import train_head
 from skelex_desktop.core.heads.versions import (
     EMBEDDING_MODEL,
     adopt_legacy_heads,
@@ -39,8 +38,7 @@ from skelex_desktop.core.inference.package import (
     write_manifest,
 )
 from skelex_desktop.core.inference.user_calibration import _write_in_place
-from skelex_desktop.core.labels import confirm_label
-from tests.core.test_embeddings import import_synthetic
+from tests.core.test_embeddings import import_synthetic, labelled_head_on
 from tests.core.test_mae_helpers import copy_tiny_package
 
 DEMO = Path(__file__).resolve().parents[2] / "models" / "skelex-demo"
@@ -145,13 +143,7 @@ def test_legacy_head_records_still_apply_and_are_re_recorded(workspace, tmp_path
     folder = copy_tiny_package(data_dir / "models")
     service = ErrorMapService(settings, "tiny")
     manifest = service.runtime.manifest
-    truth = import_synthetic(db, data_dir, tmp_path / "first", n=12, seed=11)
-    with db.read() as s:
-        first = dict(s.execute(select(Image.sop_instance_uid, Image.id)).all())
-    for sop, image_id in first.items():
-        confirm_label(db, image_id, "abnormal", truth[sop]["abnormal"], "dr.test")
-    assert analyze_images(db, service, None).embedded == len(first)
-    result = train_head(db, settings, ["abnormal"], folds=2, seed=0, model="tiny")
+    first, result = labelled_head_on(db, settings, service, tmp_path / "first")
 
     # What an older version stored: the manifest sha256, in the head and in the cache keys.
     with db.write() as s:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,6 +37,25 @@ def import_synthetic(
     )
     with open(result.ground_truth_csv, newline="", encoding="utf-8") as handle:
         return {row["sop_uid"]: row for row in csv.DictReader(handle)}
+
+
+def labelled_head_on(
+    db: Database, settings: Settings, service: ErrorMapService, out: Path
+) -> tuple[dict[str, int], Any]:
+    """12 imported synthetic images, each with a confirmed "abnormal" label, analysed by
+    `service`, and a head trained on them: (image ids by SOP Instance UID, the TrainResult)."""
+    from skelex_desktop.core.embeddings import analyze_images
+    from skelex_desktop.core.heads.train import train_head
+    from skelex_desktop.core.labels import confirm_label
+
+    truth = import_synthetic(db, Path(settings.data_dir), out, n=12, seed=11)
+    with db.read() as s:
+        ids = dict(s.execute(select(Image.sop_instance_uid, Image.id)).all())
+    for sop, image_id in ids.items():
+        confirm_label(db, image_id, "abnormal", truth[sop]["abnormal"], "dr.test")
+    assert analyze_images(db, service, None).embedded == len(ids)
+    model = service.runtime.manifest.name
+    return ids, train_head(db, settings, ["abnormal"], folds=2, seed=0, model=model)
 
 
 def image_ids(db: Database) -> list[int]:

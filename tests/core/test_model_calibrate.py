@@ -15,7 +15,6 @@ from skelex_desktop.cli import main
 from skelex_desktop.core.db.models import Image, ModelVersion, Prediction
 from skelex_desktop.core.embeddings import analyze_images
 from skelex_desktop.core.heads.refresh import head_package
-from skelex_desktop.core.heads.train import train_head
 from skelex_desktop.core.inference.analysis import ErrorMapService, MaeRuntime
 from skelex_desktop.core.inference.calibration import HOTSPOT_PERCENTILE
 from skelex_desktop.core.inference.normalisation import ErrorNormaliser
@@ -30,13 +29,12 @@ from skelex_desktop.core.inference.user_calibration import (
     calibrate_on_normal_studies,
 )
 from skelex_desktop.core.ingest.pixels import read_frame
-from skelex_desktop.core.labels import confirm_label
 from skelex_desktop.core.progress import Cancelled, RecordingProgress
 from skelex_desktop.core.review import task_states
 from skelex_desktop.core.settings import Settings
 from skelex_desktop.core.synth import generate_image
 from skelex_desktop.core.synth.dataset import SynthConfig, generate_dataset
-from tests.core.test_embeddings import import_synthetic
+from tests.core.test_embeddings import import_synthetic, labelled_head_on
 from tests.core.test_mae_helpers import copy_tiny_package
 
 N_DICOM, N_PNG, SIZE = 12, 10, 128
@@ -278,13 +276,7 @@ def test_heads_and_cached_embeddings_survive_an_in_place_calibration(
     copy_tiny_package(data_dir / "models")
     service = ErrorMapService(settings, "tiny")
     before = service.runtime.manifest
-    truth = import_synthetic(db, data_dir, tmp_path / "labelled", n=12, seed=11)
-    with db.read() as s:
-        labelled = dict(s.execute(select(Image.sop_instance_uid, Image.id)).all())
-    for sop, image_id in labelled.items():
-        confirm_label(db, image_id, "abnormal", truth[sop]["abnormal"], "dr.test")
-    analyze_images(db, service, None)
-    head = train_head(db, settings, ["abnormal"], folds=2, seed=0, model="tiny")
+    labelled, head = labelled_head_on(db, settings, service, tmp_path / "labelled")
 
     result = calibrate_on_normal_studies(_registry(data_dir), "tiny", normals["studies"])
     assert not result.copied and any("still apply" in note for note in result.notes)
