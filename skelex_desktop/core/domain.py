@@ -5,6 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+# The AUROC below which a model output is shown with a caveat and never accepted by a bare
+# Enter: task heads (cross-validated) and error maps (on their calibration set).
+MIN_RELIABLE_AUROC = 0.70
+
 
 class ImageStatus(enum.StrEnum):
     """Where an image stands in the review workflow (worklist column)."""

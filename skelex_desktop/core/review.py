@@ -26,7 +26,7 @@ from skelex_desktop.core.db.models import (
     Study,
     Task,
 )
-from skelex_desktop.core.domain import Changes, ImageStatus, TaskKind
+from skelex_desktop.core.domain import MIN_RELIABLE_AUROC, Changes, ImageStatus, TaskKind
 from skelex_desktop.core.labels import LabelError, is_current, prediction_value, set_label
 from skelex_desktop.core.schema import list_tasks
 
@@ -80,7 +80,7 @@ def image_details(session: Session, image_id: int) -> ImageDetails:
     )
 
 
-MIN_CONFIRM_AUROC = 0.70  # a head below this is shown, never accepted by a bare Enter
+MIN_CONFIRM_AUROC = MIN_RELIABLE_AUROC  # a head below this is shown, never accepted by Enter
 
 
 @dataclass(frozen=True)

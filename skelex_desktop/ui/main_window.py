@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox
 
 from skelex_desktop import __version__
 from skelex_desktop.core.domain import Changes, ImageStatus
+from skelex_desktop.core.inference.reliability import map_caveat
 from skelex_desktop.core.regions import Box, list_regions
 from skelex_desktop.core.review import ImageDetails, image_details, task_states
 from skelex_desktop.core.workspace import Workspace
@@ -243,9 +244,11 @@ class MainWindow(QMainWindow):
         self.findings.set_hotspots(spots)
         self.viewer.set_hotspots([box for box, _ in spots])
         verdict = "" if result.abnormal is None else (" - abnormal" if result.abnormal else "")
+        caveat = map_caveat(self.service.runtime.manifest.errormap)
         self.findings.analysis_status.setText(
             f"{result.model}: image score {result.score:.3g}{verdict}; "
             f"{len(spots)} hotspots{' (cached)' if result.cached else ''}"
+            + (f"\n{caveat}" if caveat else "")
         )
         if self.viewer.frame is not None:
             self._draw_overlay()

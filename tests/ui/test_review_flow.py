@@ -53,6 +53,9 @@ def test_open_overlay_confirm_correct_undo_and_reopen(qtbot, demo_workspace, no_
     assert "no AI suggestion" in states["anatomical_location"].ai.text()
     # the demo heads are at chance (CV AUROC < 0.70): shown, marked, never accepted by Enter
     assert "not accepted by Enter" in states["implant"].ai.text()
+    # the demo map is weak on its own calibration set, and the panel says so next to it
+    assert "hotspots" in win.findings.analysis_status.text()
+    assert "Weak map on its calibration set" in win.findings.analysis_status.text()
     weak = {n for n, r in states.items() if r.state.has_suggestion and not r.state.confirmable}
 
     # correct "fracture" with a number key (T moves to the next task), then undo it
