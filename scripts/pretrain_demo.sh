@@ -10,9 +10,9 @@
 #   GPU (torch sees CUDA): the image pool is rendered on all CPU cores of that machine, then
 #       ~7 minutes of training at batch 256; about 10 minutes in all.
 #   CPU (the 2-core laptop): one training thread, niced, for $MINUTES (default 110) minutes.
-#   RECIPE=gpu|cpu forces one. STEPS, MINUTES, POOL, BATCH, THREADS override its figures;
-#   MODELS_DIR (default models/) and CALIBRATE (SynthMSK calibration images, default 200) the
-#   import. tests/core/test_pretrain_demo_script.py runs both recipes in miniature.
+#   RECIPE=gpu|cpu forces one. STEPS, WARMUP, MINUTES, POOL, BATCH, THREADS override its
+#   figures; MODELS_DIR (default models/), VERSION (default 0.2.0) and CALIBRATE (SynthMSK
+#   calibration images, default 200) the import. tests/core/test_pretrain_demo_script.py runs both recipes in miniature.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN="${RUN:-${TMPDIR:-/tmp}/skelex-demo-run}"
@@ -47,5 +47,5 @@ fi
 "$CLI" model import "$RUN/hf" --name skelex-demo --models-dir "$MODELS_DIR" --replace \
     --version "${VERSION:-0.2.0}" --licence "Proprietary (SKELEX Desktop); synthetic training data only" \
     --lowpass-sigma 2.0 --calibrate-synth "${CALIBRATE:-200}" "${card[@]}"
-# verified through the registry: a package in $RUN/data/models wins over the bundled one
-"$CLI" --data-dir "$RUN/data" model verify skelex-demo
+# verify the package just written, wherever MODELS_DIR is (it stands in for the bundled folder)
+SKELEX_BUNDLED_MODELS="$MODELS_DIR" "$CLI" --data-dir "$RUN/data" model verify skelex-demo

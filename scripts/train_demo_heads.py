@@ -256,7 +256,11 @@ def write_package(
     package: Path, results: dict[str, dict[str, Any]], args: argparse.Namespace
 ) -> None:
     """Head files, model card and manifest (last, so a crash leaves the old manifest)."""
-    from skelex_desktop.core.inference.package import embedding_identity, sha256_bytes
+    from skelex_desktop.core.inference.package import (
+        embedding_identity,
+        sha256_bytes,
+        write_manifest,
+    )
 
     manifest = json.loads((package / "manifest.json").read_text(encoding="utf-8"))
     (package / "heads").mkdir(exist_ok=True)
@@ -303,7 +307,7 @@ def write_package(
         },
         "tasks": tasks,
     }
-    write_atomic(package / "manifest.json", json.dumps(manifest, indent=2).encode("utf-8"))
+    write_manifest(package, manifest)  # lists the manifest it replaces under "supersedes"
 
 
 def main(argv: list[str] | None = None) -> int:

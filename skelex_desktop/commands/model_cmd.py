@@ -43,7 +43,12 @@ def cmd_model_verify(args: argparse.Namespace) -> int:
         package = registry.verify(args.name)
     except PackageError as exc:
         raise CliError(str(exc)) from exc
-    emit(args, package.to_json(), f"{package.name}: all {package.file_count} files verified")
+    emit(
+        args,
+        package.to_json(),
+        f"{package.name} {package.version}: all {package.file_count} files verified "
+        f"({package.path})",
+    )
     return 0
 
 

@@ -4,8 +4,8 @@ One entry per (image content hash, frame, embedding identity of the model packag
 `Manifest.embedding_identity`): `<key>.npy`, a float32 [D] vector written to a temporary name
 and renamed, so a reader never sees half an entry. Packages that differ only in what does not
 change an embedding (e.g. calibrated error-map thresholds) share their entries. Entries written
-before embedding identities are keyed by the manifest sha256; they are still read for that
-exact package, and copied under the identity when found.
+before embedding identities are keyed by a manifest sha256; they are still read for that
+package (its own or one its manifest supersedes), and copied under the identity when found.
 Preprocessing is exactly the error map's (`to_model_u8` + `normalise` with the manifest's
 settings), so an embedding and an error map of one image see the same model input.
 """
@@ -116,14 +116,16 @@ class EmbeddingResult:
 
 
 def cached_embedding(
-    cache: EmbeddingCache, ref: ImageRef, identity: str, package_sha256: str | None = None
+    cache: EmbeddingCache, ref: ImageRef, identity: str, legacy: Sequence[str] = ()
 ) -> np.ndarray | None:
-    """The cached embedding of `ref` under the embedding identity `identity`; else, when given,
-    under the manifest sha256 `package_sha256` of that package (an entry of an older version,
-    then copied under the identity)."""
+    """The cached embedding of `ref` under the embedding identity `identity`; else under one of
+    the manifest sha256s `legacy` of that package (`Manifest.manifest_shas`: an entry of an
+    older version of the app, then copied under the identity)."""
     vector = cache.get(embedding_key(ref.content_hash, ref.frame, identity))
-    if vector is None and package_sha256:
-        vector = cache.get(embedding_key(ref.content_hash, ref.frame, package_sha256))
+    for sha in legacy:
+        if vector is not None:
+            break
+        vector = cache.get(embedding_key(ref.content_hash, ref.frame, sha))
         if vector is not None:
             cache.put(embedding_key(ref.content_hash, ref.frame, identity), vector)
     return vector
@@ -138,7 +140,7 @@ def cached_embeddings(
     identity = manifest.embedding_identity
     found = {}
     for ref in refs:
-        vector = cached_embedding(cache, ref, identity, manifest.sha256)
+        vector = cached_embedding(cache, ref, identity, manifest.manifest_shas)
         if vector is not None:
             found[ref.image_id] = vector
     return found
@@ -182,7 +184,7 @@ def embed_images(
 
     for ref in refs:
         check(progress)
-        hit = cached_embedding(cache, ref, identity, manifest.sha256)
+        hit = cached_embedding(cache, ref, identity, manifest.manifest_shas)
         if hit is not None:
             result.vectors[ref.image_id] = hit
             result.cached += 1

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, Prediction, Task
 from skelex_desktop.core.domain import ImageStatus
+from skelex_desktop.core.inference.errormap import FOREGROUND_VERSION
 from skelex_desktop.core.review import ImageDetails, ensure_model_version, image_details
 
 ZERO_SHOT_METHOD = "zero-shot error map"
@@ -60,22 +61,33 @@ def record_zero_shot(
     hotspots: list[dict[str, Any]],
     error_map_path: str = "",
 ) -> int:
-    """Store (once per image and model version) the zero-shot abnormal prediction."""
+    """Store (once per image and model package state) the zero-shot abnormal prediction.
+
+    A package recalibrated in place keeps its name and version but not its sha256, and its
+    maps, hotspots and abnormal call change; so do they when the anatomy mask changes
+    (`FOREGROUND_VERSION`). Then a new row is added (the newest prediction is the one shown;
+    the earlier rows stay for provenance). Rows stored before both were recorded in `details`
+    count as another state."""
     name, version, package_sha = model
     with db.write() as session:
         model_version = ensure_model_version(session, name, version, {"package": package_sha})
         task_id = session.scalar(select(Task.id).where(Task.name == ZERO_SHOT_TASK))
         if task_id is None:
             raise ValueError(f"the label schema has no {ZERO_SHOT_TASK!r} task")
-        existing = session.scalar(
-            select(Prediction.id).where(
+        existing = session.scalars(
+            select(Prediction)
+            .where(
                 Prediction.image_id == image_id,
                 Prediction.model_version_id == model_version.id,
                 Prediction.task_id == task_id,
             )
-        )
-        if existing is not None:
-            return existing
+            .order_by(Prediction.id.desc())
+        ).first()
+        state = {"package": package_sha, "foreground": FOREGROUND_VERSION}
+        if existing is not None and all(
+            (existing.details or {}).get(k) == v for k, v in state.items()
+        ):
+            return existing.id
         prediction = Prediction(
             image_id=image_id,
             model_version_id=model_version.id,
@@ -83,7 +95,12 @@ def record_zero_shot(
             probabilities={},
             score=score,
             error_map_path=error_map_path,
-            details={"method": ZERO_SHOT_METHOD, "threshold": threshold, "hotspots": hotspots},
+            details={
+                "method": ZERO_SHOT_METHOD,
+                **state,
+                "threshold": threshold,
+                "hotspots": hotspots,
+            },
         )
         session.add(prediction)
         image = session.get(Image, image_id)

@@ -115,6 +115,7 @@ def test_real_package_keeps_its_identity_through_an_error_map_rewrite(tmp_path: 
     after = _rewrite_errormap(folder, abnormal_threshold=0.01, hotspot_threshold=0.02)
     assert after.sha256 != before.sha256
     assert after.embedding_identity == before.embedding_identity
+    assert after.manifest_shas == (after.sha256, before.sha256)  # same embeddings: superseded
 
     data = copy.deepcopy(after.data)  # new preprocessing, written and verified
     data["preprocessing"]["resize"] = "letterbox"
@@ -122,6 +123,7 @@ def test_real_package_keeps_its_identity_through_an_error_map_rewrite(tmp_path: 
     letterbox = verify_package(folder)
     assert letterbox.preprocessing.resize == "letterbox"
     assert letterbox.embedding_identity != after.embedding_identity
+    assert letterbox.manifest_shas == (letterbox.sha256,)  # other embeddings: nothing carried
     write_manifest(folder, after.data)
 
     graph = folder / "embedding.onnx"  # new graph bytes: one weight changed, manifest updated
@@ -161,6 +163,16 @@ def test_legacy_head_records_still_apply_and_are_re_recorded(workspace, tmp_path
     assert not applies_to({EMBEDDING_MODEL: verify_package(DEMO).sha256}, manifest)
     assert head_package(settings, legacy).sha256 == manifest.sha256
 
+    # Calibrated before anything re-recorded the head (e.g. `model calibrate` right after the
+    # upgrade): the new manifest supersedes the old sha256, so the old record still applies
+    # and the old cache entries are still found.
+    old_sha = manifest.sha256
+    manifest = _rewrite_errormap(folder, hotspot_threshold=0.02)
+    assert manifest.sha256 != old_sha and manifest.manifest_shas == (manifest.sha256, old_sha)
+    assert manifest.data["supersedes"] == [old_sha]
+    assert applies_to(legacy, manifest) and head_package(settings, legacy).sha256 == manifest.sha256
+    service = ErrorMapService(settings, "tiny")
+
     import_synthetic(db, data_dir, tmp_path / "second", n=2, seed=12)
     with db.read() as s:
         new_ids = [
@@ -179,11 +191,13 @@ def test_legacy_head_records_still_apply_and_are_re_recorded(workspace, tmp_path
         event = s.scalars(
             select(AuditEvent).where(AuditEvent.action == "model_version.embedding_identity")
         ).one()
-        assert event.entity_id == version.id and event.before == {EMBEDDING_MODEL: manifest.sha256}
+        assert event.entity_id == version.id and event.before == {EMBEDDING_MODEL: old_sha}
 
-    # Re-recorded, the head survives an in-place error-map rewrite of its package.
+    # Re-recorded, the head survives an in-place error-map rewrite of its package; the chain
+    # of superseded manifests grows.
     calibrated = _rewrite_errormap(folder, abnormal_threshold=0.01)
     assert calibrated.sha256 != manifest.sha256
+    assert calibrated.manifest_shas == (calibrated.sha256, old_sha, manifest.sha256)
     service = ErrorMapService(settings, "tiny")
     assert service.runtime.manifest.sha256 == calibrated.sha256
     import_synthetic(db, data_dir, tmp_path / "third", n=1, seed=13)

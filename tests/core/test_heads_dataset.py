@@ -15,7 +15,9 @@ from skelex_desktop.core.labels import confirm_label
 from tests.core.factories import add_image
 
 SHA = "f" * 64  # the embedding identity the cached embeddings are stored under
-MODEL = SimpleNamespace(embedding_identity=SHA, sha256="e" * 64)  # what a Manifest offers
+MODEL = SimpleNamespace(  # what a Manifest offers
+    embedding_identity=SHA, sha256="e" * 64, manifest_shas=("e" * 64,)
+)
 
 
 def make_labelled(
@@ -101,7 +103,9 @@ def test_bad_requests_are_explained(db: Database, data_dir: Path) -> None:
         assemble_dataset(
             db,
             data_dir,
-            SimpleNamespace(embedding_identity="0" * 64, sha256="1" * 64),
+            SimpleNamespace(
+                embedding_identity="0" * 64, sha256="1" * 64, manifest_shas=("1" * 64,)
+            ),
             ["fracture"],
         )
 

@@ -46,3 +46,23 @@ def test_below_threshold_suggests_normal(db: Database) -> None:
         image_id = add_image(s).id
     record_zero_shot(db, image_id, MODEL, score=0.2, threshold=0.5, hotspots=[])
     assert _abnormal(db, image_id).suggestion == 0
+
+
+def test_a_package_recalibrated_in_place_adds_a_newer_prediction(db: Database) -> None:
+    """Same name and version, another sha256 (e.g. `model calibrate` in place): the new map's
+    call is stored as a newer row and shown; the earlier row stays for provenance."""
+    with db.write() as s:
+        image_id = add_image(s).id
+    before = record_zero_shot(db, image_id, MODEL, score=0.9, threshold=0.5, hotspots=[])
+    recalibrated = (*MODEL[:2], "def456")
+    after = record_zero_shot(db, image_id, recalibrated, score=0.3, threshold=0.5, hotspots=[])
+    assert after != before
+    assert record_zero_shot(db, image_id, recalibrated, score=0.3, threshold=0.5, hotspots=[]) == (
+        after
+    )
+    state = _abnormal(db, image_id)
+    assert (state.suggestion, state.score) == (0, 0.3)
+    with db.read() as s:
+        assert s.get(Prediction, before).details["package"] == "abc123"
+        assert s.get(Prediction, after).details["package"] == "def456"
+        assert s.get(Image, image_id).ai_score == 0.3

@@ -18,9 +18,10 @@ from skelex_desktop.core.heads.refresh import head_package
 from skelex_desktop.core.inference.analysis import ErrorMapService, MaeRuntime
 from skelex_desktop.core.inference.calibration import HOTSPOT_PERCENTILE
 from skelex_desktop.core.inference.normalisation import ErrorNormaliser
-from skelex_desktop.core.inference.package import read_manifest, verify_package
+from skelex_desktop.core.inference.package import read_manifest, verify_package, write_manifest
 from skelex_desktop.core.inference.preprocess import to_model_u8
 from skelex_desktop.core.inference.registry import Registry
+from skelex_desktop.core.inference.reliability import CARRIED, map_caveat
 from skelex_desktop.core.inference.user_calibration import (
     MIN_IMAGES,
     SOURCE,
@@ -308,3 +309,32 @@ def test_heads_and_cached_embeddings_survive_an_in_place_calibration(
     assert len(rows) == len(later) and state.method == "task head"
     package = head_package(settings, version.file_sha256)
     assert package is not None and package.sha256 == after.sha256
+
+
+def test_synthmsk_measures_and_the_weak_map_caveat_survive_a_threshold_calibration(
+    data_dir: Path, normals: dict[str, list[Path]]
+) -> None:
+    """Thresholds alone leave the map as it was, so its SynthMSK measures (and the viewer's
+    caveat) stay in the new record; a structure table changes the map, so they go."""
+    folder = copy_tiny_package(data_dir / "models")
+    data = read_manifest(folder).data
+    synth = {"data": "SynthMSK seed 1, 20 images", "image_auroc": 0.55}
+    synth["finding_pixel_auroc_inside_bone"] = 0.61
+    data["errormap"] = {**data["errormap"], "calibration": synth}
+    write_manifest(folder, data)
+    assert map_caveat(verify_package(folder).errormap) is not None
+
+    calibrate_on_normal_studies(_registry(data_dir), "tiny", normals["studies"])
+    record = verify_package(folder).errormap["calibration"]
+    assert record["source"] == SOURCE and record[CARRIED] == synth
+    caveat = map_caveat(verify_package(folder).errormap)
+    assert caveat is not None and "AUROC 0.55" in caveat and "AUROC 0.61" in caveat
+
+    calibrate_on_normal_studies(_registry(data_dir), "tiny", normals["studies"])
+    assert verify_package(folder).errormap["calibration"][CARRIED] == synth  # carried again
+
+    calibrate_on_normal_studies(
+        _registry(data_dir), "tiny", normals["studies"], structure_table=True
+    )
+    assert CARRIED not in verify_package(folder).errormap["calibration"]
+    assert map_caveat(verify_package(folder).errormap) is None

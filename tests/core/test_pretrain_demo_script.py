@@ -22,7 +22,7 @@ def run_script(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         "PY": sys.executable,
         "CLI": str(bin_dir / "skelex-desktop"),
         "RUN": str(tmp_path / "run"),
-        "MODELS_DIR": str(tmp_path / "run" / "data" / "models"),
+        "MODELS_DIR": str(tmp_path / "models"),
         "STEPS": "2",
         "WARMUP": "1",
         "POOL": "6",
@@ -41,11 +41,14 @@ def test_pretrain_demo_script_builds_a_verified_calibrated_package(
 ) -> None:
     done = run_script(tmp_path, RECIPE=recipe, BATCH="4")
     assert done.returncode == 0, done.stderr[-2000:]
-    package = tmp_path / "run" / "data" / "models" / "skelex-demo"
+    package = tmp_path / "models" / "skelex-demo"
     manifest = json.loads((package / "manifest.json").read_text())
     assert manifest["version"] == "0.0.1"
     assert manifest["errormap"]["lowpass_sigma"] == 2.0
     assert "4 images" in manifest["errormap"]["calibration"]["data"]
+    # the verification was of this package, not of the bundled one
+    assert "skelex-demo 0.0.1: all " in done.stdout
+    assert f" files verified ({package})" in done.stdout
     assert (tmp_path / "run" / "hf" / "config.json").is_file()
     # the bundled package is untouched
     assert (

@@ -32,3 +32,10 @@ def test_only_measured_weakness_gives_a_caveat() -> None:
     assert map_caveat({"calibration": "broken"}) is None
     assert map_caveat({"calibration": {"image_auroc": float("nan")}}) is None
     assert MIN_CONFIRM_AUROC == MIN_RELIABLE_AUROC  # one bar for heads and maps
+
+
+def test_carried_measures_give_the_caveat_of_a_user_calibrated_package() -> None:
+    synth = {"data": "SynthMSK", "image_auroc": 0.58, "finding_pixel_auroc_inside_bone": 0.64}
+    user_record = {"source": "user normal studies", "image_auroc": None, "synthmsk": synth}
+    caveat = map_caveat({"calibration": user_record})
+    assert caveat is not None and "AUROC 0.58" in caveat and "AUROC 0.64" in caveat

@@ -55,7 +55,7 @@ def test_open_overlay_confirm_correct_undo_and_reopen(qtbot, demo_workspace, no_
     assert "not accepted by Enter" in states["implant"].ai.text()
     # the demo map is weak on its own calibration set, and the panel says so next to it
     assert "hotspots" in win.findings.analysis_status.text()
-    assert "Weak map on its calibration set" in win.findings.analysis_status.text()
+    assert "Weak map on its SynthMSK calibration set" in win.findings.analysis_status.text()
     weak = {n for n, r in states.items() if r.state.has_suggestion and not r.state.confirmable}
 
     # correct "fracture" with a number key (T moves to the next task), then undo it

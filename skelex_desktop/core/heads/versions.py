@@ -7,8 +7,9 @@ predictions of active versions.
 Which model package a head applies to is decided here, once (`applies_to`): a head version
 records in `file_sha256["embedding_model"]` the embedding identity of the package it was
 trained on (`Manifest.embedding_identity`); versions stored before that record the package's
-manifest sha256 and still apply to that exact package, until `adopt_legacy_heads` re-records
-them under the identity (so calibrating the package in place afterwards keeps them too).
+manifest sha256 and still apply to that package, also after it was rewritten with the same
+embeddings (a rewritten manifest lists the sha256s it supersedes), until `adopt_legacy_heads`
+re-records them under the identity.
 """
 
 from __future__ import annotations
@@ -89,12 +90,13 @@ def applies_to(file_sha256: Mapping[str, Any] | None, manifest: Manifest) -> boo
     """Whether a version recording `file_sha256` was fit on embeddings of `manifest`.
 
     True when its `embedding_model` is the package's embedding identity, or (versions stored
-    before embedding identities) the package's manifest sha256.
+    before embedding identities) the package's manifest sha256 or one it superseded
+    (`Manifest.manifest_shas`: the same embeddings, e.g. before a recalibration).
     """
     recorded = (file_sha256 or {}).get(EMBEDDING_MODEL)
     if not recorded:
         return False
-    if recorded == manifest.sha256:
+    if recorded in manifest.manifest_shas:
         return True
     try:
         return recorded == manifest.embedding_identity
@@ -113,14 +115,15 @@ def active_user_heads(session: Session, manifest: Manifest) -> list[ModelVersion
 
 
 def adopt_legacy_heads(db: Database, manifest: Manifest) -> int:
-    """Re-record the versions whose `embedding_model` is `manifest`'s manifest sha256 (stored
-    before embedding identities) under its embedding identity, audited; returns how many."""
-    legacy = manifest.sha256
+    """Re-record the versions whose `embedding_model` is one of `manifest`'s manifest sha256s
+    (stored before embedding identities; see `applies_to`) under its embedding identity,
+    audited; returns how many."""
+    legacy = set(manifest.manifest_shas)
     with db.read() as session:
         ids = [
             v.id
             for v in session.scalars(select(ModelVersion))
-            if (v.file_sha256 or {}).get(EMBEDDING_MODEL) == legacy
+            if (v.file_sha256 or {}).get(EMBEDDING_MODEL) in legacy
         ]
     if not ids:
         return 0
@@ -128,7 +131,8 @@ def adopt_legacy_heads(db: Database, manifest: Manifest) -> int:
     adopted = 0
     with db.write() as session:
         for version in session.scalars(select(ModelVersion).where(ModelVersion.id.in_(ids))):
-            if (version.file_sha256 or {}).get(EMBEDDING_MODEL) != legacy:
+            before = (version.file_sha256 or {}).get(EMBEDDING_MODEL)
+            if before not in legacy:
                 continue
             adopted += 1
             version.file_sha256 = {**version.file_sha256, EMBEDDING_MODEL: identity}
@@ -138,7 +142,7 @@ def adopt_legacy_heads(db: Database, manifest: Manifest) -> int:
                 "model_version.embedding_identity",
                 "model_version",
                 version.id,
-                before={EMBEDDING_MODEL: legacy},
+                before={EMBEDDING_MODEL: before},
                 after={EMBEDDING_MODEL: identity},
             )
     return adopted

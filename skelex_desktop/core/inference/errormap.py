@@ -117,8 +117,9 @@ def _otsu(values: np.ndarray) -> float:
 
 
 def _margin(gray: np.ndarray) -> int:
-    """A couple of pixels at the 224 px model size, proportionally more at larger sizes."""
-    return max(1, round(gray.shape[0] / 112))
+    """A couple of pixels at the 224 px model size, proportionally more at larger sizes (by
+    the longer side, so a letterboxed image gets the same margin either way round)."""
+    return max(1, round(max(gray.shape[:2]) / 112))
 
 
 def exposure_field(gray: np.ndarray) -> np.ndarray:

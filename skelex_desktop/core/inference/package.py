@@ -30,15 +30,48 @@ def check_package_name(name: str) -> None:
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    """Replace `folder/manifest.json` atomically (temporary file, then rename)."""
+    """Replace `folder/manifest.json` atomically (temporary file, then rename).
+
+    When it replaces a manifest with the same embedding identity (a recalibration, new heads),
+    the old manifest's sha256 joins `manifest["supersedes"]` (with the old one's list): head
+    versions and cached embeddings recorded under a manifest sha256 by older versions of the
+    app keep applying to the package (`Manifest.manifest_shas`).
+    """
+    manifest[SUPERSEDES] = _superseded(folder / MANIFEST, manifest)
+    if not manifest[SUPERSEDES]:
+        del manifest[SUPERSEDES]
     tmp = folder / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     os.replace(tmp, folder / MANIFEST)
 
 
+def _superseded(path: Path, manifest: dict[str, Any]) -> list[str]:
+    """The sha256s `manifest` supersedes once written over the manifest at `path`: that one's
+    list, `manifest`'s own and that one itself when their embedding identities agree; none
+    when they differ (other embeddings); `manifest`'s own when there is nothing at `path` (a
+    copy of a package into a new folder)."""
+    own = [x for x in manifest.get(SUPERSEDES) or [] if isinstance(x, str)]
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return own
+    except OSError:
+        return []
+    try:
+        old = json.loads(raw)
+        same = embedding_identity(old) == embedding_identity(manifest)
+    except (ValueError, PackageError, AttributeError, TypeError):
+        return []
+    if not same:
+        return []
+    older = [x for x in old.get(SUPERSEDES) or [] if isinstance(x, str)]
+    return list(dict.fromkeys([*older, *own, sha256_bytes(raw)]))
+
+
 FORMAT = "skelex-model-package"
 FORMAT_VERSION = 1
 EMBEDDING_GRAPH = "embedding"
+SUPERSEDES = "supersedes"
 EMBEDDING_IDENTITY_VERSION = 1
 _CHUNK = 1 << 20
 
@@ -144,6 +177,12 @@ class Manifest:
 
     def has_graph(self, name: str) -> bool:
         return name in self.data.get("graphs", {})
+
+    @property
+    def manifest_shas(self) -> tuple[str, ...]:
+        """This manifest's sha256 and those it superseded with the same embeddings."""
+        older = [x for x in self.data.get(SUPERSEDES) or [] if isinstance(x, str)]
+        return tuple(dict.fromkeys([self.sha256, *older]))
 
     @property
     def embedding_identity(self) -> str:

@@ -4,7 +4,9 @@
 abnormal from normal images and finding pixels from normal bone. Below the review's bar
 (`MIN_RELIABLE_AUROC`, the same as for task heads) the viewer says so next to the map, so a
 reader does not take hotspots on normal anatomy or a coin-flip "abnormal" call at face value.
-A calibration on normal studies only (`model calibrate`) measures neither, so it adds no caveat.
+A calibration on the user's normal studies (`model calibrate`) measures neither; it carries
+the previous SynthMSK measures over (`carried_measures`) when it leaves the map itself as it was
+(no structure table before or after), so the caveat stays; otherwise there is none.
 """
 
 from __future__ import annotations
@@ -15,26 +17,44 @@ from typing import Any
 
 from skelex_desktop.core.domain import MIN_RELIABLE_AUROC
 
+CARRIED = "synthmsk"  # key of the carried-over measures in a user calibration record
 MEASURES = (
     ("image_auroc", "abnormal vs normal images"),
     ("finding_pixel_auroc_inside_bone", "finding pixels vs normal bone"),
 )
 
 
-def map_caveat(errormap: Mapping[str, Any]) -> str | None:
-    """One sentence when the calibration record of a manifest's `errormap` section measured a
-    weak map (any AUROC of `MEASURES` below `MIN_RELIABLE_AUROC`); None otherwise."""
-    record = errormap.get("calibration")
+def carried_measures(record: Any) -> dict[str, Any] | None:
+    """The SynthMSK measures of a calibration record (its own, or those it carried over), with
+    the data they were measured on; None when it has none."""
     if not isinstance(record, Mapping):
         return None
-    weak = []
-    for key, what in MEASURES:
-        value = record.get(key)
-        if isinstance(value, int | float) and math.isfinite(value) and value < MIN_RELIABLE_AUROC:
-            weak.append(f"{what} AUROC {value:.2f}")
+    if any(_finite(record.get(key)) for key, _what in MEASURES):
+        return {k: record.get(k) for k in ("data", *(key for key, _what in MEASURES))}
+    carried = record.get(CARRIED)
+    return dict(carried) if isinstance(carried, Mapping) else None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def map_caveat(errormap: Mapping[str, Any]) -> str | None:
+    """One sentence when the calibration record of a manifest's `errormap` section measured a
+    weak map (any AUROC of `MEASURES` below `MIN_RELIABLE_AUROC`, its own or carried over);
+    None otherwise."""
+    measures = carried_measures(errormap.get("calibration"))
+    if measures is None:
+        return None
+    weak = [
+        f"{what} AUROC {measures[key]:.2f}"
+        for key, what in MEASURES
+        if _finite(measures.get(key)) and measures[key] < MIN_RELIABLE_AUROC
+    ]
     if not weak:
         return None
     return (
-        f"Weak map on its calibration set ({'; '.join(weak)}; bar {MIN_RELIABLE_AUROC:.2f}): "
-        "the abnormal call is unreliable and hotspots often mark normal anatomy."
+        f"Weak map on its SynthMSK calibration set ({'; '.join(weak)}; bar "
+        f"{MIN_RELIABLE_AUROC:.2f}): the abnormal call is unreliable and hotspots often mark "
+        "normal anatomy."
     )

@@ -50,6 +50,7 @@ from skelex_desktop.core.inference.package import (
     verify_package,
     write_manifest,
 )
+from skelex_desktop.core.inference.reliability import CARRIED, carried_measures
 from skelex_desktop.core.progress import Progress, check
 
 MIN_IMAGES = 20
@@ -387,6 +388,11 @@ def calibrate_on_normal_studies(
         )
     if normaliser is not None:
         errormap[NORMALISATION_KEY] = normaliser.to_json()
+    # Without a structure table before and after, the map itself is unchanged, and so are its
+    # SynthMSK measures: they stay in the record (the viewer's caveat reads them).
+    measures = carried_measures(manifest.errormap.get("calibration"))
+    unchanged_map = normaliser is None and not before["structure_table"]
+    carried = {CARRIED: measures} if measures and unchanged_map else {}
     errormap.update(
         abnormal_threshold=cut,
         hotspot_threshold=hotspot,
@@ -407,6 +413,7 @@ def calibrate_on_normal_studies(
             "inside the anatomy",
             "structure_table": normaliser is not None,
             "calibrated_from": {"name": manifest.name, "package_sha256": manifest.sha256},
+            **carried,
             "calibrated_with": f"skelex-desktop {__version__}",
         },
     )
