@@ -16,6 +16,7 @@ from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, Prediction, Task
 from skelex_desktop.core.domain import ImageStatus
 from skelex_desktop.core.inference.errormap import FOREGROUND_VERSION
+from skelex_desktop.core.inference.reliability import carried_measures
 from skelex_desktop.core.review import ImageDetails, ensure_model_version, image_details
 
 ZERO_SHOT_METHOD = "zero-shot error map"
@@ -48,6 +49,9 @@ def analyse_image(db: Database, service: Any, image_id: int) -> ImageAnalysis:
         threshold=result.threshold,
         hotspots=[h.to_json() for h in result.hotspots],
         error_map_path=str(result.extra.get("cache_path", "")),
+        calibration_auroc=(carried_measures(manifest.errormap.get("calibration")) or {}).get(
+            "image_auroc"
+        ),
     )
     return ImageAnalysis(details=details, result=result, prediction_id=prediction_id)
 
@@ -60,6 +64,7 @@ def record_zero_shot(
     threshold: float | None,
     hotspots: list[dict[str, Any]],
     error_map_path: str = "",
+    calibration_auroc: float | None = None,
 ) -> int:
     """Store (once per image and model package state) the zero-shot abnormal prediction.
 
@@ -67,7 +72,9 @@ def record_zero_shot(
     maps, hotspots and abnormal call change; so do they when the anatomy mask changes
     (`FOREGROUND_VERSION`). Then a new row is added (the newest prediction is the one shown;
     the earlier rows stay for provenance). Rows stored before both were recorded in `details`
-    count as another state."""
+    count as another state. `calibration_auroc`: the map's image AUROC on its calibration set
+    (abnormal vs normal), which decides whether Enter accepts the call (`TaskState`).
+    """
     name, version, package_sha = model
     with db.write() as session:
         model_version = ensure_model_version(session, name, version, {"package": package_sha})
@@ -98,6 +105,7 @@ def record_zero_shot(
             details={
                 "method": ZERO_SHOT_METHOD,
                 **state,
+                "calibration_auroc": calibration_auroc,
                 "threshold": threshold,
                 "hotspots": hotspots,
             },

@@ -6,6 +6,7 @@ writes a human label that names the prediction it confirmed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -99,6 +100,7 @@ class TaskState:
     method: str
     driver: dict[str, Any] | None  # region-guided heads: the region behind the suggestion
     cv_auroc: float | None  # the suggesting head's cross-validated AUROC, when it has one
+    calibration_auroc: float | None  # a zero-shot map's image AUROC on its calibration set
     label_id: int | None
     value: Any
     uncertain: bool
@@ -109,10 +111,17 @@ class TaskState:
         return self.prediction_id is not None and self.suggestion is not None
 
     @property
+    def measured_auroc(self) -> float | None:
+        """How well the suggesting model was measured to do: a head's cross-validated AUROC,
+        else a zero-shot map's calibration AUROC; None when nothing was measured."""
+        return self.cv_auroc if self.cv_auroc is not None else self.calibration_auroc
+
+    @property
     def confirmable(self) -> bool:
-        """Whether Enter accepts this suggestion: not when its head is known to be weak
-        (cross-validated AUROC below MIN_CONFIRM_AUROC); the reader can still choose it."""
-        return self.has_suggestion and (self.cv_auroc is None or self.cv_auroc >= MIN_CONFIRM_AUROC)
+        """Whether Enter accepts this suggestion: not when its model is known to be weak
+        (`measured_auroc` below MIN_CONFIRM_AUROC); the reader can still choose it."""
+        auroc = self.measured_auroc
+        return self.has_suggestion and (auroc is None or auroc >= MIN_CONFIRM_AUROC)
 
 
 def task_states(session: Session, image_id: int) -> list[TaskState]:
@@ -153,6 +162,9 @@ def task_states(session: Session, image_id: int) -> list[TaskState]:
                 method=(prediction.details or {}).get("method", "") if prediction else "",
                 driver=(prediction.details or {}).get("driver") if prediction else None,
                 cv_auroc=_cv_auroc(version_metrics.get(task.id, {}), task.name),
+                calibration_auroc=_finite_or_none(
+                    (prediction.details or {}).get("calibration_auroc") if prediction else None
+                ),
                 label_id=label.id if label else None,
                 value=label.value if label else None,
                 uncertain=bool(label.uncertain) if label else False,
@@ -160,6 +172,10 @@ def task_states(session: Session, image_id: int) -> list[TaskState]:
             )
         )
     return states
+
+
+def _finite_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 def _cv_auroc(metrics: dict[str, Any], task_name: str) -> float | None:

@@ -66,3 +66,18 @@ def test_a_package_recalibrated_in_place_adds_a_newer_prediction(db: Database) -
         assert s.get(Prediction, before).details["package"] == "abc123"
         assert s.get(Prediction, after).details["package"] == "def456"
         assert s.get(Image, image_id).ai_score == 0.3
+
+
+def test_a_weak_maps_call_is_shown_but_not_confirmable(db: Database) -> None:
+    """A map measured below the review's bar on its calibration set (image AUROC < 0.70)
+    suggests like a weak head: shown, never accepted by a bare Enter."""
+    with db.write() as s:
+        weak_id, good_id, unmeasured_id = (add_image(s, sop=f"1.2.9.{i}").id for i in range(3))
+    for image_id, auroc in ((weak_id, 0.58), (good_id, 0.91), (unmeasured_id, None)):
+        record_zero_shot(
+            db, image_id, MODEL, score=0.9, threshold=0.5, hotspots=[], calibration_auroc=auroc
+        )
+    weak, good, unmeasured = (_abnormal(db, i) for i in (weak_id, good_id, unmeasured_id))
+    assert weak.has_suggestion and weak.calibration_auroc == 0.58 and not weak.confirmable
+    assert good.confirmable and good.measured_auroc == 0.91
+    assert unmeasured.confirmable and unmeasured.measured_auroc is None

@@ -40,16 +40,20 @@ def describe_suggestion(state: TaskState) -> str:
     source = f"AI ({state.method})" if state.method else "AI"
     if state.cv_auroc is not None:
         source += f", CV AUROC {state.cv_auroc:.2f}"
+    elif state.calibration_auroc is not None:
+        source += f", calibration AUROC {state.calibration_auroc:.2f}"
     if state.driver:
         source += f", from {state.driver.get('label', 'a region')}"
     if state.threshold is not None and state.score is not None:
         relation = ">" if state.score > state.threshold else "<="
-        return f"{source}: {value}, score {state.score:.3g} {relation} {state.threshold:.3g}"
-    text = f"{source}: {value}"
-    if state.probability is not None:
-        text += f" (p = {state.probability:.2f})"
+        text = f"{source}: {value}, score {state.score:.3g} {relation} {state.threshold:.3g}"
+    else:
+        text = f"{source}: {value}"
+        if state.probability is not None:
+            text += f" (p = {state.probability:.2f})"
     if not state.confirmable:
-        text += f" - weak head, not accepted by Enter (CV AUROC < {MIN_CONFIRM_AUROC:.2f})"
+        what = "head" if state.cv_auroc is not None else "map"
+        text += f" - weak {what}, not accepted by Enter (AUROC < {MIN_CONFIRM_AUROC:.2f})"
     return text
 
 
