@@ -87,6 +87,7 @@ class Pieces:
     emap: ErrorMap
     raw: np.ndarray
     twin: np.ndarray | None = None  # 8-bit model input of the finding-free twin (--ceiling)
+    expected: np.ndarray | None = None  # the same twin rendered without quantum noise
 
 
 MapFn = Callable[[Pieces], np.ndarray | None]  # None: this map has nothing for the image
@@ -131,13 +132,20 @@ def gauss_residual(p: Pieces) -> np.ndarray:
 
 
 def twin_u8(
-    image: Any, pixels: np.ndarray, seed: int, index: int, size: int, model_size: int
+    image: Any,
+    pixels: np.ndarray,
+    seed: int,
+    index: int,
+    size: int,
+    model_size: int,
+    quantum_noise: bool = True,
 ) -> np.ndarray | None:
     """The finding-free twin of an abnormal image as 8-bit model input [S, S] ("resize" mode),
     windowed with the abnormal image's own min-max: what a perfect normal-anatomy predictor
-    would return. None when the twin's anatomy differs (knee osteoarthritis draws its grade
-    with other random numbers, so its twin is another knee)."""
-    twin = generate_image(seed, index, size=size, abnormal=False)
+    would return (without quantum noise: the expected normal image, which a model can at best
+    predict). None when the twin's anatomy differs (knee osteoarthritis draws its grade with
+    other random numbers, so its twin is another knee)."""
+    twin = generate_image(seed, index, size=size, abnormal=False, quantum_noise=quantum_noise)
     same = twin.bone_mask.shape == image.bone_mask.shape and (
         np.mean(twin.bone_mask.astype(bool) != image.bone_mask.astype(bool)) <= 0.01
     )
@@ -148,15 +156,18 @@ def twin_u8(
     return resize_u8(np.clip(scaled, 0, 255).astype(np.uint8), model_size, model_size)
 
 
-def twin_residual(sigma: float | None) -> MapFn:
-    """|x - twin| on [0, 1] (Gaussian-blurred by `sigma` model pixels first when given); zero
-    for normal images (their twin is themselves), None where no twin matches."""
+def twin_residual(sigma: float | None, expected: bool = False) -> MapFn:
+    """|x - twin| on [0, 1] (Gaussian-blurred by `sigma` model pixels first when given), None
+    where no twin matches. With `expected`, the twin is the noise-free one, so the image's own
+    noise stays in the residual, as it would for any model; else the twin carries the same
+    noise and normal images give zero."""
     import cv2
 
     def fn(p: Pieces) -> np.ndarray | None:
-        if p.twin is None:
+        twin = p.expected if expected else p.twin
+        if twin is None:
             return None
-        a, b = p.gray.astype(np.float32) / 255.0, p.twin.astype(np.float32) / 255.0
+        a, b = p.gray.astype(np.float32) / 255.0, twin.astype(np.float32) / 255.0
         if sigma:
             a, b = cv2.GaussianBlur(a, (0, 0), sigma), cv2.GaussianBlur(b, (0, 0), sigma)
         return np.abs(a - b)
@@ -420,6 +431,9 @@ def main() -> None:
             parser.error("--ceiling needs a package with the plain 'resize' preprocessing")
         maps["ceiling: twin residual (perfect normal prior)"] = twin_residual(None)
         maps[f"ceiling: twin residual, low-pass s{LOWPASS_SIGMA:g}"] = twin_residual(LOWPASS_SIGMA)
+        maps[f"ceiling: noise-free twin (expected image), low-pass s{LOWPASS_SIGMA:g}"] = (
+            twin_residual(LOWPASS_SIGMA, expected=True)
+        )
     for k in maps:
         thresholds.setdefault(k, None)
 
@@ -435,11 +449,9 @@ def main() -> None:
             normals.append(pixels)
         p = model_pieces(runtime, pixels)
         if args.ceiling:
-            p.twin = (
-                twin_u8(image, pixels, args.seed, index, args.size, manifest.preprocessing.size)
-                if abnormal
-                else p.gray
-            )
+            where = (image, pixels, args.seed, index, args.size, manifest.preprocessing.size)
+            p.twin = twin_u8(*where) if abnormal else p.gray
+            p.expected = twin_u8(*where, quantum_noise=False)
         if i == 0:  # the bench's replica is the runtime's map
             assert np.allclose(p.emap.model_map, runtime.error_map(pixels).model_map, atol=1e-6)
         for k, fn in maps.items():

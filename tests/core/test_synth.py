@@ -269,3 +269,20 @@ def test_cancel_raises_and_leaves_no_tmp(tmp_path: Path, workers: int) -> None:
     assert not list(tmp_path.rglob("*.tmp"))
     assert not (tmp_path / "ground_truth.csv").exists()
     assert 2 <= len(list(tmp_path.rglob("*.dcm"))) < cfg.n
+
+
+def test_noise_free_rendering_keeps_everything_else() -> None:
+    """Without quantum noise: the same anatomy, masks and labels; smoother pixels whose mean
+    is the noisy image's (within the noise), i.e. the expected image."""
+    noisy = generate_image(5, 3, size=256)
+    clean = generate_image(5, 3, size=256, quantum_noise=False)
+    assert np.array_equal(noisy.bone_mask, clean.bone_mask) and noisy.labels == clean.labels
+    window = ("window_center", "window_width")  # set from the pixels, so it moves a little
+    assert {k: v for k, v in noisy.meta.items() if k not in window} == {
+        k: v for k, v in clean.meta.items() if k not in window
+    }
+    a, b = noisy.monochrome2().astype(np.float64), clean.monochrome2().astype(np.float64)
+    inside = noisy.bone_mask.astype(bool)
+    rough = lambda x: np.abs(np.diff(x, axis=1))[inside[:, 1:]].mean()  # noqa: E731
+    assert rough(b) < 0.95 * rough(a)  # the noise is gone (bone texture stays)
+    assert abs((a - b)[inside].mean()) < 0.05 * (a[inside].std() + 1)  # same expected image

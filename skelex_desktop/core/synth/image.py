@@ -124,11 +124,13 @@ def generate_image(
     severity: str | None = None,
     modality: str | None = None,
     photometric: str | None = None,
+    quantum_noise: bool = True,
 ) -> SynthImage:
     """Render one radiograph; every random choice is drawn from (seed, index).
 
     Arguments left as None are drawn at random; given ones override the draw, so the rest of
-    the image does not change when one of them is fixed.
+    the image does not change when one of them is fixed. `quantum_noise=False` renders the
+    expected image (the same anatomy, texture and exposure, no detector noise).
     """
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 7]))
     d_region = REGIONS[int(rng.integers(len(REGIONS)))]
@@ -178,7 +180,7 @@ def generate_image(
     assert maps is not None
     marker_box = draw_marker(maps.metal, laterality, exp, maps.soft, spacing)
     mu_l = line_integral(maps, tex, spacing)
-    quanta = expose(mu_l, exp, rng, spacing)
+    quanta = expose(mu_l, exp, rng, spacing, quantum_noise)
     body = (maps.soft > 0) & (maps.metal < 0.5)
     stored, wc, ww = to_stored(quanta, exp, spacing, body)
     top = 2**exp.bits - 1

@@ -100,9 +100,15 @@ def _smooth_large(img: np.ndarray, sigma_px: float) -> np.ndarray:
 
 
 def expose(
-    mu_l: np.ndarray, exp: Exposure, rng: np.random.Generator, spacing_mm: float
+    mu_l: np.ndarray,
+    exp: Exposure,
+    rng: np.random.Generator,
+    spacing_mm: float,
+    quantum_noise: bool = True,
 ) -> np.ndarray:
-    """Detected quanta per pixel: primary + scatter, with heel effect and Poisson noise."""
+    """Detected quanta per pixel: primary + scatter, with heel effect and Poisson noise
+    (without it the expected quanta; the noise is drawn either way, so every later random
+    choice stays the same)."""
     size = mu_l.shape[0]
     field = field_mask(size, exp)
     ramp = np.linspace(1.0 - exp.heel, 1.0 + exp.heel, size, dtype=np.float32)[:, None]
@@ -115,6 +121,8 @@ def expose(
     scatter = exp.scatter * _smooth_large(source, 25.0 / spacing_mm)
     mean = primary + scatter
     noise = rng.standard_normal(mean.shape, dtype=np.float32)
+    if not quantum_noise:
+        return np.maximum(mean, 0.5)
     return np.maximum(mean + np.sqrt(np.maximum(mean, 1.0)) * noise, 0.5)
 
 
