@@ -55,7 +55,12 @@ from skelex_desktop.core.inference.normalisation import (
     fit_normaliser,
     lowpass_masked_error,
 )
-from skelex_desktop.core.inference.preprocess import normalise, resize_u8, to_model_u8
+from skelex_desktop.core.inference.preprocess import (
+    normalise,
+    resize_u8,
+    to_model_u8,
+    window_to_u8,
+)
 from skelex_desktop.core.inference.yardstick import (
     aupro,
     auroc_against,
@@ -151,9 +156,8 @@ def twin_u8(
     )
     if not same:
         return None
-    lo, hi = float(pixels.min()), float(pixels.max())
-    scaled = (twin.monochrome2().astype(np.float32) - lo) / max(hi - lo, 1e-6) * 255.0
-    return resize_u8(np.clip(scaled, 0, 255).astype(np.uint8), model_size, model_size)
+    windowed = window_to_u8(twin.monochrome2(), float(pixels.min()), float(pixels.max()))
+    return resize_u8(windowed, model_size, model_size)
 
 
 def twin_residual(sigma: float | None, expected: bool = False) -> MapFn:

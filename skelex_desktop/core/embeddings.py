@@ -121,14 +121,16 @@ def cached_embedding(
     """The cached embedding of `ref` under the embedding identity `identity`; else under one of
     the manifest sha256s `legacy` of that package (`Manifest.manifest_shas`: an entry of an
     older version of the app, then copied under the identity)."""
-    vector = cache.get(embedding_key(ref.content_hash, ref.frame, identity))
+    key = embedding_key(ref.content_hash, ref.frame, identity)
+    vector = cache.get(key)
+    if vector is not None:
+        return vector
     for sha in legacy:
-        if vector is not None:
-            break
         vector = cache.get(embedding_key(ref.content_hash, ref.frame, sha))
         if vector is not None:
-            cache.put(embedding_key(ref.content_hash, ref.frame, identity), vector)
-    return vector
+            cache.put(key, vector)
+            return vector
+    return None
 
 
 def cached_embeddings(

@@ -6,7 +6,6 @@ writes a human label that names the prediction it confirmed.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -28,6 +27,7 @@ from skelex_desktop.core.db.models import (
     Task,
 )
 from skelex_desktop.core.domain import MIN_RELIABLE_AUROC, Changes, ImageStatus, TaskKind
+from skelex_desktop.core.inference.reliability import finite_or_none
 from skelex_desktop.core.labels import LabelError, is_current, prediction_value, set_label
 from skelex_desktop.core.schema import list_tasks
 
@@ -162,7 +162,7 @@ def task_states(session: Session, image_id: int) -> list[TaskState]:
                 method=(prediction.details or {}).get("method", "") if prediction else "",
                 driver=(prediction.details or {}).get("driver") if prediction else None,
                 cv_auroc=_cv_auroc(version_metrics.get(task.id, {}), task.name),
-                calibration_auroc=_finite_or_none(
+                calibration_auroc=finite_or_none(
                     (prediction.details or {}).get("calibration_auroc") if prediction else None
                 ),
                 label_id=label.id if label else None,
@@ -172,10 +172,6 @@ def task_states(session: Session, image_id: int) -> list[TaskState]:
             )
         )
     return states
-
-
-def _finite_or_none(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 def _cv_auroc(metrics: dict[str, Any], task_name: str) -> float | None:

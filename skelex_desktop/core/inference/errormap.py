@@ -116,10 +116,23 @@ def _otsu(values: np.ndarray) -> float:
     return float(level)
 
 
-def _margin(gray: np.ndarray) -> int:
-    """A couple of pixels at the 224 px model size, proportionally more at larger sizes (by
-    the longer side, so a letterboxed image gets the same margin either way round)."""
-    return max(1, round(max(gray.shape[:2]) / 112))
+MIN_REGION_SHARE = 0.005  # air regions and anatomy pieces smaller than this are ignored
+
+
+def _margin_kernel(gray: np.ndarray) -> np.ndarray:
+    """A square of a couple of pixels' radius at the 224 px model size, proportionally more at
+    larger sizes (by the longer side, so a letterboxed image gets the same either way round)."""
+    m = max(1, round(max(gray.shape[:2]) / 112))
+    return np.ones((2 * m + 1, 2 * m + 1), np.uint8)
+
+
+def _sizeable_regions(mask: np.ndarray) -> np.ndarray:
+    """bool: the 8-connected regions of `mask` covering at least MIN_REGION_SHARE of it."""
+    import cv2
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    areas = stats[1:count, cv2.CC_STAT_AREA]
+    return np.isin(labels, 1 + np.flatnonzero(areas >= MIN_REGION_SHARE * mask.size))
 
 
 def exposure_field(gray: np.ndarray) -> np.ndarray:
@@ -132,18 +145,13 @@ def exposure_field(gray: np.ndarray) -> np.ndarray:
     """
     import cv2
 
-    dark = (gray <= _otsu(gray)).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)
+    air = _sizeable_regions(gray <= _otsu(gray))
     field = np.ones(gray.shape, bool)
-    areas = stats[1:count, cv2.CC_STAT_AREA]
-    sizeable = 1 + np.flatnonzero(areas >= 0.005 * gray.size)
-    if sizeable.size == 0 or areas[sizeable - 1].sum() < 0.05 * gray.size:
+    if air.sum() < 0.05 * gray.size:
         return field
-    points = cv2.findNonZero(np.isin(labels, sizeable).astype(np.uint8))
     hull = np.zeros(gray.shape, np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
-    m = _margin(gray)
-    hull = cv2.erode(hull, np.ones((2 * m + 1, 2 * m + 1), np.uint8))
+    cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(air.astype(np.uint8))), 1)
+    hull = cv2.erode(hull, _margin_kernel(gray))
     return hull > 0 if hull.sum() >= 0.2 * gray.size else field
 
 
@@ -164,13 +172,8 @@ def foreground_mask(rgb_u8: np.ndarray, geometry: Geometry) -> np.ndarray:
     opened = cv2.morphologyEx(
         (field & (gray > cut)).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)
     )
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
-    kept = 1 + np.flatnonzero(stats[1:count, cv2.CC_STAT_AREA] >= 0.005 * gray.size)
-    m = _margin(gray)
-    widened = cv2.dilate(
-        np.isin(labels, kept).astype(np.uint8), np.ones((2 * m + 1, 2 * m + 1), np.uint8)
-    )
-    anatomy = (widened > 0) & field
+    pieces = _sizeable_regions(opened > 0).astype(np.uint8)
+    anatomy = (cv2.dilate(pieces, _margin_kernel(gray)) > 0) & field
     if anatomy.sum() < 0.02 * field.sum():
         anatomy = field
     mask = np.zeros(rgb_u8.shape[:2], bool)

@@ -37,9 +37,11 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     versions and cached embeddings recorded under a manifest sha256 by older versions of the
     app keep applying to the package (`Manifest.manifest_shas`).
     """
-    manifest[SUPERSEDES] = _superseded(folder / MANIFEST, manifest)
-    if not manifest[SUPERSEDES]:
-        del manifest[SUPERSEDES]
+    superseded = _superseded(folder / MANIFEST, manifest)
+    if superseded:
+        manifest[SUPERSEDES] = superseded
+    else:
+        manifest.pop(SUPERSEDES, None)
     tmp = folder / (MANIFEST + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     os.replace(tmp, folder / MANIFEST)
@@ -50,7 +52,7 @@ def _superseded(path: Path, manifest: dict[str, Any]) -> list[str]:
     list, `manifest`'s own and that one itself when their embedding identities agree; none
     when they differ (other embeddings); `manifest`'s own when there is nothing at `path` (a
     copy of a package into a new folder)."""
-    own = [x for x in manifest.get(SUPERSEDES) or [] if isinstance(x, str)]
+    own = _listed_superseded(manifest)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -64,8 +66,12 @@ def _superseded(path: Path, manifest: dict[str, Any]) -> list[str]:
         return []
     if not same:
         return []
-    older = [x for x in old.get(SUPERSEDES) or [] if isinstance(x, str)]
-    return list(dict.fromkeys([*older, *own, sha256_bytes(raw)]))
+    return list(dict.fromkeys([*_listed_superseded(old), *own, sha256_bytes(raw)]))
+
+
+def _listed_superseded(data: dict[str, Any]) -> list[str]:
+    """The sha256s a manifest's `supersedes` lists (anything else there is ignored)."""
+    return [x for x in data.get(SUPERSEDES) or [] if isinstance(x, str)]
 
 
 FORMAT = "skelex-model-package"
@@ -181,8 +187,7 @@ class Manifest:
     @property
     def manifest_shas(self) -> tuple[str, ...]:
         """This manifest's sha256 and those it superseded with the same embeddings."""
-        older = [x for x in self.data.get(SUPERSEDES) or [] if isinstance(x, str)]
-        return tuple(dict.fromkeys([self.sha256, *older]))
+        return tuple(dict.fromkeys([self.sha256, *_listed_superseded(self.data)]))
 
     @property
     def embedding_identity(self) -> str:

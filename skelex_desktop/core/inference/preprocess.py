@@ -60,7 +60,13 @@ def minmax_to_u8(values: np.ndarray) -> np.ndarray:
     lo, hi = float(finite.min()), float(finite.max())
     if hi <= lo:
         return np.zeros(arr.shape, np.uint8)
-    scaled = (np.nan_to_num(arr, nan=lo) - np.float32(lo)) / np.float32(hi - lo) * np.float32(255.0)
+    return window_to_u8(np.nan_to_num(arr, nan=lo), lo, hi)
+
+
+def window_to_u8(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """`lo`..`hi` (hi > lo) scaled to 0..255 uint8, truncating, outside values clipped."""
+    arr = np.asarray(values, dtype=np.float32)
+    scaled = (arr - np.float32(lo)) / np.float32(hi - lo) * np.float32(255.0)
     return np.clip(scaled, 0, 255).astype(np.uint8)
 
 

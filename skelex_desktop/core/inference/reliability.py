@@ -29,14 +29,15 @@ def carried_measures(record: Any) -> dict[str, Any] | None:
     the data they were measured on; None when it has none."""
     if not isinstance(record, Mapping):
         return None
-    if any(_finite(record.get(key)) for key, _what in MEASURES):
+    if any(finite_or_none(record.get(key)) is not None for key, _what in MEASURES):
         return {k: record.get(k) for k in ("data", *(key for key, _what in MEASURES))}
     carried = record.get(CARRIED)
     return dict(carried) if isinstance(carried, Mapping) else None
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
+def finite_or_none(value: Any) -> float | None:
+    """`value` as a float when it is a finite number (a stored AUROC), else None."""
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 def map_caveat(errormap: Mapping[str, Any]) -> str | None:
@@ -46,10 +47,9 @@ def map_caveat(errormap: Mapping[str, Any]) -> str | None:
     measures = carried_measures(errormap.get("calibration"))
     if measures is None:
         return None
+    values = [(what, finite_or_none(measures.get(key))) for key, what in MEASURES]
     weak = [
-        f"{what} AUROC {measures[key]:.2f}"
-        for key, what in MEASURES
-        if _finite(measures.get(key)) and measures[key] < MIN_RELIABLE_AUROC
+        f"{what} AUROC {v:.2f}" for what, v in values if v is not None and v < MIN_RELIABLE_AUROC
     ]
     if not weak:
         return None
