@@ -129,9 +129,9 @@ def main() -> None:
 
     import torch
 
-    from skelex_desktop.core.inference.analysis import MaeRuntime
     from skelex_desktop.core.inference.package import read_manifest
     from skelex_desktop.core.inference.preprocess import Preprocessing, preprocess
+    from skelex_desktop.core.inference.service import MaeRuntime
     from skelex_desktop.core.synth import generate_image
     from skelex_desktop.core.training.mae import MaskedAutoencoder
     from skelex_desktop.core.training.mae_config import MaeConfig
@@ -203,8 +203,8 @@ def main() -> None:
 
 def demo_latency(threads: int, repeats: int) -> None:
     """The bundled demo model: decoded pixels -> full-resolution map + hotspots + score."""
-    from skelex_desktop.core.inference.analysis import MaeRuntime
     from skelex_desktop.core.inference.package import PackageError, verify_package
+    from skelex_desktop.core.inference.service import MaeRuntime
     from skelex_desktop.core.resources import bundled_models_dir
     from skelex_desktop.core.synth import generate_image
 

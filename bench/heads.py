@@ -19,7 +19,7 @@ TARGET_S = 10.0
 
 
 def _data(n: int, d: int, tasks: list, seed: int = 0):  # noqa: ANN202 - HeadDataset
-    from skelex_desktop.core.heads.dataset import MISSING, HeadDataset
+    from skelex_desktop.core.heads.training_set import MISSING, HeadDataset
 
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, d)).astype(np.float32)
@@ -49,8 +49,8 @@ def main() -> None:
 
     print(f"torch import {time.perf_counter() - start:.2f} s (not counted)")
     torch.set_num_threads(args.threads)
-    from skelex_desktop.core.heads.dataset import TaskSpec
-    from skelex_desktop.core.training.heads import HeadConfig, train_heads
+    from skelex_desktop.core.heads.training_set import TaskSpec
+    from skelex_desktop.core.training.head_fit import HeadConfig, train_heads
 
     binary = TaskSpec("fracture", "binary", ["no fracture", "fracture"])
     multi = TaskSpec(

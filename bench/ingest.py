@@ -36,8 +36,8 @@ if __name__ == "__main__":
     from skelex_desktop.core.db.models import Image, Patient, Series, Study
     from skelex_desktop.core.ingest import ImportOptions, import_paths
     from skelex_desktop.core.ingest.importer import refresh_statistics
+    from skelex_desktop.core.review.worklist import WorklistQuery, query_worklist
     from skelex_desktop.core.settings import Settings
-    from skelex_desktop.core.worklist import WorklistQuery, query_worklist
     from skelex_desktop.core.workspace import open_workspace
 
 CR = "1.2.840.10008.5.1.4.1.1.1"

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 
-from skelex_desktop.core.inference.analysis import MaeRuntime
 from skelex_desktop.core.inference.errormap import (
     ErrorMap,
     foreground_mask,
@@ -61,6 +60,7 @@ from skelex_desktop.core.inference.preprocess import (
     to_model_u8,
     window_to_u8,
 )
+from skelex_desktop.core.inference.service import MaeRuntime
 from skelex_desktop.core.inference.yardstick import (
     aupro,
     auroc_against,

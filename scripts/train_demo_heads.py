@@ -46,8 +46,8 @@ def synth_embeddings(
 ) -> dict[str, np.ndarray]:
     """Embeddings and ground truth of `n` SynthMSK images: x [N, D], one label array per task
     (strings; "" where a task does not apply), patient ids, body parts, regions."""
-    from skelex_desktop.core.embeddings import model_input
-    from skelex_desktop.core.inference.analysis import ErrorMapService
+    from skelex_desktop.core.inference.embeddings import model_input
+    from skelex_desktop.core.inference.service import ErrorMapService
     from skelex_desktop.core.ingest.dicom_source import decode_frame, parse_dicom
     from skelex_desktop.core.settings import Settings
     from skelex_desktop.core.synth.dataset import SynthConfig, make_plan, render_plan_item
@@ -110,7 +110,7 @@ def load_or_embed(
 
 def task_specs() -> dict[str, Any]:
     """TaskSpec of every task in the label schema, by name."""
-    from skelex_desktop.core.heads.dataset import TaskSpec
+    from skelex_desktop.core.heads.training_set import TaskSpec
     from skelex_desktop.core.resources import resources_dir
 
     schema = json.loads((resources_dir() / "label_schema.json").read_text(encoding="utf-8"))
@@ -122,7 +122,7 @@ def task_specs() -> dict[str, Any]:
 
 def task_dataset(data: dict[str, np.ndarray], spec: Any) -> Any:
     """The HeadDataset of one task: images where it applies, labels as class indices."""
-    from skelex_desktop.core.heads.dataset import HeadDataset
+    from skelex_desktop.core.heads.training_set import HeadDataset
 
     values = data[spec.name]
     keep = values != ""
@@ -154,7 +154,7 @@ def train_task(
     data: dict[str, np.ndarray], spec: Any, folds: int, seed: int, threads: int
 ) -> tuple[Any, dict[str, Any], Any]:
     """(weights, CV metrics, dataset) of one task, trained like `skelex-desktop train`."""
-    from skelex_desktop.core.training.heads import HeadConfig, train_heads
+    from skelex_desktop.core.training.head_fit import HeadConfig, train_heads
 
     dataset = task_dataset(data, spec)
     model, cv = train_heads(dataset, folds, HeadConfig(seed=seed, threads=threads))
@@ -167,7 +167,7 @@ def train_task(
 def region_check(data: dict[str, np.ndarray], folds: int, seed: int, threads: int) -> float:
     """CV AUROC of "knee vs rest" from the same embeddings with the same trainer: shows that
     the embeddings and labels line up (the region is what a tiny MAE's embedding encodes)."""
-    from skelex_desktop.core.heads.dataset import TaskSpec
+    from skelex_desktop.core.heads.training_set import TaskSpec
 
     knee = np.where(data["region"] == "knee", "1", "0")
     spec = TaskSpec("knee", "binary", ["other", "knee"])
@@ -200,7 +200,7 @@ def card_section(results: dict[str, dict[str, Any]], args: argparse.Namespace) -
         f"Data: {args.n} SynthMSK radiographs of {args.size} px (seed {args.seed}, half with "
         "findings), encoded as DICOM",
         "and decoded by the ingest pipeline, embedded by this package. Trainer: the application's",
-        f"(`core/training/heads.py`, L2 1e-2, L-BFGS), {args.folds}-fold patient-grouped "
+        f"(`core/training/head_fit.py`, L2 1e-2, L-BFGS), {args.folds}-fold patient-grouped "
         "stratified CV; the",
         "temperature is fitted on the out-of-fold logits, the final head on all images.",
         "",

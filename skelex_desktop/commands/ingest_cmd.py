@@ -46,7 +46,7 @@ def _informative_ids(ws) -> list[int]:  # noqa: ANN001 - Workspace
 
 
 def cmd_worklist(args: argparse.Namespace) -> int:
-    from skelex_desktop.core.worklist import WorklistQuery, query_worklist
+    from skelex_desktop.core.review.worklist import WorklistQuery, query_worklist
 
     query = WorklistQuery(
         status=args.status,

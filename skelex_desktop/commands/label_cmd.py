@@ -10,7 +10,7 @@ from skelex_desktop.commands.common import AddCommand, CliError, emit, needs_act
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from skelex_desktop.core.labels import current_labels
+    from skelex_desktop.core.review.labels import current_labels
 
     ws = open_ws(args)
     try:
@@ -28,7 +28,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from skelex_desktop.core.labels import import_labels_csv
+    from skelex_desktop.core.review.labels import import_labels_csv
 
     ws = open_ws(args)
     try:

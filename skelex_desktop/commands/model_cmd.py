@@ -165,8 +165,8 @@ def cmd_model_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_errormap(args: argparse.Namespace) -> int:
-    from skelex_desktop.core.inference.analysis import analyse_file
     from skelex_desktop.core.inference.package import PackageError
+    from skelex_desktop.core.inference.service import analyse_file
     from skelex_desktop.core.ingest.limits import IngestError
 
     settings = _settings(args)

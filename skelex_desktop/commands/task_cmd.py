@@ -9,7 +9,7 @@ from skelex_desktop.core.domain import TaskKind
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from skelex_desktop.core.schema import list_tasks, task_dict
+    from skelex_desktop.core.review.schema import list_tasks, task_dict
 
     ws = open_ws(args)
     try:
@@ -25,7 +25,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from skelex_desktop.core.schema import SchemaError, TaskSpec, add_task, task_dict
+    from skelex_desktop.core.review.schema import SchemaError, TaskSpec, add_task, task_dict
 
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else []
     ws = open_ws(args)

@@ -8,9 +8,9 @@ from skelex_desktop.commands.common import AddCommand, CliError, emit, needs_act
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from skelex_desktop.core.embeddings import analyze_images
-    from skelex_desktop.core.inference.analysis import ErrorMapService
+    from skelex_desktop.core.analysis.pipeline import analyse_images
     from skelex_desktop.core.inference.package import PackageError
+    from skelex_desktop.core.inference.service import ErrorMapService
     from skelex_desktop.core.progress import TextProgress
 
     ws = open_ws(args)
@@ -18,7 +18,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     try:
         service = ErrorMapService(ws.settings, args.model)
         ids = None if args.all else [int(i) for i in args.image_ids]
-        summary = analyze_images(ws.db, service, ids, progress)
+        summary = analyse_images(ws.db, service, ids, progress)
     except (PackageError, ValueError) as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -27,7 +27,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     failed = "".join(f"\n  image {k}: {v}" for k, v in summary.failed.items())
     text = (
         f"analysed {summary.analysed} image(s); embeddings: {summary.embedded} computed, "
-        f"{summary.embeddings_cached} cached"
+        f"{summary.embeddings_cached} cached; {summary.head_predictions} head and "
+        f"{summary.region_predictions} region-guided prediction(s) added"
         + (f"; {len(summary.failed)} failed{failed}" if summary.failed else "")
     )
     emit(args, summary.to_json(), text)
@@ -35,9 +36,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from skelex_desktop.core.heads.dataset import DatasetError
+    from skelex_desktop.core.analysis.pipeline import refresh_predictions
     from skelex_desktop.core.heads.splits import SplitError
-    from skelex_desktop.core.heads.train import TrainingError, train_head
+    from skelex_desktop.core.heads.training_job import TrainingError, train_head
+    from skelex_desktop.core.heads.training_set import DatasetError
     from skelex_desktop.core.inference.package import PackageError
     from skelex_desktop.core.progress import TextProgress
 
@@ -53,6 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             model=args.model,
             progress=progress,
         )
+        refreshed = refresh_predictions(ws.db, ws.settings, result.model_version_id, progress)
     except (DatasetError, SplitError, TrainingError, PackageError) as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -61,6 +64,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     lines = [
         f"trained {result.name} version {result.version} on "
         f"{result.metrics['images']} image(s), {result.predictions} prediction(s) stored"
+        + (
+            f", {refreshed.region_predictions} region-guided"
+            if refreshed is not None and refreshed.region_predictions
+            else ""
+        )
     ]
     for task, m in result.metrics["cv"].items():
         parts = [
@@ -69,7 +77,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             if m.get(key) is not None
         ]
         lines.append(f"  {task}: " + ", ".join(parts))
-    emit(args, result.to_json(), "\n".join(lines))
+    data = result.to_json() | {"refresh": refreshed.to_json() if refreshed else None}
+    emit(args, data, "\n".join(lines))
     return 0
 
 
@@ -91,26 +100,25 @@ def cmd_version_list(args: argparse.Namespace) -> int:
 
 
 def cmd_version_activate(args: argparse.Namespace) -> int:
-    from skelex_desktop.core.heads.refresh import head_package, refresh_active_predictions
+    from skelex_desktop.core.analysis.pipeline import refresh_predictions
     from skelex_desktop.core.heads.versions import VersionError, activate_version
+    from skelex_desktop.core.inference.package import PackageError
 
     ws = open_ws(args)
     try:
         view = activate_version(ws.db, args.name, args.version, ws.settings.reader)
-        package = head_package(ws.settings, view.file_sha256)
-        added = (
-            refresh_active_predictions(ws.db, ws.settings.data_dir, package)
-            if package is not None
-            else 0
-        )
-    except VersionError as exc:
+        refreshed = refresh_predictions(ws.db, ws.settings, view.id)
+    except (VersionError, PackageError) as exc:
         raise CliError(str(exc)) from exc
     finally:
         ws.close()
+    added = refreshed.head_predictions if refreshed else 0
+    regions = refreshed.region_predictions if refreshed else 0
     emit(
         args,
-        view.to_json() | {"predictions_added": added},
-        f"{view.name} {view.version} is now active ({added} predictions added)",
+        view.to_json() | {"predictions_added": added, "region_predictions_added": regions},
+        f"{view.name} {view.version} is now active ({added} predictions, {regions} "
+        "region-guided, added)",
     )
     return 0
 

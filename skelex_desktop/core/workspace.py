@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from skelex_desktop.core import audit
+from skelex_desktop.core.db import audit
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.migrate import UpgradeResult, upgrade
 from skelex_desktop.core.db.models import ImportJob, utcnow
 from skelex_desktop.core.domain import JobState
-from skelex_desktop.core.schema import seed_default_schema
+from skelex_desktop.core.review.schema import seed_default_schema
 from skelex_desktop.core.settings import Settings
 
 

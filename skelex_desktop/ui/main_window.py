@@ -15,10 +15,11 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox
 
 from skelex_desktop import __version__
+from skelex_desktop.core.analysis.image_analysis import ImageAnalysis
 from skelex_desktop.core.domain import Changes, ImageStatus
 from skelex_desktop.core.inference.reliability import map_caveat
-from skelex_desktop.core.regions import Box, list_regions
-from skelex_desktop.core.review import ImageDetails, image_details, task_states
+from skelex_desktop.core.review.decisions import ImageDetails, image_details, task_states
+from skelex_desktop.core.review.regions import Box, list_regions
 from skelex_desktop.core.workspace import Workspace
 from skelex_desktop.ui.background import BackgroundLoader
 from skelex_desktop.ui.dialogs.import_dialog import ImportDialog
@@ -183,22 +184,22 @@ class MainWindow(QMainWindow):
     def service(self) -> Any:
         """The error-map service of the active model (created on first use)."""
         if self._service is None:
-            from skelex_desktop.core.inference.analysis import ErrorMapService
+            from skelex_desktop.core.inference.service import ErrorMapService
 
             self._service = ErrorMapService(self.workspace.settings)
         return self._service
 
-    def _analyse(self, image_id: int) -> Any:
-        """Error map, zero-shot, task-head and region-guided predictions, and the overlay
-        (runs in the background loader)."""
-        from skelex_desktop.core.embeddings import apply_active_heads, embed_images
-        from skelex_desktop.core.heads.regions import region_guided_predictions
-        from skelex_desktop.core.image_analysis import analyse_image
+    def _analyse(self, image_id: int) -> ImageAnalysis:
+        """The analysis pipeline for one image, and its overlay (runs in the background
+        loader)."""
+        from skelex_desktop.core.analysis.pipeline import analyse_images
         from skelex_desktop.ui.viewer.rendering import overlay_source
 
-        analysis = analyse_image(self.db, self.service, image_id)
-        apply_active_heads(self.db, self.service, embed_images(self.db, self.service, [image_id]))
-        region_guided_predictions(self.db, self.service, image_id, analysis)
+        done: list[ImageAnalysis] = []
+        summary = analyse_images(self.db, self.service, [image_id], on_image=done.append)
+        if image_id in summary.failed:
+            raise ValueError(summary.failed[image_id])
+        (analysis,) = done
         result = analysis.result
         analysis.overlay = overlay_source(result.error_map, result.extra.get("display_max"))
         return analysis

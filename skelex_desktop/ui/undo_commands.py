@@ -14,9 +14,9 @@ from PySide6.QtGui import QUndoCommand
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.domain import Changes
-from skelex_desktop.core.labels import confirm_label, undo_label
-from skelex_desktop.core.regions import Box, add_region, delete_region
-from skelex_desktop.core.review import confirm_image, reopen_image
+from skelex_desktop.core.review.decisions import confirm_image, reopen_image
+from skelex_desktop.core.review.labels import confirm_label, undo_label
+from skelex_desktop.core.review.regions import Box, add_region, delete_region
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, Prediction, Task
 from skelex_desktop.core.ingest import ImportOptions, import_paths
-from skelex_desktop.core.labels import confirm_label
-from skelex_desktop.core.regions import Box, add_region
-from skelex_desktop.core.review import confirm_image, ensure_model_version
+from skelex_desktop.core.review.decisions import confirm_image, ensure_model_version
+from skelex_desktop.core.review.labels import confirm_label
+from skelex_desktop.core.review.regions import Box, add_region
 from skelex_desktop.core.settings import Settings
 from skelex_desktop.core.synth import SynthConfig, generate_dataset
 from skelex_desktop.core.workspace import Workspace, open_workspace

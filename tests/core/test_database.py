@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.migrate import current_revision, head_revision, upgrade
 from skelex_desktop.core.db.models import AuditEvent, Base, Label, Patient, Task
-from skelex_desktop.core.labels import LabelError, set_label
+from skelex_desktop.core.review.labels import LabelError, set_label
 from tests.conftest import DATA
 from tests.core.factories import add_image
 

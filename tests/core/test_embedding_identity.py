@@ -12,22 +12,21 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from skelex_desktop.core.analysis.pipeline import analyse_images
 from skelex_desktop.core.db.models import AuditEvent, Image, ModelVersion, Prediction
-from skelex_desktop.core.embeddings import (
-    EmbeddingCache,
-    analyze_images,
-    embed_images,
-    embedding_key,
-    image_refs,
-)
 from skelex_desktop.core.heads.predict import predict_with_active_heads
-from skelex_desktop.core.heads.refresh import head_package
 from skelex_desktop.core.heads.versions import (
     EMBEDDING_MODEL,
     adopt_legacy_heads,
     applies_to,
+    head_package,
 )
-from skelex_desktop.core.inference.analysis import ErrorMapService
+from skelex_desktop.core.inference.embeddings import (
+    EmbeddingCache,
+    embed_images,
+    embedding_key,
+    image_refs,
+)
 from skelex_desktop.core.inference.package import (
     MANIFEST,
     Manifest,
@@ -37,6 +36,7 @@ from skelex_desktop.core.inference.package import (
     verify_package,
     write_manifest,
 )
+from skelex_desktop.core.inference.service import ErrorMapService
 from skelex_desktop.core.inference.user_calibration import _write_in_place
 from tests.core.test_embeddings import import_synthetic, labelled_head_on
 from tests.core.test_mae_helpers import copy_tiny_package
@@ -201,7 +201,7 @@ def test_legacy_head_records_still_apply_and_are_re_recorded(workspace, tmp_path
     service = ErrorMapService(settings, "tiny")
     assert service.runtime.manifest.sha256 == calibrated.sha256
     import_synthetic(db, data_dir, tmp_path / "third", n=1, seed=13)
-    summary = analyze_images(db, service, None)
+    summary = analyse_images(db, service, None)
     assert (summary.embedded, summary.embeddings_cached) == (1, len(first) + len(new_ids))
     with db.read() as s:
         by_head = s.scalars(

@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, Prediction
-from skelex_desktop.core.embeddings import embed_images, model_input
-from skelex_desktop.core.inference.analysis import ErrorMapService
+from skelex_desktop.core.inference.embeddings import embed_images, model_input
+from skelex_desktop.core.inference.service import ErrorMapService
 from skelex_desktop.core.ingest import ImportOptions, import_paths
 from skelex_desktop.core.ingest.pixels import read_frame
 from skelex_desktop.core.progress import Cancelled, RecordingProgress
@@ -44,16 +44,16 @@ def labelled_head_on(
 ) -> tuple[dict[str, int], Any]:
     """12 imported synthetic images, each with a confirmed "abnormal" label, analysed by
     `service`, and a head trained on them: (image ids by SOP Instance UID, the TrainResult)."""
-    from skelex_desktop.core.embeddings import analyze_images
-    from skelex_desktop.core.heads.train import train_head
-    from skelex_desktop.core.labels import confirm_label
+    from skelex_desktop.core.analysis.pipeline import analyse_images
+    from skelex_desktop.core.heads.training_job import train_head
+    from skelex_desktop.core.review.labels import confirm_label
 
     truth = import_synthetic(db, Path(settings.data_dir), out, n=12, seed=11)
     with db.read() as s:
         ids = dict(s.execute(select(Image.sop_instance_uid, Image.id)).all())
     for sop, image_id in ids.items():
         confirm_label(db, image_id, "abnormal", truth[sop]["abnormal"], "dr.test")
-    assert analyze_images(db, service, None).embedded == len(ids)
+    assert analyse_images(db, service, None).embedded == len(ids)
     model = service.runtime.manifest.name
     return ids, train_head(db, settings, ["abnormal"], folds=2, seed=0, model=model)
 
@@ -112,6 +112,7 @@ def test_analyze_command_runs_once_then_reads_caches(workspace, tmp_path: Path, 
         "embedded": 0,
         "embeddings_cached": 3,
         "head_predictions": 0,
+        "region_predictions": 0,
         "failed": {},
     }
     with workspace.db.read() as s:

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skelex_desktop.core.inference.analysis import ErrorMapService
 from skelex_desktop.core.inference.errormap import (
     complementary_noise,
     masked_error,
@@ -17,6 +16,7 @@ from skelex_desktop.core.inference.errormap import (
 )
 from skelex_desktop.core.inference.hotspots import anomaly_score, find_hotspots, robust_z
 from skelex_desktop.core.inference.preprocess import Geometry, Preprocessing, preprocess
+from skelex_desktop.core.inference.service import ErrorMapService
 from skelex_desktop.core.settings import Settings
 from tests.core.test_mae_helpers import copy_tiny_package, write_png
 

@@ -20,8 +20,8 @@ from skelex_desktop.core.db.models import Image
 from skelex_desktop.core.heads.versions import applies_to
 from skelex_desktop.core.inference.package import verify_package
 from skelex_desktop.core.inference.registry import Registry
-from skelex_desktop.core.labels import confirm_label
 from skelex_desktop.core.progress import Cancelled, RecordingProgress
+from skelex_desktop.core.review.labels import confirm_label
 from skelex_desktop.core.settings import Settings
 from skelex_desktop.core.training.finetune import (
     MIN_PER_CLASS,

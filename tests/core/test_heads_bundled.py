@@ -10,19 +10,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from skelex_desktop.core.analysis.pipeline import analyse_images
 from skelex_desktop.core.db.models import Image, ModelVersion, Prediction, Task
-from skelex_desktop.core.embeddings import analyze_images
 from skelex_desktop.core.heads.bundled import (
     declared_heads,
     load_bundled_head,
     predict_with_bundled_heads,
 )
-from skelex_desktop.core.heads.train import train_head
-from skelex_desktop.core.inference.analysis import ErrorMapService
+from skelex_desktop.core.heads.training_job import train_head
 from skelex_desktop.core.inference.package import PackageError, read_manifest, verify_package
-from skelex_desktop.core.labels import confirm_label
+from skelex_desktop.core.inference.service import ErrorMapService
 from skelex_desktop.core.resources import bundled_models_dir
-from skelex_desktop.core.review import task_states
+from skelex_desktop.core.review.decisions import task_states
+from skelex_desktop.core.review.labels import confirm_label
 from tests.core.test_embeddings import import_synthetic
 
 DEMO = bundled_models_dir() / "skelex-demo"
@@ -59,7 +59,7 @@ def test_first_analysis_shows_bundled_heads_and_a_user_head_wins(workspace, tmp_
     settings.inference_threads = 2
     service = ErrorMapService(settings, "skelex-demo")
     import_synthetic(db, settings.data_dir, tmp_path / "first", n=10, seed=21)
-    summary = analyze_images(db, service, None)
+    summary = analyse_images(db, service, None)
     with db.read() as s:
         parts = dict(s.execute(select(Image.id, Image.body_part)).all())
         version = s.scalars(
@@ -76,7 +76,7 @@ def test_first_analysis_shows_bundled_heads_and_a_user_head_wins(workspace, tmp_
         shown = _heads_of(db, image_id)
         expected = TASKS if part.upper() == "KNEE" else TASKS - {"kl_grade"}
         assert {t for t, head in shown.items() if head == label} == expected
-    assert analyze_images(db, service, None).head_predictions == 0  # nothing twice
+    assert analyse_images(db, service, None).head_predictions == 0  # nothing twice
 
     ids = sorted(parts)
     for k, image_id in enumerate(ids):  # a user labels fracture and trains a head
@@ -88,7 +88,7 @@ def test_first_analysis_shows_bundled_heads_and_a_user_head_wins(workspace, tmp_
     import_synthetic(db, settings.data_dir, tmp_path / "second", n=2, seed=22)
     with db.read() as s:
         new = sorted(set(s.scalars(select(Image.id))) - set(ids))
-    analyze_images(db, service, new)
+    analyse_images(db, service, new)
     for image_id in new:
         shown = _heads_of(db, image_id)
         assert shown["fracture"] == "head-fracture 1" and shown["implant"] == label

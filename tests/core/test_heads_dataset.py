@@ -9,9 +9,14 @@ import numpy as np
 import pytest
 
 from skelex_desktop.core.db.engine import Database
-from skelex_desktop.core.embeddings import EmbeddingCache, embedding_key
-from skelex_desktop.core.heads.dataset import MISSING, DatasetError, HeadDataset, assemble_dataset
-from skelex_desktop.core.labels import confirm_label
+from skelex_desktop.core.heads.training_set import (
+    MISSING,
+    DatasetError,
+    HeadDataset,
+    assemble_dataset,
+)
+from skelex_desktop.core.inference.embeddings import EmbeddingCache, embedding_key
+from skelex_desktop.core.review.labels import confirm_label
 from tests.core.factories import add_image
 
 SHA = "f" * 64  # the embedding identity the cached embeddings are stored under

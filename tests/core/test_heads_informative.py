@@ -8,13 +8,13 @@ from pathlib import Path
 from sqlalchemy import select
 
 from skelex_desktop.cli import main
+from skelex_desktop.core.analysis.pipeline import analyse_images
 from skelex_desktop.core.db.models import Image
-from skelex_desktop.core.embeddings import analyze_images
 from skelex_desktop.core.heads.informative import informative_image_ids
-from skelex_desktop.core.heads.train import train_head
-from skelex_desktop.core.inference.analysis import ErrorMapService
-from skelex_desktop.core.labels import confirm_label
-from skelex_desktop.core.worklist import WorklistQuery, query_worklist
+from skelex_desktop.core.heads.training_job import train_head
+from skelex_desktop.core.inference.service import ErrorMapService
+from skelex_desktop.core.review.labels import confirm_label
+from skelex_desktop.core.review.worklist import WorklistQuery, query_worklist
 from tests.core.test_embeddings import import_synthetic
 
 
@@ -34,7 +34,7 @@ def test_unlabelled_images_are_ranked_and_listed_in_that_order(workspace, tmp_pa
     labelled = by_class["0"][:3] + by_class["1"][:3]
     for image_id in labelled:
         confirm_label(db, image_id, "abnormal", 1 if image_id in by_class["1"] else 0, "dr.t")
-    analyze_images(db, service, None)
+    analyse_images(db, service, None)
     train_head(db, settings, ["abnormal"], folds=2, seed=0, model="skelex-demo")
 
     ranked = informative_image_ids(db, settings.data_dir, service.runtime.manifest)

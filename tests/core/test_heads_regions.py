@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from skelex_desktop.core.analysis.image_analysis import analyse_image
 from skelex_desktop.core.db.models import Image, ModelVersion, Prediction
-from skelex_desktop.core.embeddings import model_input
-from skelex_desktop.core.heads.dataset import TaskSpec
 from skelex_desktop.core.heads.model import HeadWeights
 from skelex_desktop.core.heads.predict import head_folder
-from skelex_desktop.core.heads.regions import (
+from skelex_desktop.core.heads.region_guided import (
     REGION_METHOD,
     WHOLE_IMAGE,
     combine_regions,
@@ -27,14 +26,15 @@ from skelex_desktop.core.heads.regions import (
     region_guided_predictions,
     region_inputs,
 )
-from skelex_desktop.core.heads.train import HEAD_FILE
-from skelex_desktop.core.image_analysis import analyse_image
-from skelex_desktop.core.inference.analysis import ErrorMapService
+from skelex_desktop.core.heads.training_job import HEAD_FILE
+from skelex_desktop.core.heads.training_set import TaskSpec
+from skelex_desktop.core.inference.embeddings import model_input
 from skelex_desktop.core.inference.hotspots import Hotspot
 from skelex_desktop.core.inference.package import sha256_bytes
 from skelex_desktop.core.inference.preprocess import Preprocessing
+from skelex_desktop.core.inference.service import ErrorMapService
 from skelex_desktop.core.ingest.pixels import read_frame
-from skelex_desktop.core.review import task_states
+from skelex_desktop.core.review.decisions import task_states
 from skelex_desktop.core.synth import generate_image
 from tests.core.test_embeddings import import_synthetic
 
@@ -263,12 +263,13 @@ def test_predictions_are_stored_once_with_regions_and_driver(
     analysis = analyses[image_id]
     assert analysis.result.hotspots
 
-    wrong = SimpleNamespace(error_map=np.zeros((5, 5)), hotspots=[])
     with pytest.raises(ValueError, match="pixels are"):
-        region_guided_predictions(db, demo, image_id, wrong)
+        region_guided_predictions(db, demo, image_id, [], (5, 5))
 
     runs = demo.runtime.session_runs
-    stored = region_guided_predictions(db, demo, image_id, analysis)
+    stored = region_guided_predictions(
+        db, demo, image_id, analysis.result.hotspots, analysis.result.error_map.shape
+    )
     assert demo.runtime.session_runs == runs + 1
     assert [(p.task, p.model_version_id, p.created) for p in stored] == [
         ("fracture", version_id, True),
@@ -308,7 +309,7 @@ def test_predictions_are_stored_once_with_regions_and_driver(
     assert np.isclose(states["fracture"].probability, fracture.probabilities["fracture"])
 
     runs = demo.runtime.session_runs
-    again = region_guided_predictions(db, demo, image_id, analysis.result)
+    again = region_guided_predictions(db, demo, image_id, analysis.result.hotspots)
     assert demo.runtime.session_runs == runs  # nothing missing: nothing read or embedded
     assert [(p.prediction_id, p.created) for p in again] == [
         (p.prediction_id, False) for p in stored

@@ -3,10 +3,10 @@ when the score has a calibrated threshold."""
 
 from __future__ import annotations
 
+from skelex_desktop.core.analysis.image_analysis import record_zero_shot
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, Prediction
-from skelex_desktop.core.image_analysis import record_zero_shot
-from skelex_desktop.core.review import task_states
+from skelex_desktop.core.review.decisions import task_states
 from tests.core.factories import add_image
 
 MODEL = ("skelex-demo", "1", "abc123")

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import AuditEvent, Image, Label, ModelVersion, Prediction, Task
-from skelex_desktop.core.labels import (
+from skelex_desktop.core.review.labels import (
     LabelError,
     confirm_label,
     current_labels,

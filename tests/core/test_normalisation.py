@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from skelex_desktop.core.inference.analysis import MaeRuntime
 from skelex_desktop.core.inference.errormap import complementary_noise, masked_error
 from skelex_desktop.core.inference.normalisation import (
     ErrorNormaliser,
@@ -19,6 +18,7 @@ from skelex_desktop.core.inference.normalisation import (
 )
 from skelex_desktop.core.inference.package import read_manifest
 from skelex_desktop.core.inference.preprocess import Preprocessing, normalise, to_model_u8
+from skelex_desktop.core.inference.service import MaeRuntime
 from skelex_desktop.core.synth import generate_image
 from tests.core.test_mae_helpers import copy_tiny_package
 

@@ -88,8 +88,8 @@ def test_numpy_unpatchify_inverts_the_hf_patch_layout() -> None:
 
 
 def test_import_declares_a_lowpass_width_or_refuses_a_bad_one(tmp_path) -> None:  # noqa: ANN001
-    from skelex_desktop.core.inference.analysis import MaeRuntime
     from skelex_desktop.core.inference.package import PackageError, verify_package
+    from skelex_desktop.core.inference.service import MaeRuntime
     from skelex_desktop.core.training.package_writer import ImportOptions, import_model
 
     import_model(tiny_model(), tmp_path, ImportOptions(name="lp", lowpass_sigma=1.5))

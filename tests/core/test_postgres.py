@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Base, Image, ImportFileResult, Label, Patient
-from skelex_desktop.core.labels import confirm_label
+from skelex_desktop.core.review.labels import confirm_label
 from skelex_desktop.core.settings import Settings
 from skelex_desktop.core.workspace import Workspace, open_workspace
 from tests.core.factories import add_image

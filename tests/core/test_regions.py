@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import AuditEvent
-from skelex_desktop.core.labels import LabelError
-from skelex_desktop.core.regions import Box, add_region, delete_region, list_regions
+from skelex_desktop.core.review.labels import LabelError
+from skelex_desktop.core.review.regions import Box, add_region, delete_region, list_regions
 from tests.core.factories import add_image
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from skelex_desktop.cli import main
-from skelex_desktop.core.inference.analysis import ErrorMapService
 from skelex_desktop.core.inference.package import PackageError
+from skelex_desktop.core.inference.service import ErrorMapService
 from skelex_desktop.core.settings import Settings
 from tests.core.test_mae_helpers import copy_tiny_package, write_png
 

@@ -7,7 +7,7 @@ import json
 from skelex_desktop.core.domain import MIN_RELIABLE_AUROC
 from skelex_desktop.core.inference.reliability import map_caveat
 from skelex_desktop.core.resources import bundled_models_dir
-from skelex_desktop.core.review import MIN_CONFIRM_AUROC
+from skelex_desktop.core.review.decisions import MIN_CONFIRM_AUROC
 
 
 def test_the_demo_map_carries_the_caveat_of_its_calibration() -> None:

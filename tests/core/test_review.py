@@ -6,14 +6,14 @@ from sqlalchemy import select
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, Label, Prediction, Task
-from skelex_desktop.core.labels import confirm_label
-from skelex_desktop.core.review import (
+from skelex_desktop.core.review.decisions import (
     confirm_image,
     ensure_model_version,
     image_details,
     reopen_image,
     task_states,
 )
+from skelex_desktop.core.review.labels import confirm_label
 from tests.core.factories import add_image
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import AuditEvent
-from skelex_desktop.core.schema import (
+from skelex_desktop.core.review.schema import (
     SchemaError,
     TaskSpec,
     add_task,

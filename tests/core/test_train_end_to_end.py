@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from skelex_desktop.cli import main
 from skelex_desktop.core.db.models import Image
-from skelex_desktop.core.labels import confirm_label
-from skelex_desktop.core.review import task_states
+from skelex_desktop.core.review.decisions import task_states
+from skelex_desktop.core.review.labels import confirm_label
 from tests.core.test_embeddings import import_synthetic
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skelex_desktop.core.heads.dataset import MISSING, HeadDataset, TaskSpec
 from skelex_desktop.core.heads.metrics import auroc
 from skelex_desktop.core.heads.model import HeadWeights, ordinal_probabilities
-from skelex_desktop.core.training.heads import HeadConfig, fit_heads, train_heads
+from skelex_desktop.core.heads.training_set import MISSING, HeadDataset, TaskSpec
+from skelex_desktop.core.training.head_fit import HeadConfig, fit_heads, train_heads
 
 BINARY = TaskSpec("fracture", "binary", ["no fracture", "fracture"])
 MULTI = TaskSpec("tumour_category", "multiclass", ["malignant", "intermediate", "benign", "none"])

@@ -10,14 +10,14 @@ from sqlalchemy import func, select
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import ModelVersion, Prediction
-from skelex_desktop.core.heads import train as train_mod
+from skelex_desktop.core.heads import training_job as train_mod
 from skelex_desktop.core.heads.model import HeadWeights
-from skelex_desktop.core.heads.train import TrainingError, train_head
+from skelex_desktop.core.heads.training_job import TrainingError, train_head
 from skelex_desktop.core.heads.versions import activate_version, list_versions
 from skelex_desktop.core.inference.package import sha256_bytes
 from skelex_desktop.core.inference.registry import Registry
 from skelex_desktop.core.progress import Cancelled, RecordingProgress
-from skelex_desktop.core.review import task_states
+from skelex_desktop.core.review.decisions import task_states
 from skelex_desktop.core.settings import Settings
 from tests.core.test_heads_dataset import make_labelled
 

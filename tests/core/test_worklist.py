@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 
 from skelex_desktop.core.db.models import Image, Patient, Series, Study
-from skelex_desktop.core.worklist import SORT_KEYS, WorklistQuery, query_worklist
+from skelex_desktop.core.review.worklist import SORT_KEYS, WorklistQuery, query_worklist
 
 STATUSES = ["new", "analysed", "in_review", "confirmed"]
 PARTS = ["HAND", "WRIST", "KNEE", "FOOT"]

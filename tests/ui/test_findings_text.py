@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from skelex_desktop.core.review import TaskState
+from skelex_desktop.core.review.decisions import TaskState
 from skelex_desktop.ui.panels.findings_panel import describe_suggestion
 
 ZERO_SHOT = TaskState(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from skelex_desktop.core.db.models import Image
-from skelex_desktop.core.labels import current_labels
-from skelex_desktop.core.review import task_states
+from skelex_desktop.core.review.decisions import task_states
+from skelex_desktop.core.review.labels import current_labels
 from skelex_desktop.core.settings import Settings
 from skelex_desktop.core.workspace import open_workspace
 from skelex_desktop.ui.main_window import MainWindow
@@ -106,7 +106,7 @@ def test_open_overlay_confirm_correct_undo_and_reopen(qtbot, demo_workspace, no_
 
 
 def test_box_region_in_full_resolution_and_hotspot_zoom(qtbot, demo_workspace, no_modal) -> None:
-    from skelex_desktop.core.regions import list_regions
+    from skelex_desktop.core.review.regions import list_regions
 
     win = MainWindow(demo_workspace)
     qtbot.addWidget(win)

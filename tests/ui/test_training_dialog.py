@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from skelex_desktop.core.analysis.pipeline import analyse_images
 from skelex_desktop.core.db.models import Image, ModelVersion
-from skelex_desktop.core.embeddings import analyze_images
-from skelex_desktop.core.inference.analysis import ErrorMapService
-from skelex_desktop.core.labels import confirm_label
+from skelex_desktop.core.inference.service import ErrorMapService
+from skelex_desktop.core.review.labels import confirm_label
 from skelex_desktop.ui.main_window import MainWindow
 
 
@@ -17,7 +17,7 @@ def test_train_from_the_dialog_and_see_metrics(qtbot, demo_workspace, no_modal) 
         ids = list(s.scalars(select(Image.id).order_by(Image.id)))
     for n, image_id in enumerate(ids):
         confirm_label(db, image_id, "fracture", n % 2, "dr.ui")
-    analyze_images(db, ErrorMapService(demo_workspace.settings), ids)
+    analyse_images(db, ErrorMapService(demo_workspace.settings), ids)
     win = MainWindow(demo_workspace)
     qtbot.addWidget(win)
     dialog = win.show_training_dialog()
@@ -41,7 +41,7 @@ def test_train_from_the_dialog_and_see_metrics(qtbot, demo_workspace, no_modal) 
 
 
 def test_most_informative_first_after_training(qtbot, demo_workspace, no_modal) -> None:
-    from skelex_desktop.core.heads.train import train_head
+    from skelex_desktop.core.heads.training_job import train_head
 
     db = demo_workspace.db
     with db.read() as s:
@@ -57,7 +57,7 @@ def test_most_informative_first_after_training(qtbot, demo_workspace, no_modal) 
     labelled = ids[:4]
     for n, image_id in enumerate(labelled):
         confirm_label(db, image_id, "fracture", n % 2, "dr.ui")
-    analyze_images(db, ErrorMapService(demo_workspace.settings), ids)
+    analyse_images(db, ErrorMapService(demo_workspace.settings), ids)
     train_head(db, demo_workspace.settings, ["fracture"], folds=2, seed=0)
     order.setCurrentIndex(order.count() - 1)
     qtbot.waitUntil(lambda: win.worklist.model.total == len(ids) - len(labelled), timeout=30_000)
@@ -66,14 +66,14 @@ def test_most_informative_first_after_training(qtbot, demo_workspace, no_modal) 
 
 
 def test_versions_dialog_rolls_back_and_recomputes(qtbot, demo_workspace, no_modal) -> None:
-    from skelex_desktop.core.heads.train import train_head
+    from skelex_desktop.core.heads.training_job import train_head
 
     db, settings = demo_workspace.db, demo_workspace.settings
     with db.read() as s:
         ids = list(s.scalars(select(Image.id).order_by(Image.id)))
     for n, image_id in enumerate(ids):
         confirm_label(db, image_id, "implant", n % 2, "dr.ui")
-    analyze_images(db, ErrorMapService(settings), ids)
+    analyse_images(db, ErrorMapService(settings), ids)
     train_head(db, settings, ["implant"], folds=2, seed=0)
     train_head(db, settings, ["implant"], folds=2, seed=1)
     win = MainWindow(demo_workspace)
@@ -98,14 +98,14 @@ def test_versions_dialog_rolls_back_and_recomputes(qtbot, demo_workspace, no_mod
 def test_region_guided_suggestion_names_its_region(qtbot, demo_workspace, no_modal) -> None:
     from PySide6.QtCore import Qt
 
-    from skelex_desktop.core.heads.train import train_head
+    from skelex_desktop.core.heads.training_job import train_head
 
     db, settings = demo_workspace.db, demo_workspace.settings
     with db.read() as s:
         ids = list(s.scalars(select(Image.id).order_by(Image.id)))
     for n, image_id in enumerate(ids):
         confirm_label(db, image_id, "tumour_category", ["benign", "none"][n % 2], "dr.ui")
-    analyze_images(db, ErrorMapService(settings), ids)
+    analyse_images(db, ErrorMapService(settings), ids)
     train_head(db, settings, ["tumour_category"], folds=2, seed=0)
     win = MainWindow(demo_workspace)
     qtbot.addWidget(win)

@@ -22,7 +22,7 @@ from skelex_desktop.core.db.models import (
     Task,
 )
 from skelex_desktop.core.export.options import STATUS_ANY, ExportError, Selection
-from skelex_desktop.core.labels import is_current
+from skelex_desktop.core.review.labels import is_current
 
 
 @dataclass(frozen=True)

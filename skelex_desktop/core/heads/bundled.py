@@ -33,7 +33,7 @@ from sqlalchemy import select
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, ModelVersion, Prediction, Task
 from skelex_desktop.core.heads.model import HeadWeights
-from skelex_desktop.core.heads.train import head_prediction
+from skelex_desktop.core.heads.training_job import head_prediction
 from skelex_desktop.core.heads.versions import EMBEDDING_MODEL, active_user_heads, set_active
 from skelex_desktop.core.inference.package import (
     Manifest,

@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Label, Prediction
-from skelex_desktop.core.embeddings import cached_embeddings, image_refs
 from skelex_desktop.core.heads.active import informative_order, uncertainty
 from skelex_desktop.core.heads.versions import active_user_heads
+from skelex_desktop.core.inference.embeddings import cached_embeddings, image_refs
 from skelex_desktop.core.inference.package import Manifest
-from skelex_desktop.core.labels import is_current
+from skelex_desktop.core.review.labels import is_current
 
 DIVERSITY = 0.3
 

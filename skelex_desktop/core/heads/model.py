@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from skelex_desktop.core.heads.dataset import TaskSpec
 from skelex_desktop.core.heads.metrics import softmax
+from skelex_desktop.core.heads.training_set import TaskSpec
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import ModelVersion, Prediction, Task
 from skelex_desktop.core.heads.model import HeadWeights
-from skelex_desktop.core.heads.train import HEAD_FILE, TrainingError, head_prediction
+from skelex_desktop.core.heads.training_job import HEAD_FILE, TrainingError, head_prediction
 from skelex_desktop.core.heads.versions import active_user_heads
 from skelex_desktop.core.inference.package import Manifest, sha256_bytes
 

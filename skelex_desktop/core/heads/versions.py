@@ -22,10 +22,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from skelex_desktop.core import audit
+from skelex_desktop.core.db import audit
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import ModelVersion, Prediction
-from skelex_desktop.core.inference.package import Manifest, PackageError
+from skelex_desktop.core.inference.package import Manifest, PackageError, read_manifest
+from skelex_desktop.core.inference.registry import Registry
 
 HEAD_FILE = "head.npz"
 EMBEDDING_MODEL = "embedding_model"  # the file_sha256 key naming the embeddings a head was fit on
@@ -211,3 +212,23 @@ def activate_version(db: Database, name: str, version: str, who: str) -> Version
         )
         target_id = target.id
     return next(v for v in list_versions(db) if v.id == target_id)
+
+
+def head_package(settings: Any, file_sha256: Mapping[str, Any] | None) -> Manifest | None:
+    """The installed package whose embeddings a version recording `file_sha256` applies to
+    (`applies_to`): the active package when it does, else the first other one by name; None
+    when none does. Manifests are read, not verified (the pipeline's service verifies the
+    package it opens)."""
+    if not (file_sha256 or {}).get(EMBEDDING_MODEL):
+        return None
+    registry = Registry.from_settings(settings)
+    active = str(getattr(settings, "active_model", "") or "")
+    names = registry.names()
+    for name in sorted(names, key=lambda n: n != active):
+        try:
+            manifest = read_manifest(registry.folder(name)[0])
+        except PackageError:
+            continue
+        if applies_to(file_sha256, manifest):
+            return manifest
+    return None

@@ -42,9 +42,9 @@ def calibrate_package(
     folder: Path, n: int, threads: int = 1, size: int = 384, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Measure and store the thresholds of the package in `folder`; returns the new manifest."""
-    from skelex_desktop.core.inference.analysis import MaeRuntime
     from skelex_desktop.core.inference.errormap import to_source
     from skelex_desktop.core.inference.hotspots import anomaly_score
+    from skelex_desktop.core.inference.service import MaeRuntime
     from skelex_desktop.core.synth import generate_image
 
     manifest = verify_package(folder)

@@ -326,7 +326,7 @@ def calibrate_on_normal_studies(
     usable; the manifest is untouched on any failure or cancellation.
     """
     from skelex_desktop import __version__
-    from skelex_desktop.core.inference.analysis import MaeRuntime
+    from skelex_desktop.core.inference.service import MaeRuntime
 
     if not 0.0 < specificity < 1.0:
         raise CalibrationRefused(f"specificity must be between 0 and 1, not {specificity}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import select, text, update
 
-from skelex_desktop.core import audit
+from skelex_desktop.core.db import audit
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, ImportJob, utcnow
 from skelex_desktop.core.domain import JobState

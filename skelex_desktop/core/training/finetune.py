@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from skelex_desktop.core.db.engine import Database
-from skelex_desktop.core.embeddings import ImageRef
-from skelex_desktop.core.heads.dataset import DatasetError, TaskSpec, human_labels, task_specs
 from skelex_desktop.core.heads.metrics import classification_report, softmax
 from skelex_desktop.core.heads.splits import SplitError, grouped_stratified_folds
+from skelex_desktop.core.heads.training_set import DatasetError, TaskSpec, human_labels, task_specs
+from skelex_desktop.core.inference.embeddings import ImageRef
 from skelex_desktop.core.inference.package import (
     NAME_CHARS,
     Manifest,

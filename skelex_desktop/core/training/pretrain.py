@@ -23,10 +23,10 @@ import torch
 
 from skelex_desktop.core.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from skelex_desktop.core.progress import Progress, check
-from skelex_desktop.core.synth.pool import render_normal_chunk
 from skelex_desktop.core.training.checkpoint import save_checkpoint
 from skelex_desktop.core.training.mae import MaskedAutoencoder
 from skelex_desktop.core.training.mae_config import MaeConfig
+from skelex_desktop.core.training.pool import render_normal_chunk
 
 DEMO_MODEL = MaeConfig(
     image_size=224,

@@ -36,8 +36,8 @@ def emit(event: str, **data: Any) -> None:
 
 
 def run(dataset: Path, out: Path, folds: int, seed: int, threads: int) -> None:
-    from skelex_desktop.core.heads.dataset import HeadDataset
-    from skelex_desktop.core.training.heads import HeadConfig, cross_validate, fit_heads
+    from skelex_desktop.core.heads.training_set import HeadDataset
+    from skelex_desktop.core.training.head_fit import HeadConfig, cross_validate, fit_heads
 
     data = HeadDataset.load(dataset)
     config = HeadConfig(seed=seed, threads=threads)
@@ -67,8 +67,8 @@ def run(dataset: Path, out: Path, folds: int, seed: int, threads: int) -> None:
 
 def cv_plots(folder: Path, data: Any, cv: Any) -> list[Path]:
     """ROC and reliability PNGs of every task's out-of-fold logits (labelled images only)."""
-    from skelex_desktop.core.heads.dataset import MISSING
     from skelex_desktop.core.heads.plots import head_plots
+    from skelex_desktop.core.heads.training_set import MISSING
 
     paths: list[Path] = []
     for column, task in enumerate(data.tasks):

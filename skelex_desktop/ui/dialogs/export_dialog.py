@@ -41,7 +41,7 @@ from skelex_desktop.core.export import (
     Selection,
     export_labelled_set,
 )
-from skelex_desktop.core.schema import list_tasks
+from skelex_desktop.core.review.schema import list_tasks
 from skelex_desktop.core.workspace import Workspace
 from skelex_desktop.ui.workers import Job, JobRunner
 

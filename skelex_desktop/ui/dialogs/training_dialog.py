@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from skelex_desktop.core.schema import list_tasks
+from skelex_desktop.core.progress import Progress
+from skelex_desktop.core.review.schema import list_tasks
 from skelex_desktop.core.workspace import Workspace
 from skelex_desktop.ui.dialogs.job_dialog import JobDialog
 from skelex_desktop.ui.panels.live_curves import LiveCurves
@@ -109,7 +110,8 @@ class TrainingDialog(JobDialog):
         ]
 
     def start(self) -> Job | None:
-        from skelex_desktop.core.heads.train import train_head
+        from skelex_desktop.core.analysis.pipeline import refresh_predictions
+        from skelex_desktop.core.heads.training_job import TrainResult, train_head
 
         names = self.checked()
         if not names:
@@ -119,9 +121,19 @@ class TrainingDialog(JobDialog):
         folds, seed = self.folds.value(), self.seed.value()
         self.metrics.setRowCount(0)
         self.curves.clear()
+
+        def train(progress: Progress) -> TrainResult:
+            """Train, then run the pipeline so the new head's region-guided predictions exist
+            for the analysed images too (not cancellable: the head is stored by then, and
+            a cancel promises that nothing was)."""
+            result = train_head(db, settings, names, folds, seed, progress=progress)
+            progress.set_status("region-guided predictions of the new head")
+            refresh_predictions(db, settings, result.model_version_id)
+            return result
+
         return self.run_job(
             "Training",
-            lambda progress: train_head(db, settings, names, folds, seed, progress=progress),
+            train,
             self._done,
             "Training cancelled; nothing was stored.",
             on_point=self.curves.add_point,

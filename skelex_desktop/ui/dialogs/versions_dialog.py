@@ -3,6 +3,8 @@ back); the active heads' predictions are then recomputed in the background."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -19,6 +21,9 @@ from PySide6.QtWidgets import (
 from skelex_desktop.core.heads.versions import VersionView, list_versions
 from skelex_desktop.core.workspace import Workspace
 from skelex_desktop.ui.workers import Job, JobRunner
+
+if TYPE_CHECKING:
+    from skelex_desktop.core.analysis.pipeline import AnalysisSummary
 
 COLUMNS = ["Model", "Version", "Active", "Created", "Predictions", "Labels", "CV metrics"]
 
@@ -95,8 +100,8 @@ class VersionsDialog(QDialog):
                 self.table.selectRow(row)
 
     def activate_selected(self) -> Job | None:
-        from skelex_desktop.core.heads.refresh import head_package, refresh_active_predictions
-        from skelex_desktop.core.heads.versions import activate_version
+        from skelex_desktop.core.analysis.pipeline import refresh_predictions
+        from skelex_desktop.core.heads.versions import activate_version, head_package
 
         rows = self.table.selectionModel().selectedRows()
         if not rows:
@@ -113,18 +118,17 @@ class VersionsDialog(QDialog):
             return None
         job = Job(
             "Recompute predictions",
-            lambda progress: refresh_active_predictions(
-                ws.db, ws.settings.data_dir, package, progress
-            ),
+            lambda progress: refresh_predictions(ws.db, ws.settings, activated.id, progress),
         )
         job.succeeded.connect(
-            lambda added: self._refreshed(f"{activated.name} {activated.version}", added)
+            lambda summary: self._refreshed(f"{activated.name} {activated.version}", summary)
         )
         job.failed.connect(self.status.setText)
         self.status.setText(f"{activated.name} {activated.version} is now active; recomputing...")
         return self.runner.start(job)
 
-    def _refreshed(self, label: str, added: int) -> None:
+    def _refreshed(self, label: str, summary: AnalysisSummary | None) -> None:
+        added = summary.head_predictions + summary.region_predictions if summary else 0
         self.status.setText(f"{label} is now active; {added} predictions recomputed.")
         self.reload()
         self.activated.emit(None)

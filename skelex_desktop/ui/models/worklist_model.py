@@ -9,7 +9,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QPixmap
 
 from skelex_desktop.core.db.engine import Database
-from skelex_desktop.core.worklist import WorklistQuery, WorklistRow, query_worklist
+from skelex_desktop.core.review.worklist import WorklistQuery, WorklistRow, query_worklist
 
 Index = QModelIndex | QPersistentModelIndex
 

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from skelex_desktop.core.review import MIN_CONFIRM_AUROC, TaskState
+from skelex_desktop.core.review.decisions import MIN_CONFIRM_AUROC, TaskState
 from skelex_desktop.ui.viewer.rendering import COLORMAPS
 
 NO_DECISION = "-"

@@ -28,7 +28,6 @@ from PySide6.QtWidgets import (
 )
 
 from skelex_desktop.core.ingest.frame import Frame
-from skelex_desktop.core.windowing import Window, drag_window
 from skelex_desktop.ui.viewer.rendering import (
     DisplayFrame,
     OverlaySource,
@@ -38,6 +37,7 @@ from skelex_desktop.ui.viewer.rendering import (
     to_qimage,
     windowed_uint8,
 )
+from skelex_desktop.ui.viewer.windowing import Window, drag_window
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 40.0
 

@@ -8,7 +8,7 @@ import numpy as np
 from PySide6.QtGui import QImage
 
 from skelex_desktop.core.ingest.frame import Frame, apply_window
-from skelex_desktop.core.windowing import Window, window_presets
+from skelex_desktop.ui.viewer.windowing import Window, window_presets
 
 OVERLAY_MAX_SIDE = 1024  # the map comes from a 224 px model: more pixels add nothing visible
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from skelex_desktop.core import audit
+from skelex_desktop.core.db import audit
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import (
     Image,
@@ -28,8 +28,8 @@ from skelex_desktop.core.db.models import (
 )
 from skelex_desktop.core.domain import MIN_RELIABLE_AUROC, Changes, ImageStatus, TaskKind
 from skelex_desktop.core.inference.reliability import finite_or_none
-from skelex_desktop.core.labels import LabelError, is_current, prediction_value, set_label
-from skelex_desktop.core.schema import list_tasks
+from skelex_desktop.core.review.labels import LabelError, is_current, prediction_value, set_label
+from skelex_desktop.core.review.schema import list_tasks
 
 
 @dataclass(frozen=True)

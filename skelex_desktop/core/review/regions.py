@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from skelex_desktop.core import audit
+from skelex_desktop.core.db import audit
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, Region, utcnow
 from skelex_desktop.core.domain import Changes
-from skelex_desktop.core.labels import LabelError, get_task
+from skelex_desktop.core.review.labels import LabelError, get_task
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from skelex_desktop.core import audit
+from skelex_desktop.core.db import audit
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, Label, Prediction, Task, utcnow
 from skelex_desktop.core.domain import (

@@ -23,12 +23,11 @@ from typing import IO, Any
 
 from sqlalchemy import select
 
-from skelex_desktop.core import audit
+from skelex_desktop.core.db import audit
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import ModelVersion, Prediction, Task
-from skelex_desktop.core.embeddings import cached_embeddings, image_refs
-from skelex_desktop.core.heads.dataset import HeadDataset, assemble_dataset
 from skelex_desktop.core.heads.model import HeadWeights
+from skelex_desktop.core.heads.training_set import HeadDataset, assemble_dataset
 from skelex_desktop.core.heads.versions import (
     EMBEDDING_MODEL,
     HEAD_FILE,
@@ -36,6 +35,7 @@ from skelex_desktop.core.heads.versions import (
     next_version,
     set_active,
 )
+from skelex_desktop.core.inference.embeddings import cached_embeddings, image_refs
 from skelex_desktop.core.inference.package import sha256_bytes
 from skelex_desktop.core.progress import Cancelled, Progress
 

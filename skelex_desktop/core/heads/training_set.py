@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, Label, Patient, Series, Study, Task
-from skelex_desktop.core.embeddings import ImageRef, cached_embeddings
+from skelex_desktop.core.inference.embeddings import ImageRef, cached_embeddings
 from skelex_desktop.core.inference.package import Manifest
-from skelex_desktop.core.labels import is_current
+from skelex_desktop.core.review.labels import is_current
 
 TRAINABLE_KINDS = ("binary", "multiclass", "ordinal")
 MISSING = -1

@@ -17,7 +17,7 @@ from skelex_desktop.core.db.models import Image, Prediction, Task
 from skelex_desktop.core.domain import ImageStatus
 from skelex_desktop.core.inference.errormap import FOREGROUND_VERSION
 from skelex_desktop.core.inference.reliability import carried_measures
-from skelex_desktop.core.review import ImageDetails, ensure_model_version, image_details
+from skelex_desktop.core.review.decisions import ImageDetails, ensure_model_version, image_details
 
 ZERO_SHOT_METHOD = "zero-shot error map"
 ZERO_SHOT_TASK = "abnormal"
@@ -28,7 +28,7 @@ class ImageAnalysis:
     """An analysed image: where it is, the runtime's result and the stored prediction."""
 
     details: ImageDetails
-    result: Any  # skelex_desktop.core.inference.analysis.ErrorMapResult
+    result: Any  # skelex_desktop.core.inference.service.ErrorMapResult
     prediction_id: int
     overlay: Any = None  # display data a UI may attach (prepared off its GUI thread)
 

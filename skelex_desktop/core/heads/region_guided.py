@@ -36,9 +36,11 @@ from sqlalchemy import select
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Prediction, Task
-from skelex_desktop.core.embeddings import model_input
-from skelex_desktop.core.heads.dataset import TaskSpec
 from skelex_desktop.core.heads.model import HeadWeights
+from skelex_desktop.core.heads.training_set import TaskSpec
+from skelex_desktop.core.inference.embeddings import model_input
+from skelex_desktop.core.inference.hotspots import Hotspot
+from skelex_desktop.core.inference.interfaces import AnalysisService, ModelRuntime
 
 REGION_METHOD = "task head (region-guided)"
 WHOLE_IMAGE = "whole image"
@@ -154,7 +156,7 @@ def crop_box(
 
 def plan_regions(
     shape: tuple[int, int],
-    hotspots: Iterable[Any],
+    hotspots: Iterable[Hotspot],
     k: int = DEFAULT_K,
     margin: float = DEFAULT_MARGIN,
     min_side: int = DEFAULT_MIN_SIDE,
@@ -181,7 +183,9 @@ def region_inputs(pixels: np.ndarray, regions: Sequence[Region], manifest: Any) 
     )
 
 
-def embed_regions(pixels: np.ndarray, regions: Sequence[Region], runtime: Any) -> np.ndarray:
+def embed_regions(
+    pixels: np.ndarray, regions: Sequence[Region], runtime: ModelRuntime
+) -> np.ndarray:
     """[R, D] embeddings of the regions in one batched `runtime.embed` call."""
     vectors = np.asarray(runtime.embed(region_inputs(pixels, regions, runtime.manifest)))
     if vectors.ndim != 2 or vectors.shape[0] != len(regions):
@@ -230,7 +234,7 @@ def region_guided(
     pixels: np.ndarray,
     hotspots: Iterable[Any],
     weights: HeadWeights,
-    runtime: Any,
+    runtime: ModelRuntime,
     k: int = DEFAULT_K,
     margin: float = DEFAULT_MARGIN,
     min_side: int = DEFAULT_MIN_SIDE,
@@ -273,22 +277,27 @@ def _stored(session: Any, image_id: int, version_ids: list[int]) -> dict[tuple[i
 
 
 def region_guided_predictions(
-    db: Database, service: Any, image_id: int, analysis_result: Any, k: int = DEFAULT_K
+    db: Database,
+    service: AnalysisService,
+    image_id: int,
+    hotspots: Sequence[Hotspot],
+    map_shape: tuple[int, ...] | None = None,
+    k: int = DEFAULT_K,
 ) -> list[RegionPrediction]:
     """Store, where missing, each active head's region-guided prediction for `image_id`.
 
     `service`: the ErrorMapService of a package the head applies to (`versions.applies_to`:
-    its embeddings are those the head was trained on); `analysis_result`: that image's
-    `ErrorMapResult` (or an `ImageAnalysis`), whose hotspots place the crops. Returns one entry
+    its embeddings are those the head was trained on); `hotspots`: that image's error-map
+    hotspots, which place the crops; `map_shape`: the shape of that map, checked against the
+    image's pixels (an analysis of another image is refused). Returns one entry
     per (active head, task), stored now or before, in head then task order; pixels are read
     and embedded (one batch) only when something is missing.
     """
     from skelex_desktop.core.heads.predict import load_verified_head
-    from skelex_desktop.core.heads.train import head_prediction
+    from skelex_desktop.core.heads.training_job import head_prediction
     from skelex_desktop.core.heads.versions import active_user_heads
-    from skelex_desktop.core.review import image_details
+    from skelex_desktop.core.review.decisions import image_details
 
-    result = getattr(analysis_result, "result", analysis_result)
     runtime = service.runtime
     data_dir = Path(service.settings.data_dir)
     with db.read() as session:
@@ -310,13 +319,12 @@ def region_guided_predictions(
 
         decoded = read_frame(Path(image.file_path), image.frame)
         pixels = decoded.model_pixels
-        error_map = getattr(result, "error_map", None)
-        if error_map is not None and tuple(np.shape(error_map)[:2]) != tuple(pixels.shape[:2]):
+        if map_shape is not None and tuple(map_shape[:2]) != tuple(pixels.shape[:2]):
             raise ValueError(
-                f"image {image_id}: the analysis is of a {np.shape(error_map)[:2]} "
+                f"image {image_id}: the analysis is of a {tuple(map_shape[:2])} "
                 f"image, the pixels are {pixels.shape[:2]}"
             )
-        regions = plan_regions(pixels.shape[:2], result.hotspots, k)
+        regions = plan_regions(pixels.shape[:2], hotspots, k)
         embeddings = embed_regions(pixels, regions, runtime)
         for version, weights, _task in missing:
             if version.id not in outcomes:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from skelex_desktop.core import audit
+from skelex_desktop.core.db import audit
 from skelex_desktop.core.db.models import Task
 from skelex_desktop.core.domain import TaskKind
 from skelex_desktop.core.resources import resources_dir

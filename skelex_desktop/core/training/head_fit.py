@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from skelex_desktop.core.heads.dataset import MISSING, HeadDataset, TaskSpec
 from skelex_desktop.core.heads.metrics import classification_report, fit_temperature
 from skelex_desktop.core.heads.model import HeadWeights
 from skelex_desktop.core.heads.splits import grouped_stratified_folds
+from skelex_desktop.core.heads.training_set import MISSING, HeadDataset, TaskSpec
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Analysing images: one pipeline from error map to region-guided task-head predictions."""
