@@ -1,8 +1,15 @@
-"""Build the DICOM objects of one exported image (SR, Parametric Map, SEG) as file bytes."""
+"""Build the DICOM objects of one exported image (SR, Parametric Map, SEG) as file bytes.
+
+The exporter hands each builder a `DicomContext`: what the whole export shares (tasks, models,
+one series per object kind, the reader-name mapping), how to find an error map, and where to
+note an object that was not written.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from pydicom.dataset import Dataset
 
@@ -12,18 +19,28 @@ from skelex_desktop.core.export.dicom_sr import build_sr
 from skelex_desktop.core.export.images import dicom_bytes
 from skelex_desktop.core.export.options import ExportError
 from skelex_desktop.core.export.record import ExportRecord
-
-if TYPE_CHECKING:
-    from skelex_desktop.core.export.exporter import _Run
+from skelex_desktop.core.export.selection import ModelInfo, TaskInfo
 
 
-def _sr(run: _Run, record: ExportRecord, ds: Dataset, instance: int) -> Dataset | None:
+@dataclass(frozen=True)
+class DicomContext:
+    """What the DICOM builders of one export share."""
+
+    tasks: list[TaskInfo]
+    models: dict[int, ModelInfo]
+    series: dict[str, str]  # object kind ("dicom-sr", ...) -> its Series Instance UID
+    reader: Callable[[str], str]  # a reader's name as exported (de-identified or not)
+    error_map_path: Callable[[str], Path]  # a stored error-map path -> the file to read
+    skip: Callable[[str], None]  # note why an object was not written
+
+
+def _sr(run: DicomContext, record: ExportRecord, ds: Dataset, instance: int) -> Dataset | None:
     return build_sr(
         ds, record.item, run.tasks, run.models, run.reader, run.series["dicom-sr"], instance
     )
 
 
-def _pm(run: _Run, record: ExportRecord, ds: Dataset, instance: int) -> Dataset | None:
+def _pm(run: DicomContext, record: ExportRecord, ds: Dataset, instance: int) -> Dataset | None:
     for raw, model_id in record.item.error_maps:
         path = run.error_map_path(raw)
         if path.is_file():
@@ -35,7 +52,7 @@ def _pm(run: _Run, record: ExportRecord, ds: Dataset, instance: int) -> Dataset 
     return None
 
 
-def _seg(run: _Run, record: ExportRecord, ds: Dataset, instance: int) -> Dataset | None:
+def _seg(run: DicomContext, record: ExportRecord, ds: Dataset, instance: int) -> Dataset | None:
     seg = build_seg(ds, record.item, run.tasks, run.series["dicom-seg"], instance)
     if seg is None:
         run.skip("no regions: no SEG written")
@@ -45,7 +62,9 @@ def _seg(run: _Run, record: ExportRecord, ds: Dataset, instance: int) -> Dataset
 BUILDERS = {"dicom-sr": _sr, "dicom-pm": _pm, "dicom-seg": _seg}
 
 
-def build(kind: str, run: _Run, record: ExportRecord, ds: Dataset, instance: int) -> bytes | None:
+def build(
+    kind: str, run: DicomContext, record: ExportRecord, ds: Dataset, instance: int
+) -> bytes | None:
     """The file bytes of the `kind` object for `record`, or None when it has nothing to hold."""
     try:
         obj = BUILDERS[kind](run, record, ds, instance)

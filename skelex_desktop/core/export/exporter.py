@@ -242,11 +242,16 @@ class _Run:
         if frame_count(ds) > 1 or record.item.frame:
             self.skip("DICOM objects skipped (multi-frame source)")
             return
-        from skelex_desktop.core.export import dicom_writers
+        # highdicom is imported only by exports that write DICOM objects
+        from skelex_desktop.core.export.dicom_writers import DicomContext
+        from skelex_desktop.core.export.dicom_writers import build as build_dicom
 
+        context = DicomContext(
+            self.tasks, self.models, self.series, self.reader, self.error_map_path, self.skip
+        )
         for kind in formats:
             self.instances[kind] += 1
-            written = dicom_writers.build(kind, self, record, ds, self.instances[kind])
+            written = build_dicom(kind, context, record, ds, self.instances[kind])
             if written is None:
                 self.instances[kind] -= 1
                 continue
