@@ -10,7 +10,7 @@ class); then, every `--step` labels:
   0.5, k-center distance to the labelled embeddings);
 - random: the next images of a seeded permutation.
 
-After every step a head (`core.training.heads.fit_heads`, the application's trainer) is fitted
+After every step a head (`core.training.head_fit.fit_heads`, the application's trainer) is fitted
 and its test AUROC recorded. "Labels needed" is the first budget whose AUROC reaches 95 % of the
 AUROC of a head trained on the whole pool (the pool size when never reached). Tasks: fracture
 (binary), tumour (binary: malignant or intermediate vs benign or none) and implant (binary).
@@ -88,9 +88,9 @@ def patient_split(
 
 
 def fit(x: np.ndarray, y: np.ndarray, train: np.ndarray, config: Any) -> Any:
-    """A binary head (`core.training.heads.fit_heads`) on the images `train`."""
-    from skelex_desktop.core.heads.dataset import TaskSpec
-    from skelex_desktop.core.training.heads import fit_heads
+    """A binary head (`core.training.head_fit.fit_heads`) on the images `train`."""
+    from skelex_desktop.core.heads.training_set import TaskSpec
+    from skelex_desktop.core.training.head_fit import fit_heads
 
     return fit_heads(x[train], y[train, None], [TaskSpec("task", "binary", ["no", "yes"])], config)
 
@@ -167,7 +167,7 @@ def benchmark(
     threads: int,
 ) -> dict[str, Any]:
     """Curves, full-pool AUROC and labels needed per seed for one task."""
-    from skelex_desktop.core.training.heads import HeadConfig
+    from skelex_desktop.core.training.head_fit import HeadConfig
 
     config = HeadConfig(threads=threads)
     runs: list[dict[str, Any]] = []
@@ -219,47 +219,44 @@ def benchmark(
 
 def curve_plot(task: str, result: dict[str, Any], path: Path) -> Path:
     """Mean AUROC vs labels (min-max band over seeds) of both orders, and the 95 % target."""
-    from skelex_desktop.core.heads.plots import CHANCE, PALETTE, Chart, Series, save_png
+    from skelex_desktop.core.heads.plots import CHANCE, PALETTE, new_figure, save_png
 
     runs = result["runs"]
     budgets = np.array(min((r["budgets"] for r in runs), key=len), float)
     n = len(budgets)
-    chart = Chart(
+    lows = [min(min(r["curves"][m][:n]) for r in runs) for m in ("active", "random")]
+    highs = [max(max(r["curves"][m][:n]) for r in runs) for m in ("active", "random")]
+    top = max(max(highs), max(r["full"] for r in runs))
+    figure, ax = new_figure(
         f"Label efficiency - {task} (SynthMSK, {len(runs)} seeds)",
         "number of labels",
         "test AUROC",
         xlim=(0.0, float(budgets[-1])),
-        legend_corner="lower right",
+        ylim=(max(0.0, np.floor(min(lows) * 20) / 20), min(1.0, np.ceil(top * 20) / 20)),
     )
-    lows = [min(min(r["curves"][m][:n]) for r in runs) for m in ("active", "random")]
-    highs = [max(max(r["curves"][m][:n]) for r in runs) for m in ("active", "random")]
-    top = max(max(highs), max(r["full"] for r in runs))
-    chart.ylim = (max(0.0, np.floor(min(lows) * 20) / 20), min(1.0, np.ceil(top * 20) / 20))
     for k, mode in enumerate(("active", "random")):
         curves = np.array([r["curves"][mode][:n] for r in runs])
         needed = np.mean([r["needed"][mode] for r in runs])
-        chart.add(
-            Series(
-                f"{mode} order (95 % reached at {needed:.0f} labels)",
-                budgets,
-                curves.mean(axis=0),
-                PALETTE[k],
-                markers=False,
-                band=(curves.min(axis=0), curves.max(axis=0)),
-            )
+        ax.fill_between(
+            budgets, curves.min(axis=0), curves.max(axis=0), color=PALETTE[k], alpha=0.18, lw=0
+        )
+        ax.plot(
+            budgets,
+            curves.mean(axis=0),
+            color=PALETTE[k],
+            linewidth=2,
+            label=f"{mode} order (95 % reached at {needed:.0f} labels)",
         )
     target = float(np.mean([r["target"] for r in runs]))
-    chart.add(
-        Series(
-            f"95 % of full-pool AUROC ({target:.3f})",
-            budgets[[0, -1]],
-            np.array([target, target]),
-            CHANCE,
-            1,
-            dashed=True,
-        )
+    ax.axhline(
+        target,
+        color=CHANCE,
+        linewidth=1,
+        linestyle="--",
+        label=f"95 % of full-pool AUROC ({target:.3f})",
     )
-    return save_png(path, chart.render())
+    ax.legend(loc="lower right", fontsize=8)
+    return save_png(path, figure)
 
 
 def main(argv: list[str] | None = None) -> int:

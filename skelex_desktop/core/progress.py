@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
-from typing import Protocol, TextIO, runtime_checkable
+from typing import Any, Protocol, TextIO, runtime_checkable
 
 
 class Cancelled(Exception):
@@ -104,32 +103,61 @@ class RecordingProgress(BaseProgress):
 
 
 class TextProgress(BaseProgress):
-    """A one-line progress bar on a terminal stream (stderr by default), throttled to 10 Hz."""
+    """A one-line progress bar on a terminal stream (stderr by default), drawn by tqdm.
+
+    `[####------] 4/10 00:12<00:18 <current item or status>`: bar `width` characters wide,
+    elapsed and remaining time, the last 40 characters of the current item (else the status).
+    tqdm throttles redraws to 10 Hz and draws nothing when the stream is not a terminal. Each
+    `set_total` restarts the bar for the new phase; `finish` ends its line. tqdm is imported
+    when the first bar is drawn, so importing this module stays light.
+    """
 
     def __init__(self, stream: TextIO | None = None, width: int = 30) -> None:
         super().__init__()
         self._stream = stream or sys.stderr
         self._width = width
-        self._last = 0.0
-        self._tty = hasattr(self._stream, "isatty") and self._stream.isatty()
+        self._bar: Any = None  # a tqdm, made on the first report
+        self._draw = threading.Lock()
+
+    def _new_bar(self, total: int | None, tail: str) -> Any:
+        from tqdm import tqdm
+
+        return tqdm(
+            desc=tail,
+            file=self._stream,
+            total=total,
+            bar_format=f"[{{bar:{self._width}}}] {{n_fmt}}/{{total_fmt}} "
+            "{elapsed}<{remaining} {desc}",
+            ascii="-#",
+            mininterval=0.1,
+            disable=None,  # None: draw only on a terminal
+            leave=True,
+        )
 
     def _report(self) -> None:
-        now = time.monotonic()
-        if not self._tty or (now - self._last < 0.1 and self.done < self.total):
-            return
-        self._last = now
-        frac = self.done / self.total if self.total else 0.0
-        filled = int(frac * self._width)
-        bar = "#" * filled + "-" * (self._width - filled)
-        tail = self.current or self.status
-        self._stream.write(f"\r[{bar}] {self.done}/{self.total} {tail[-40:]:<40}")
-        self._stream.flush()
+        with self._draw:
+            total = self.total or None
+            tail = (self.current or self.status)[-40:]
+            if self._bar is None:
+                self._bar = self._new_bar(total, tail)
+            bar = self._bar
+            if bar.disable:  # not a terminal
+                return
+            if total != bar.total or self.done < bar.n:  # a new phase
+                bar.total = total  # before reset: reset(total=None) keeps the old total
+                bar.reset()
+            if tail != bar.desc:
+                bar.set_description_str(tail, refresh=False)
+            bar.update(self.done - bar.n)  # redraws when 0.1 s have passed
+            if total and self.done >= total:
+                bar.refresh()  # a finished phase is always shown complete
 
     def finish(self) -> None:
         """End the bar's line so later output starts on a fresh one."""
-        if self._tty:
-            self._stream.write("\n")
-            self._stream.flush()
+        with self._draw:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
 
 
 def check(progress: Progress | None) -> None:
