@@ -1,7 +1,9 @@
 """The review workstation: worklist dock, radiograph viewer, findings dock, jobs in the status bar.
 
-Widgets hold no business logic: every decision is a core operation pushed through the undo
-stack, every long job runs through the JobRunner or the BackgroundLoader.
+Widgets hold no business logic: the review rules live in the Qt-free `ReviewSession`
+(`core/review/session.py`), whose decisions run on its serialized writer off the GUI thread;
+the window maps keys onto the session and redraws what each `ReviewEvent` names. Every long job
+runs through the JobRunner or the BackgroundLoader.
 """
 
 from __future__ import annotations
@@ -10,39 +12,35 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QRectF, QSettings, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QUndoStack
+from PySide6.QtCore import QByteArray, QRectF, QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox
 
 from skelex_desktop import __version__
 from skelex_desktop.core.analysis.image_analysis import ImageAnalysis
-from skelex_desktop.core.domain import Changes, ImageStatus
+from skelex_desktop.core.db.executor import SerialExecutor
+from skelex_desktop.core.domain import Changes
 from skelex_desktop.core.inference.reliability import map_caveat
-from skelex_desktop.core.review.decisions import ImageDetails, image_details, task_states
+from skelex_desktop.core.review.decisions import ImageDetails, image_details
 from skelex_desktop.core.review.regions import Box, list_regions
+from skelex_desktop.core.review.session import EventKind, ReviewEvent, ReviewSession
 from skelex_desktop.core.workspace import Workspace
 from skelex_desktop.ui.background import BackgroundLoader
 from skelex_desktop.ui.dialogs.import_dialog import ImportDialog
 from skelex_desktop.ui.panels.findings_panel import FindingsPanel
 from skelex_desktop.ui.panels.job_status import JobStatus
 from skelex_desktop.ui.panels.worklist_panel import WorklistPanel
-from skelex_desktop.ui.shortcuts import shortcuts_html
-from skelex_desktop.ui.undo_commands import (
-    AddRegionCommand,
-    CommandHooks,
-    ConfirmImageCommand,
-    SetLabelCommand,
-)
+from skelex_desktop.ui.shortcuts import GROUP, shortcuts_html
 from skelex_desktop.ui.viewer.canvas import RadiographView
 from skelex_desktop.ui.workers import Job, JobRunner
 
 log = logging.getLogger(__name__)
-UNREVIEWED = {ImageStatus.NEW.value, ImageStatus.ANALYSED.value, ImageStatus.IN_REVIEW.value}
-PREFETCH_AHEAD = 2
 
 
 class MainWindow(QMainWindow):
-    """Assembles the panels and maps reader gestures onto core operations."""
+    """Assembles the panels and maps reader gestures onto the review session."""
+
+    posted = Signal(object)  # a callable from the writer thread, run on the GUI thread
 
     def __init__(self, workspace: Workspace, analysis_service: Any | None = None) -> None:
         super().__init__()
@@ -50,11 +48,8 @@ class MainWindow(QMainWindow):
         self.db = workspace.db
         self.reader = workspace.settings.reader
         self.runner = JobRunner()
-        self.undo_stack = QUndoStack(self)
-        self.hooks = CommandHooks(refresh=self.on_changes, report_error=self.show_error)
         self.last_error = ""
-        self.current: ImageDetails | None = None
-        self.analysis: Any = None
+        self.analysis: ImageAnalysis | None = None
         self._service = analysis_service
         self.setWindowTitle(f"SKELEX Desktop {__version__} - reader {self.reader}")
         self.resize(1440, 900)
@@ -63,6 +58,11 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.viewer)
         self.worklist = WorklistPanel(self.db)
         self.findings = FindingsPanel()
+        self.posted.connect(lambda call: call(), Qt.ConnectionType.QueuedConnection)
+        self.session = ReviewSession(
+            self.db, self.reader, self.worklist.model, SerialExecutor(self.posted.emit)
+        )
+        self.session.subscribe(self._on_session_event)
         left = self._dock(
             "Worklist", "worklistDock", self.worklist, Qt.DockWidgetArea.LeftDockWidgetArea
         )
@@ -89,9 +89,8 @@ class MainWindow(QMainWindow):
         self.findings.overlay_toggled.connect(self.viewer.set_overlay_visible)
         self.findings.overlay_style_changed.connect(self._draw_overlay)
         self.findings.hotspot_clicked.connect(self._zoom_to_hotspot)
-        self.findings.choice_made.connect(self.set_task_value)
-        self.findings.confirm_clicked.connect(self.confirm_current)
-        self.findings.current_task_changed.connect(lambda _name: self._draw_driver())
+        self.findings.choice_made.connect(self.session.set_value)
+        self.findings.confirm_clicked.connect(self.session.confirm)
         self._build_actions()
         self.worklist.refresh()
         self._restore_layout()
@@ -104,11 +103,24 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _action(self, text: str, keys: str | QKeySequence | None, slot, menu=None) -> QAction:  # noqa: ANN001
+    def _action(  # noqa: ANN001 - slot: any callable, menu: a QMenu
+        self,
+        text: str,
+        keys: str | QKeySequence | None,
+        slot,
+        menu=None,
+        help: str = "",
+        group: str = "",
+    ) -> QAction:
+        """An action of the window; `help` and `group` are what F1 lists for it."""
         action = QAction(text, self)
         if keys:
             action.setShortcut(QKeySequence(keys))
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        if help:
+            action.setStatusTip(help)
+        if group:
+            action.setProperty(GROUP, group)
         action.triggered.connect(slot)
         self.addAction(action)
         if menu is not None:
@@ -119,7 +131,13 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file_menu, review, view = bar.addMenu("&File"), bar.addMenu("&Review"), bar.addMenu("&View")
         help_menu = bar.addMenu("&Help")
-        self._action("Import...", "Ctrl+O", self.show_import_dialog, file_menu)
+        self._action(
+            "Import...",
+            "Ctrl+O",
+            self.show_import_dialog,
+            file_menu,
+            "Import folders, files or a DICOMDIR",
+        )
         self._action("Export labelled set...", "Ctrl+E", self.show_export_dialog, file_menu)
         self._action("Train task heads...", None, self.show_training_dialog, file_menu)
         self._action("Model versions...", None, self.show_versions_dialog, file_menu)
@@ -130,24 +148,32 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action("Quit", "Ctrl+Q", self.close, file_menu)
 
-        undo = self.undo_stack.createUndoAction(self, "Undo")
-        undo.setShortcut(QKeySequence("Ctrl+Z"))
-        redo = self.undo_stack.createRedoAction(self, "Redo")
-        redo.setShortcut(QKeySequence("Ctrl+Shift+Z"))
-        for action in (undo, redo):
-            review.addAction(action)
-            self.addAction(action)
-        self._action("Confirm shown suggestions", "Return", self.confirm_or_open, review)
-        self._action("Confirm (keypad)", "Enter", self.confirm_or_open)
-        self._action("Mark current task uncertain", "U", self.mark_uncertain, review)
-        self._action("Next task", "T", lambda: self.findings.step_task(1), review)
-        self._action("Previous task", "Shift+T", lambda: self.findings.step_task(-1), review)
+        self.undo_action = self._action("Undo", "Ctrl+Z", self.session.undo, review)
+        self.redo_action = self._action("Redo", "Ctrl+Shift+Z", self.session.redo, review)
+        self._show_history()
+        enter = (
+            "Open the selected worklist row / confirm the shown AI suggestions (not those of "
+            "weak heads or maps, AUROC < 0.70), then go to the next unreviewed image"
+        )
+        self._action(
+            "Confirm shown suggestions", "Return", self.confirm_or_open, review, enter, "Enter"
+        )
+        self._action("Confirm (keypad)", "Enter", self.confirm_or_open, None, enter, "Enter")
+        self._action("Mark current task uncertain", "U", self.session.mark_uncertain, review)
+        self._action("Next task", "T", lambda: self.session.step_task(1), review)
+        self._action("Previous task", "Shift+T", lambda: self.session.step_task(-1), review)
         self._action("Next image", "N", lambda: self.step_image(1), review)
         self._action("Previous image", "P", lambda: self.step_image(-1), review)
         self.box_action = self._action("Draw box region", "B", self.toggle_box_mode, review)
         self.box_action.setCheckable(True)
         for digit in range(10):
-            self._action(f"Choose class {digit}", str(digit), self._digit_slot(digit))
+            self._action(
+                f"Choose class {digit}",
+                str(digit),
+                self._digit_slot(digit),
+                help="Choose that class for the current task (binary: 0 no, 1 yes; KL grade 0-4)",
+                group="0-9",
+            )
 
         self._action("Toggle error map", "E", self.findings.overlay_toggle.toggle, view)
         self._action("Fit to window", "F", self.viewer.fit, view)
@@ -162,11 +188,11 @@ class MainWindow(QMainWindow):
         self._action("Window: reset", "Escape", lambda: self.viewer.apply_preset("default"), view)
         for name in ("bone", "soft tissue", "auto"):
             self._action(f"Window: {name}", None, self._preset_slot(name), view)
-        self._action("Keyboard shortcuts", "F1", self.show_shortcuts, help_menu)
+        self._action("Keyboard shortcuts", "F1", self.show_shortcuts, help_menu, "This list")
         self._action("About SKELEX Desktop", None, self.show_about, help_menu)
 
     def _digit_slot(self, digit: int):  # noqa: ANN202
-        return lambda: self.choose_class(digit)
+        return lambda: self.session.choose(digit)
 
     def _preset_slot(self, name: str):  # noqa: ANN202
         return lambda: self.viewer.apply_preset(name)
@@ -204,29 +230,64 @@ class MainWindow(QMainWindow):
         analysis.overlay = overlay_source(result.error_map, result.extra.get("display_max"))
         return analysis
 
-    # --- opening images ------------------------------------------------------------------------
+    # --- the review session -------------------------------------------------------------------
+    @property
+    def current(self) -> ImageDetails | None:
+        """The open image (the session's)."""
+        return self.session.current
+
     def open_row(self, row: int) -> None:
-        entry = self.worklist.model.row_at(row)
-        if entry is None:
-            return
-        self.worklist.table.selectRow(row)
-        self.open_image(entry.image_id)
-        for ahead in range(1, PREFETCH_AHEAD + 1):
-            nxt = self.worklist.model.row_at(row + ahead)
-            if nxt is not None:
-                with self.db.read() as session:
-                    d = image_details(session, nxt.image_id)
-                self.loader.request(d.image_id, d.file_path, d.frame, prefetch=True)
+        self.session.open_row(row)
 
     def open_image(self, image_id: int) -> None:
-        with self.db.read() as session:
-            self.current = image_details(session, image_id)
+        self.session.open(image_id)
+
+    def _on_session_event(self, event: ReviewEvent) -> None:
+        """Redraw what the session says changed."""
+        if event.kind == EventKind.OPENED:
+            self._show_opened(event.prefetch)
+        elif event.kind == EventKind.CHANGED:
+            self._show_changes(event.changes)
+        elif event.kind == EventKind.CURSOR:
+            self.findings.set_current_task(self.session.task_index)
+            self._draw_driver()
+        elif event.kind == EventKind.HISTORY:
+            self._show_history()
+        elif event.kind == EventKind.MESSAGE:
+            self.statusBar().showMessage(event.message, 5000)
+        elif event.kind == EventKind.ERROR:
+            self.show_error(event.message)
+
+    def _show_opened(self, prefetch: tuple[int, ...]) -> None:
+        current = self.session.current
+        assert current is not None
+        if self.session.row >= 0 and self.worklist.current_row() != self.session.row:
+            self.worklist.table.selectRow(self.session.row)
         self.analysis = None
         self.findings.set_hotspots([])
         self.findings.analysis_status.setText("Analysing with the error map...")
-        self._refresh_tasks()
-        self.loader.request(image_id, self.current.file_path, self.current.frame)
+        self._show_tasks()
+        self.loader.request(current.image_id, current.file_path, current.frame)
+        for image_id in prefetch:
+            with self.db.read() as session:
+                details = image_details(session, image_id)
+            self.loader.request(image_id, details.file_path, details.frame, prefetch=True)
         self.viewer.setFocus()
+
+    def _show_changes(self, changes: Changes) -> None:
+        if self.current is not None and self.current.image_id in changes.images:
+            self._show_tasks()
+            self._draw_regions()
+        for image_id in changes.images:
+            self.worklist.model.update_image(image_id)
+
+    def _show_tasks(self) -> None:
+        self.findings.set_tasks(self.session.tasks, self.session.task_index)
+        self._draw_driver()
+
+    def _show_history(self) -> None:
+        self.undo_action.setEnabled(self.session.can_undo)
+        self.redo_action.setEnabled(self.session.can_redo)
 
     def _on_frame(self, image_id: int, frame: Any) -> None:
         if self.current is None or image_id != self.current.image_id:
@@ -236,7 +297,7 @@ class MainWindow(QMainWindow):
         if self.analysis is not None:
             self._draw_overlay()
 
-    def _on_analysis(self, image_id: int, analysis: Any) -> None:
+    def _on_analysis(self, image_id: int, analysis: ImageAnalysis) -> None:
         if self.current is None or image_id != self.current.image_id:
             return
         self.analysis = analysis
@@ -253,7 +314,7 @@ class MainWindow(QMainWindow):
         )
         if self.viewer.frame is not None:
             self._draw_overlay()
-        self._refresh_tasks()
+        self.session.reload()  # the analysis stored predictions: new suggestions
         self.worklist.model.update_image(image_id)
 
     def _on_background_failure(self, image_id: int, what: str, message: str) -> None:
@@ -284,94 +345,22 @@ class MainWindow(QMainWindow):
             regions = list_regions(session, self.current.image_id)
         self.viewer.set_regions([(b.x0, b.y0, b.x1, b.y1) for _id, b in regions])
 
-    def _refresh_tasks(self) -> None:
-        if self.current is None:
-            return
-        with self.db.read() as session:
-            states = task_states(session, self.current.image_id)
-        self.findings.set_tasks(states)
-        self._draw_driver()
-
     def _draw_driver(self) -> None:
         """The region that drove the current task's suggestion (region-guided heads)."""
-        state = self.findings.current_state()
+        state = self.session.current_task
         box = state.driver.get("box") if state is not None and state.driver else None
         self.viewer.set_driver(tuple(box) if box and state.driver.get("index") else None)
 
-    # --- decisions -----------------------------------------------------------------------------
-    def on_changes(self, changes: Changes) -> None:
-        """Refresh what a core operation changed."""
-        if self.current is not None and self.current.image_id in changes.images:
-            with self.db.read() as session:
-                self.current = image_details(session, self.current.image_id)
-            self._refresh_tasks()
-            self._draw_regions()
-        for image_id in changes.images:
-            self.worklist.model.update_image(image_id)
-
+    # --- decisions and navigation ----------------------------------------------------------------
     def confirm_or_open(self) -> None:
+        """Enter: open the selected worklist row when the worklist has the focus (or nothing is
+        open), else confirm the shown suggestions."""
         if self.worklist.table.hasFocus() or self.current is None:
             row = self.worklist.current_row()
             if row >= 0:
-                self.open_row(row)
+                self.session.open_row(row)
             return
-        self.confirm_current()
-
-    def confirm_current(self) -> None:
-        if self.current is None:
-            return
-        current = self.current
-        self.undo_stack.push(
-            ConfirmImageCommand(self.db, self.hooks, current.image_id, self.reader, current.status)
-        )
-        self.advance_to_unreviewed()
-
-    def choose_class(self, index: int) -> None:
-        state = self.findings.current_state()
-        if self.current is None or state is None:
-            return
-        if index >= len(state.classes):
-            self.statusBar().showMessage(
-                f"{state.title} has classes 0-{len(state.classes) - 1}", 5000
-            )
-            return
-        self.set_task_value(state.name, index)
-
-    def set_task_value(self, task: str, index: int) -> None:
-        if self.current is None:
-            return
-        state = self.findings.task_state(task)
-        if state is None:
-            return
-        value = index if state.kind == "binary" else state.classes[index]
-        self.undo_stack.push(
-            SetLabelCommand(
-                self.db,
-                self.hooks,
-                self.current.image_id,
-                task,
-                value,
-                self.reader,
-                prediction_id=state.prediction_id,
-            )
-        )
-
-    def mark_uncertain(self) -> None:
-        state = self.findings.current_state()
-        if self.current is None or state is None:
-            return
-        self.undo_stack.push(
-            SetLabelCommand(
-                self.db,
-                self.hooks,
-                self.current.image_id,
-                state.name,
-                None,
-                self.reader,
-                uncertain=True,
-                prediction_id=state.prediction_id,
-            )
-        )
+        self.session.confirm()
 
     def toggle_box_mode(self) -> None:
         self.viewer.box_mode = self.box_action.isChecked()
@@ -383,34 +372,13 @@ class MainWindow(QMainWindow):
         )
 
     def _on_box(self, rect: QRectF) -> None:
-        state = self.findings.current_state()
-        if self.current is None or state is None:
-            return
-        box = Box(rect.left(), rect.top(), rect.right(), rect.bottom())
-        self.undo_stack.push(
-            AddRegionCommand(
-                self.db, self.hooks, self.current.image_id, state.name, box, self.reader
-            )
-        )
+        self.session.add_region(Box(rect.left(), rect.top(), rect.right(), rect.bottom()))
         self.box_action.setChecked(False)
         self.viewer.box_mode = False
 
-    # --- navigation ----------------------------------------------------------------------------
     def step_image(self, step: int) -> None:
-        row = self.worklist.current_row() + step
-        if 0 <= row < self.worklist.model.total:
-            self.open_row(row)
-
-    def advance_to_unreviewed(self) -> None:
-        """Open the next image below the current row that still needs a reader."""
-        start = self.worklist.current_row()
-        row = start + 1
-        while (entry := self.worklist.model.row_at(row)) is not None:
-            if entry.status in UNREVIEWED:
-                self.open_row(row)
-                return
-            row += 1
-        self.statusBar().showMessage("No unreviewed image below this one", 5000)
+        """N / P: the row after / before the selected one."""
+        self.session.open_row(self.worklist.current_row() + step)
 
     def cycle_preset(self) -> None:
         names = ["default", "bone", "soft tissue", "auto"]
@@ -501,7 +469,7 @@ class MainWindow(QMainWindow):
         in the worklist."""
         self.loader.analyses.clear()
         self.worklist.refresh()
-        self._refresh_tasks()
+        self.session.reload()
 
     def load_demo_studies(self) -> Job:
         from skelex_desktop.core.demo import create_demo_studies
@@ -516,7 +484,7 @@ class MainWindow(QMainWindow):
         )
 
     def show_shortcuts(self) -> None:
-        QMessageBox.information(self, "Keyboard shortcuts", shortcuts_html())
+        QMessageBox.information(self, "Keyboard shortcuts", shortcuts_html(self.actions()))
 
     def about_text(self) -> str:
         from skelex_desktop.core.inference.registry import Registry
@@ -566,4 +534,5 @@ class MainWindow(QMainWindow):
         self.save_layout()
         self.runner.cancel_all()
         self.loader.stop()
+        self.session.close()  # every queued decision is stored before the window goes
         super().closeEvent(event)

@@ -1,33 +1,47 @@
-"""The keyboard map, listed by F1 (kept in one place so the list and the keys agree)."""
+"""The F1 list, built from the window's own actions, so the list and the keys cannot disagree.
+
+An action with a shortcut is listed with its keys and its help (`statusTip`, else its text);
+actions sharing a `shortcut_group` property (the ten digits, Return and keypad Enter) make one
+row under the group's name. Mouse gestures are not actions and are listed from `GESTURES`.
+"""
 
 from __future__ import annotations
 
-SHORTCUTS: list[tuple[str, str]] = [
-    (
-        "Enter",
-        "Open the selected worklist row / confirm the shown AI suggestions (not those of weak "
-        "heads, CV AUROC < 0.70), then go to the next unreviewed image",
-    ),
-    ("0-9", "Choose that class for the current task (binary: 0 no, 1 yes; KL grade 0-4)"),
-    ("U", "Mark the current task uncertain"),
-    ("T / Shift+T", "Next / previous task"),
-    ("N / P", "Next / previous image"),
-    ("B", "Draw a box region for the current task"),
-    ("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo the last decision"),
-    ("E", "Show or hide the error map"),
+from collections.abc import Iterable
+from html import escape
+
+from PySide6.QtGui import QAction, QKeySequence
+
+GROUP = "shortcut_group"
+GESTURES: list[tuple[str, str]] = [
     ("Right-drag", "Window/level (right: wider, down: brighter level)"),
-    ("W / Esc", "Next window preset (default, bone, soft tissue, auto) / reset"),
-    ("Wheel, + / -", "Zoom"),
-    ("F / =", "Fit to window / actual size (1:1)"),
+    ("Wheel", "Zoom"),
     ("Left-drag", "Pan"),
-    ("I, R, H, V", "Invert, rotate 90 degrees, flip horizontal, flip vertical"),
-    ("Ctrl+O", "Import folders, files or a DICOMDIR"),
-    ("Ctrl+E", "Export a labelled set"),
-    ("F5", "Refresh the worklist"),
-    ("F1", "This list"),
 ]
 
 
-def shortcuts_html() -> str:
-    rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
+def shortcut_rows(actions: Iterable[QAction]) -> list[tuple[str, str]]:
+    """(keys, what they do) for every action with a shortcut, in the actions' order, then the
+    mouse gestures."""
+    rows: list[tuple[str, str]] = []
+    seen_groups: set[str] = set()
+    for action in actions:
+        keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        if not keys:
+            continue
+        group = action.property(GROUP)
+        if group:
+            if group in seen_groups:
+                continue
+            seen_groups.add(group)
+            keys = str(group)
+        rows.append((keys, action.statusTip() or action.text().replace("&", "")))
+    return rows + GESTURES
+
+
+def shortcuts_html(actions: Iterable[QAction]) -> str:
+    rows = "".join(
+        f"<tr><td><b>{escape(k)}</b></td><td>{escape(v)}</td></tr>"
+        for k, v in shortcut_rows(actions)
+    )
     return f"<table cellspacing='6'>{rows}</table>"

@@ -36,7 +36,9 @@ def test_synthetic_labels_to_a_head_suggestion(workspace, tmp_path: Path, capsys
         state = next(
             st for st in task_states(s, next(iter(images.values()))) if st.name == "abnormal"
         )
-    assert state.method == "task head" and state.probability is not None
+    # the refresh after training ran the pipeline: the new head's region-guided suggestion
+    assert result["refresh"]["region_predictions"] == len(images)
+    assert state.method == "task head (region-guided)" and state.probability is not None
     assert main([*base, "model-version", "list", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {(r["name"], r["active"]) for r in rows} == {

@@ -171,6 +171,26 @@ def test_help_lists_shortcuts_and_about_names_the_model(qtbot, workspace, no_mod
     assert "skelex-demo" in about and "synthetic data, not for clinical use" in about
 
 
+def test_f1_lists_every_action_with_a_shortcut(qtbot, workspace, no_modal) -> None:
+    from PySide6.QtGui import QKeySequence
+
+    from skelex_desktop.ui.shortcuts import GROUP, shortcut_rows
+
+    win = _window(qtbot, workspace)
+    rows = dict(shortcut_rows(win.actions()))
+    with_keys = [a for a in win.actions() if not a.shortcut().isEmpty()]
+    assert len(with_keys) > 30
+    for action in with_keys:
+        keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        listed = action.property(GROUP) or keys
+        assert listed in rows, f"{action.text()} ({keys}) is not in the F1 list"
+    assert "weak" in rows["Enter"] and rows["0-9"].startswith("Choose that class")
+    assert {"Ctrl+Z", "Ctrl+Shift+Z", "U", "T", "B", "E", "F1", "Right-drag"} <= set(rows)
+    # an action added later is listed without anyone editing the list
+    win._action("Measure", "M", lambda: None, help="Measure a distance")
+    assert dict(shortcut_rows(win.actions()))["M"] == "Measure a distance"
+
+
 def test_launch_without_display_explains_in_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env.pop("QT_QPA_PLATFORM", None)

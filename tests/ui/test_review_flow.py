@@ -15,6 +15,11 @@ from skelex_desktop.ui.stall import StallDetector
 ANALYSIS_TIMEOUT = 120_000
 
 
+def settle(qtbot, win: MainWindow) -> None:
+    """Wait until the session's queued decisions are stored and shown."""
+    qtbot.waitUntil(lambda: win.session.idle, timeout=10_000)
+
+
 def _open_first(qtbot, win: MainWindow) -> None:
     win.worklist.table.setFocus()
     win.worklist.table.selectRow(0)
@@ -62,10 +67,12 @@ def test_open_overlay_confirm_correct_undo_and_reopen(qtbot, demo_workspace, no_
     qtbot.keyClick(win.viewer, Qt.Key.Key_T)
     assert win.findings.current_state().name == "fracture"
     qtbot.keyClick(win.viewer, Qt.Key.Key_1)
+    settle(qtbot, win)  # decisions are stored off the GUI thread
     with demo_workspace.db.read() as s:
         labels = {lv.task: lv for lv in current_labels(s) if lv.image_id == first_id}
     assert labels["fracture"].value == 1 and labels["fracture"].reader == "dr.ui"
     qtbot.keyClick(win.viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    settle(qtbot, win)
     with demo_workspace.db.read() as s:
         assert [lv for lv in current_labels(s) if lv.task == "fracture"] == []
     qtbot.keyClick(
@@ -117,12 +124,14 @@ def test_box_region_in_full_resolution_and_hotspot_zoom(qtbot, demo_workspace, n
     from PySide6.QtCore import QRectF
 
     win.viewer.box_drawn.emit(QRectF(10.5, 20.0, 40.0, 30.0))
+    settle(qtbot, win)
     with demo_workspace.db.read() as s:
         (region,) = list_regions(s, win.current.image_id)
     box = region[1]
     assert (box.x0, box.y0, box.x1, box.y1) == (10.5, 20.0, 50.5, 50.0)
     assert len(win.viewer.region_items) == 1 and not win.viewer.box_mode
-    win.undo_stack.undo()
+    qtbot.keyClick(win.viewer, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    settle(qtbot, win)
     with demo_workspace.db.read() as s:
         assert list_regions(s, win.current.image_id) == []
 

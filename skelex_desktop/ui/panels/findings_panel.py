@@ -124,7 +124,6 @@ class FindingsPanel(QWidget):
     hotspot_clicked = Signal(int)
     choice_made = Signal(str, int)  # task name, class index
     confirm_clicked = Signal()
-    current_task_changed = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
@@ -182,15 +181,15 @@ class FindingsPanel(QWidget):
         layout.addWidget(self.confirm_button)
 
     # --- tasks ---------------------------------------------------------------------------------
-    def set_tasks(self, states: list[TaskState]) -> None:
+    def set_tasks(self, states: list[TaskState], current: int = 0) -> None:
+        """Show `states`, the task at index `current` highlighted (the session's cursor)."""
         for row in self.rows:
             self.tasks_layout.removeWidget(row)
             row.deleteLater()
         self.rows = [TaskRow(state, self._choice) for state in states]
         for row in self.rows:
             self.tasks_layout.addWidget(row)
-        self.current_task = min(self.current_task, max(len(self.rows) - 1, 0))
-        self._highlight()
+        self.set_current_task(current)
 
     def _choice(self, task: str, index: int) -> None:
         self.choice_made.emit(task, index)
@@ -201,13 +200,8 @@ class FindingsPanel(QWidget):
     def current_state(self) -> TaskState | None:
         return self.rows[self.current_task].state if self.rows else None
 
-    def step_task(self, step: int = 1) -> None:
-        if self.rows:
-            self.current_task = (self.current_task + step) % len(self.rows)
-            self._highlight()
-            self.current_task_changed.emit(self.rows[self.current_task].state.name)
-
-    def _highlight(self) -> None:
+    def set_current_task(self, index: int) -> None:
+        self.current_task = min(max(index, 0), max(len(self.rows) - 1, 0))
         for i, row in enumerate(self.rows):
             row.set_current(i == self.current_task)
 

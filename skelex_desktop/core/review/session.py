@@ -1,0 +1,338 @@
+"""The review session: what a reader has open and the rules of reading, without Qt.
+
+It holds the current image, its task states and the task cursor, turns a digit into a task's
+value, queues every decision on one serialized writer (`db.executor.SerialExecutor`) with an
+undo/redo history, chooses the next unreviewed image and the images to prefetch. A front end
+subscribes to its `ReviewEvent`s and redraws what each names (napari's ViewerModel and Anki's
+OpChanges work the same way): the window is one such front end, a team reader could be another.
+
+Writes leave the caller's thread at once; their results come back through the executor's
+`deliver`, so in a window they are handled on the GUI thread, in tests on the writer thread.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from skelex_desktop.core.db.engine import Database
+from skelex_desktop.core.db.executor import SerialExecutor
+from skelex_desktop.core.domain import Changes, ImageStatus, TaskKind
+from skelex_desktop.core.review.commands import AddRegion, Command, ConfirmImage, SetLabel
+from skelex_desktop.core.review.decisions import ImageDetails, TaskState, image_details, task_states
+from skelex_desktop.core.review.regions import Box
+
+PREFETCH_AHEAD = 2
+UNREVIEWED = frozenset({ImageStatus.NEW, ImageStatus.ANALYSED, ImageStatus.IN_REVIEW})
+
+
+class WorklistEntry(Protocol):
+    """What the session reads of a worklist row."""
+
+    @property
+    def image_id(self) -> int: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+class RowSource(Protocol):
+    """The worklist in the order the reader sees it (a front end's table model)."""
+
+    def row_at(self, row: int) -> WorklistEntry | None: ...
+
+
+class EventKind(enum.StrEnum):
+    OPENED = "opened"  # another image is current: redraw everything of it
+    CHANGED = "changed"  # a write was stored: `changes` names what it touched
+    CURSOR = "cursor"  # the current task moved
+    HISTORY = "history"  # what undo / redo can do changed
+    MESSAGE = "message"  # a line for the status bar
+    ERROR = "error"  # a write or a rule failed: show it to the reader
+
+
+@dataclass(frozen=True)
+class ReviewEvent:
+    """One thing that happened in the session."""
+
+    kind: EventKind
+    changes: Changes = field(default_factory=Changes)
+    message: str = ""
+    prefetch: tuple[int, ...] = ()  # OPENED: the images a front end should prepare next
+
+
+Listener = Callable[[ReviewEvent], None]
+
+
+def value_for(state: TaskState, index: int) -> Any:
+    """The value class `index` stands for: the index itself for a binary task (0 no, 1 yes),
+    else the class name."""
+    if not 0 <= index < len(state.classes):
+        raise IndexError(f"{state.title} has classes 0-{len(state.classes) - 1}")
+    return index if state.kind == TaskKind.BINARY else state.classes[index]
+
+
+def next_unreviewed_row(rows: RowSource, after: int) -> int | None:
+    """The first row below `after` whose image still needs a reader."""
+    row = after + 1
+    while (entry := rows.row_at(row)) is not None:
+        if entry.status in UNREVIEWED:
+            return row
+        row += 1
+    return None
+
+
+def prefetch_ids(rows: RowSource, row: int, ahead: int = PREFETCH_AHEAD) -> tuple[int, ...]:
+    """The images of the `ahead` rows after `row` (prepared while the reader reads `row`)."""
+    found = (rows.row_at(row + step) for step in range(1, ahead + 1))
+    return tuple(entry.image_id for entry in found if entry is not None)
+
+
+class ReviewSession:
+    """One reader's review: current image, task cursor, decisions, history, navigation."""
+
+    def __init__(
+        self,
+        db: Database,
+        reader: str,
+        rows: RowSource | None = None,
+        executor: SerialExecutor | None = None,
+    ) -> None:
+        self.db = db
+        self.reader = reader
+        self.rows = rows
+        self.executor = executor or SerialExecutor()
+        self.current: ImageDetails | None = None
+        self.row = -1
+        self.tasks: list[TaskState] = []
+        self.task_index = 0
+        self._listeners: list[Listener] = []
+        self._undo: list[Command] = []
+        self._redo: list[Command] = []
+        self._pending = 0
+        self._lock = threading.RLock()
+
+    # --- subscription ------------------------------------------------------------------------
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener` with every event; returns the function that unsubscribes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _emit(self, kind: EventKind, **fields: Any) -> None:
+        event = ReviewEvent(kind, **fields)
+        for listener in list(self._listeners):
+            listener(event)
+
+    # --- what is open ------------------------------------------------------------------------
+    def open_row(self, row: int) -> bool:
+        """Open the image of worklist row `row`; False when there is no such row."""
+        entry = self.rows.row_at(row) if self.rows is not None else None
+        if entry is None:
+            return False
+        self.row = row
+        self.open(entry.image_id, prefetch_ids(self.rows, row) if self.rows else ())
+        return True
+
+    def open(self, image_id: int, prefetch: tuple[int, ...] = ()) -> None:
+        """Make `image_id` current (its details and task states are read now)."""
+        with self.db.read() as session:
+            self.current = image_details(session, image_id)
+            self.tasks = task_states(session, image_id)
+        self.task_index = min(self.task_index, max(len(self.tasks) - 1, 0))
+        self._emit(EventKind.OPENED, changes=Changes(images={image_id}), prefetch=prefetch)
+
+    def reload(self) -> None:
+        """Read the current image's details and task states again (new predictions)."""
+        if self.current is None:
+            return
+        with self.db.read() as session:
+            self.current = image_details(session, self.current.image_id)
+            self.tasks = task_states(session, self.current.image_id)
+        self.task_index = min(self.task_index, max(len(self.tasks) - 1, 0))
+        self._emit(EventKind.CHANGED, changes=Changes(images={self.current.image_id}))
+
+    @property
+    def current_task(self) -> TaskState | None:
+        return self.tasks[self.task_index] if self.tasks else None
+
+    def task_state(self, name: str) -> TaskState | None:
+        return next((s for s in self.tasks if s.name == name), None)
+
+    def step_task(self, step: int = 1) -> None:
+        if self.tasks:
+            self.task_index = (self.task_index + step) % len(self.tasks)
+            self._emit(EventKind.CURSOR)
+
+    def select_task(self, name: str) -> None:
+        index = next((i for i, s in enumerate(self.tasks) if s.name == name), None)
+        if index is not None and index != self.task_index:
+            self.task_index = index
+            self._emit(EventKind.CURSOR)
+
+    # --- navigation --------------------------------------------------------------------------
+    def step_image(self, step: int) -> bool:
+        """Open the row `step` rows away from the current one, when there is one."""
+        return self.row + step >= 0 and self.open_row(self.row + step)
+
+    def advance(self) -> bool:
+        """Open the next image below the current row that still needs a reader."""
+        row = next_unreviewed_row(self.rows, self.row) if self.rows is not None else None
+        if row is None:
+            self._emit(EventKind.MESSAGE, message="No unreviewed image below this one")
+            return False
+        return self.open_row(row)
+
+    # --- decisions ---------------------------------------------------------------------------
+    def choose(self, index: int) -> bool:
+        """A digit: class `index` for the current task."""
+        state = self.current_task
+        if self.current is None or state is None:
+            return False
+        return self.set_value(state.name, index)
+
+    def set_value(self, task: str, index: int) -> bool:
+        """Class `index` for `task` of the current image (queued)."""
+        state = self.task_state(task)
+        if self.current is None or state is None:
+            return False
+        try:
+            value = value_for(state, index)
+        except IndexError as exc:
+            self._emit(EventKind.MESSAGE, message=str(exc))
+            return False
+        self._push(
+            SetLabel(
+                self.db,
+                self.reader,
+                self.current.image_id,
+                task,
+                value,
+                prediction_id=state.prediction_id,
+            )
+        )
+        return True
+
+    def mark_uncertain(self) -> bool:
+        """U: the current task is uncertain (queued)."""
+        state = self.current_task
+        if self.current is None or state is None:
+            return False
+        self._push(
+            SetLabel(
+                self.db,
+                self.reader,
+                self.current.image_id,
+                state.name,
+                None,
+                uncertain=True,
+                prediction_id=state.prediction_id,
+            )
+        )
+        return True
+
+    def confirm(self) -> bool:
+        """Enter: accept the shown suggestions, confirm the image (queued), then move to the
+        next unreviewed image."""
+        if self.current is None:
+            return False
+        self._push(ConfirmImage(self.db, self.reader, self.current.image_id, self.current.status))
+        self.advance()
+        return True
+
+    def add_region(self, box: Box) -> bool:
+        """A box region for the current task (queued)."""
+        state = self.current_task
+        if self.current is None or state is None:
+            return False
+        self._push(AddRegion(self.db, self.reader, self.current.image_id, state.name, box))
+        return True
+
+    # --- history -----------------------------------------------------------------------------
+    @property
+    def can_undo(self) -> bool:
+        return any(not c.failed for c in self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def undo(self) -> bool:
+        """Revert the newest decision still applied (queued behind its own write)."""
+        with self._lock:
+            while self._undo and self._undo[-1].failed:
+                self._undo.pop()
+            if not self._undo:
+                return False
+            command = self._undo.pop()
+            self._redo.append(command)
+        self._submit(command.run_revert, command, undo=True)
+        return True
+
+    def redo(self) -> bool:
+        """Apply again the newest undone decision (queued)."""
+        with self._lock:
+            if not self._redo:
+                return False
+            command = self._redo.pop()
+            command.failed = False
+            self._undo.append(command)
+        self._submit(command.run_apply, command, undo=False)
+        return True
+
+    def _push(self, command: Command) -> None:
+        with self._lock:
+            self._undo.append(command)
+            self._redo.clear()
+        self._submit(command.run_apply, command, undo=False)
+
+    # --- the writer --------------------------------------------------------------------------
+    @property
+    def idle(self) -> bool:
+        """No decision waiting to be stored or reported."""
+        with self._lock:
+            return self._pending == 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every queued decision was stored (and, where `deliver` runs at once,
+        reported); False on timeout."""
+        return self.executor.wait_idle(timeout)
+
+    def _submit(self, work: Callable[[], Changes], command: Command, undo: bool) -> None:
+        with self._lock:
+            self._pending += 1
+        self._emit(EventKind.HISTORY)
+        self.executor.submit(
+            work,
+            on_done=self._stored,
+            on_error=lambda exc: self._failed(command, undo, exc),
+        )
+
+    def _stored(self, changes: Changes) -> None:
+        with self._lock:
+            self._pending -= 1
+        if self.current is not None and self.current.image_id in changes.images:
+            with self.db.read() as session:
+                self.current = image_details(session, self.current.image_id)
+                self.tasks = task_states(session, self.current.image_id)
+        self._emit(EventKind.CHANGED, changes=changes)
+        self._emit(EventKind.HISTORY)
+
+    def _failed(self, command: Command, undo: bool, exc: BaseException) -> None:
+        with self._lock:
+            self._pending -= 1
+            if undo:  # still applied: it can be undone again, not redone
+                if command in self._redo:
+                    self._redo.remove(command)
+                self._undo.append(command)
+            elif command in self._undo:
+                self._undo.remove(command)
+        what = f"undo of {command.text}" if undo else command.text
+        self._emit(EventKind.ERROR, message=f"{what} failed: {exc}")
+        self._emit(EventKind.HISTORY)
+
+    def close(self) -> None:
+        """Store what is queued, then stop the writer."""
+        self.executor.shutdown()
