@@ -13,11 +13,11 @@ from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.executor import SerialExecutor
 from skelex_desktop.core.db.models import AuditEvent, Image, Label, Task
 from skelex_desktop.core.domain import ImageStatus
-from skelex_desktop.core.review.decisions import ensure_model_version
 from skelex_desktop.core.review.regions import Box, list_regions
 from skelex_desktop.core.review.session import EventKind, ReviewEvent, ReviewSession, value_for
 from skelex_desktop.core.review.worklist import WorklistQuery, WorklistRow, query_worklist
 from tests.core.factories import add_image
+from tests.core.test_review import _predict
 
 
 class LiveRows:
@@ -115,19 +115,7 @@ def test_enter_confirms_advances_past_reviewed_images_and_undo_reopens(
     first, reviewed, third, fourth = images(db, 4)
     with db.write() as s:
         s.get(Image, reviewed).status = ImageStatus.CONFIRMED.value
-        version = ensure_model_version(s, "skelex-demo", "1", {"a.onnx": "00"})
-        task_id = s.scalar(select(Task.id).where(Task.name == "implant"))
-        from skelex_desktop.core.db.models import Prediction
-
-        s.add(
-            Prediction(
-                image_id=first,
-                model_version_id=version.id,
-                task_id=task_id,
-                probabilities={"implant": 0.9},
-                score=0.9,
-            )
-        )
+    _predict(db, first, "implant", {"implant": 0.9}, 0.9)
     assert session.open_row(0)
     opened = session.events[-1]
     assert opened.kind == EventKind.OPENED and opened.prefetch == (reviewed, third)
