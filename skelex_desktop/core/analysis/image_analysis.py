@@ -16,6 +16,7 @@ from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, Prediction, Task
 from skelex_desktop.core.domain import ImageStatus
 from skelex_desktop.core.inference.errormap import FOREGROUND_VERSION
+from skelex_desktop.core.inference.interfaces import AnalysisResult, AnalysisService
 from skelex_desktop.core.inference.reliability import carried_measures
 from skelex_desktop.core.review.decisions import ImageDetails, ensure_model_version, image_details
 
@@ -28,12 +29,12 @@ class ImageAnalysis:
     """An analysed image: where it is, the runtime's result and the stored prediction."""
 
     details: ImageDetails
-    result: Any  # skelex_desktop.core.inference.service.ErrorMapResult
+    result: AnalysisResult  # an ErrorMapResult of the service
     prediction_id: int
-    overlay: Any = None  # display data a UI may attach (prepared off its GUI thread)
+    overlay: object = None  # display data a UI may attach (prepared off its GUI thread)
 
 
-def analyse_image(db: Database, service: Any, image_id: int) -> ImageAnalysis:
+def analyse_image(db: Database, service: AnalysisService, image_id: int) -> ImageAnalysis:
     """Analyse one image with `service` (an ErrorMapService) and record the prediction."""
     with db.read() as session:
         details = image_details(session, image_id)

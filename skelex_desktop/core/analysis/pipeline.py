@@ -26,8 +26,7 @@ from skelex_desktop.core.heads.region_guided import region_guided_predictions
 from skelex_desktop.core.heads.training_job import TrainingError
 from skelex_desktop.core.heads.versions import adopt_legacy_heads, head_package
 from skelex_desktop.core.inference.embeddings import cached_embeddings, embed_images, image_refs
-from skelex_desktop.core.inference.interfaces import AnalysisService, ServiceSettings
-from skelex_desktop.core.inference.package import Manifest
+from skelex_desktop.core.inference.interfaces import AnalysisService, ModelManifest, ServiceSettings
 from skelex_desktop.core.inference.service import ErrorMapService
 from skelex_desktop.core.ingest.limits import IngestError
 from skelex_desktop.core.progress import Progress, check
@@ -125,7 +124,7 @@ def analyse_images(
     return summary
 
 
-def analysed_image_ids(db: Database, data_dir: Path, manifest: Manifest) -> list[int]:
+def analysed_image_ids(db: Database, data_dir: Path, manifest: ModelManifest) -> list[int]:
     """The images `manifest`'s package has embedded (those a refresh after training or an
     activation re-runs the pipeline on; nothing else is analysed then)."""
     return sorted(cached_embeddings(Path(data_dir), image_refs(db), manifest))

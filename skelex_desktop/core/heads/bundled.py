@@ -25,22 +25,19 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, ModelVersion, Prediction, Task
 from skelex_desktop.core.heads.model import HeadWeights
 from skelex_desktop.core.heads.training_job import head_prediction
 from skelex_desktop.core.heads.versions import EMBEDDING_MODEL, active_user_heads, set_active
-from skelex_desktop.core.inference.package import (
-    Manifest,
-    PackageError,
-    read_verified,
-    sha256_bytes,
-)
+from skelex_desktop.core.inference.interfaces import ModelManifest
+from skelex_desktop.core.inference.package import PackageError, read_verified, sha256_bytes
 
 HEADS_KEY = "heads"
 
@@ -60,7 +57,7 @@ class BundledHead:
         return not self.body_parts or body_part.strip().upper() in self.body_parts
 
 
-def declared_heads(manifest: Manifest) -> list[BundledHead]:
+def declared_heads(manifest: ModelManifest) -> list[BundledHead]:
     """The heads `manifest` declares (none when it has no `heads` section)."""
     section = manifest.data.get(HEADS_KEY) or {}
     heads = []
@@ -83,20 +80,20 @@ def declared_heads(manifest: Manifest) -> list[BundledHead]:
     return heads
 
 
-def bundled_version_name(manifest: Manifest) -> str:
+def bundled_version_name(manifest: ModelManifest) -> str:
     """The ModelVersion name of a package's bundled heads, e.g. `skelex-demo-heads`."""
     section = manifest.data.get(HEADS_KEY) or {}
     return str(section.get("model_version") or f"{manifest.name}-heads")
 
 
-def bundled_file_sha256(manifest: Manifest) -> dict[str, str]:
+def bundled_file_sha256(manifest: ModelManifest) -> dict[str, str]:
     """What the bundled heads' ModelVersion records: each head file's sha256 and the package's
     embedding identity."""
     shas = {head.file: head.sha256 for head in declared_heads(manifest)}
     return shas | {EMBEDDING_MODEL: manifest.embedding_identity}
 
 
-def load_bundled_head(manifest: Manifest, head: BundledHead) -> HeadWeights:
+def load_bundled_head(manifest: ModelManifest, head: BundledHead) -> HeadWeights:
     """The weights of one bundled head, read once and checked against the manifest's sha256
     (in `files` and in `heads`) and against the embedding graph they were trained on."""
     data = read_verified(manifest, head.file)  # PackageError when damaged or replaced
@@ -119,7 +116,7 @@ def load_bundled_head(manifest: Manifest, head: BundledHead) -> HeadWeights:
             f"{manifest.name}: the bundled heads were trained on other embeddings (embedding "
             "graph or preprocessing changed); they are refused"
         )
-    weights = HeadWeights.load(cast(Any, io.BytesIO(data)))
+    weights = HeadWeights.load(io.BytesIO(data))
     spec = next((t for t in weights.tasks if t.name == head.task), None)
     if spec is None or spec.kind != head.kind or list(spec.classes) != head.classes:
         raise PackageError(
@@ -129,7 +126,7 @@ def load_bundled_head(manifest: Manifest, head: BundledHead) -> HeadWeights:
     return weights
 
 
-def user_head_tasks(session: Any, manifest: Manifest) -> set[str]:
+def user_head_tasks(session: Session, manifest: ModelManifest) -> set[str]:
     """Tasks predicted by an active head the user trained that applies to `manifest`."""
     tasks: set[str] = set()
     for version in active_user_heads(session, manifest):
@@ -138,7 +135,7 @@ def user_head_tasks(session: Any, manifest: Manifest) -> set[str]:
 
 
 def predict_with_bundled_heads(
-    db: Database, manifest: Manifest, vectors: dict[int, np.ndarray]
+    db: Database, manifest: ModelManifest, vectors: dict[int, np.ndarray]
 ) -> int:
     """Store the package's bundled heads' predictions for `vectors` (image id -> embedding of
     this package) where missing, skipping tasks an active user head covers; returns how many
@@ -208,7 +205,7 @@ def predict_with_bundled_heads(
     return added
 
 
-def _metrics(manifest: Manifest) -> dict[str, Any]:
+def _metrics(manifest: ModelManifest) -> dict[str, Any]:
     """The cross-validation metrics the manifest records for each bundled head."""
     section = manifest.data.get(HEADS_KEY) or {}
     return {

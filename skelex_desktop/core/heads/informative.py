@@ -18,14 +18,14 @@ from skelex_desktop.core.db.models import Label, Prediction
 from skelex_desktop.core.heads.active import informative_order, uncertainty
 from skelex_desktop.core.heads.versions import active_user_heads
 from skelex_desktop.core.inference.embeddings import cached_embeddings, image_refs
-from skelex_desktop.core.inference.package import Manifest
+from skelex_desktop.core.inference.interfaces import ModelManifest
 from skelex_desktop.core.review.labels import is_current
 
 DIVERSITY = 0.3
 
 
 def informative_image_ids(
-    db: Database, data_dir: Path, manifest: Manifest, limit: int = 500
+    db: Database, data_dir: Path, manifest: ModelManifest, limit: int = 500
 ) -> list[int]:
     """Unlabelled image ids, most informative first, for the active heads that apply to the
     package `manifest` (empty when none has been trained)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -77,7 +78,7 @@ class HeadWeights:
             np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
 
     @classmethod
-    def load(cls, path: Path) -> HeadWeights:
+    def load(cls, path: Path | IO[bytes]) -> HeadWeights:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             tasks = [TaskSpec(**t) for t in meta["tasks"]]

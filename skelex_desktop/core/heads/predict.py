@@ -16,9 +16,10 @@ from sqlalchemy import select
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import ModelVersion, Prediction, Task
 from skelex_desktop.core.heads.model import HeadWeights
-from skelex_desktop.core.heads.training_job import HEAD_FILE, TrainingError, head_prediction
-from skelex_desktop.core.heads.versions import active_user_heads
-from skelex_desktop.core.inference.package import Manifest, sha256_bytes
+from skelex_desktop.core.heads.training_job import TrainingError, head_prediction
+from skelex_desktop.core.heads.versions import HEAD_FILE, active_user_heads
+from skelex_desktop.core.inference.interfaces import ModelManifest
+from skelex_desktop.core.inference.package import sha256_bytes
 
 
 def head_folder(data_dir: Path, name: str, version: str) -> Path:
@@ -41,7 +42,7 @@ def load_verified_head(data_dir: Path, version: ModelVersion) -> HeadWeights:
 
 
 def predict_with_active_heads(
-    db: Database, data_dir: Path, vectors: dict[int, np.ndarray], manifest: Manifest
+    db: Database, data_dir: Path, vectors: dict[int, np.ndarray], manifest: ModelManifest
 ) -> int:
     """Store the predictions of the active heads that apply to `manifest` for `vectors` (image
     id -> embedding by that package) where missing; returns how many predictions were added."""

@@ -29,10 +29,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Prediction, Task
@@ -40,7 +41,7 @@ from skelex_desktop.core.heads.model import HeadWeights
 from skelex_desktop.core.heads.training_set import TaskSpec
 from skelex_desktop.core.inference.embeddings import model_input
 from skelex_desktop.core.inference.hotspots import Hotspot
-from skelex_desktop.core.inference.interfaces import AnalysisService, ModelRuntime
+from skelex_desktop.core.inference.interfaces import AnalysisService, ModelManifest, ModelRuntime
 
 REGION_METHOD = "task head (region-guided)"
 WHOLE_IMAGE = "whole image"
@@ -54,6 +55,30 @@ RULES = {
 }
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1: inclusive-exclusive full-resolution pixels
+
+
+class SpotBox(Protocol):
+    """What placing a crop reads of a hotspot (a `Hotspot` has it)."""
+
+    @property
+    def x0(self) -> float: ...
+
+    @property
+    def y0(self) -> float: ...
+
+    @property
+    def x1(self) -> float: ...
+
+    @property
+    def y1(self) -> float: ...
+
+    @property
+    def score(self) -> float: ...
+
+
+# a Hotspot, a mapping with its keys (x0, y0, x1, y1 and optionally score), or (x0, y0, x1, y1,
+# score)
+Spot = SpotBox | Mapping[str, Any] | Sequence[float]
 
 
 @dataclass(frozen=True)
@@ -117,7 +142,7 @@ class RegionGuidedResult:
         }
 
 
-def _spot(h: Any) -> tuple[float, float, float, float, float]:
+def _spot(h: Spot) -> tuple[float, float, float, float, float]:
     """(x0, y0, x1, y1, score) of a Hotspot, a mapping with those keys, or a 5-sequence."""
     if isinstance(h, Mapping):
         return (
@@ -127,8 +152,9 @@ def _spot(h: Any) -> tuple[float, float, float, float, float]:
             float(h["y1"]),
             float(h.get("score", 0.0)),
         )
-    if hasattr(h, "x0"):
-        return float(h.x0), float(h.y0), float(h.x1), float(h.y1), float(h.score)
+    if hasattr(h, "x0"):  # duck-typed: anything with a Hotspot's box and score
+        box = cast(SpotBox, h)
+        return float(box.x0), float(box.y0), float(box.x1), float(box.y1), float(box.score)
     x0, y0, x1, y1, score = h
     return float(x0), float(y0), float(x1), float(y1), float(score)
 
@@ -156,7 +182,7 @@ def crop_box(
 
 def plan_regions(
     shape: tuple[int, int],
-    hotspots: Iterable[Hotspot],
+    hotspots: Iterable[Spot],
     k: int = DEFAULT_K,
     margin: float = DEFAULT_MARGIN,
     min_side: int = DEFAULT_MIN_SIDE,
@@ -175,7 +201,9 @@ def plan_regions(
     return regions
 
 
-def region_inputs(pixels: np.ndarray, regions: Sequence[Region], manifest: Any) -> np.ndarray:
+def region_inputs(
+    pixels: np.ndarray, regions: Sequence[Region], manifest: ModelManifest
+) -> np.ndarray:
     """[R, 3, S, S] model inputs of the regions, each preprocessed like a whole image."""
     pixels = np.asarray(pixels)
     return np.stack(
@@ -232,7 +260,7 @@ def classify_regions(
 
 def region_guided(
     pixels: np.ndarray,
-    hotspots: Iterable[Any],
+    hotspots: Iterable[Spot],
     weights: HeadWeights,
     runtime: ModelRuntime,
     k: int = DEFAULT_K,
@@ -260,7 +288,9 @@ class RegionPrediction:
     created: bool
 
 
-def _stored(session: Any, image_id: int, version_ids: list[int]) -> dict[tuple[int, int], Any]:
+def _stored(
+    session: Session, image_id: int, version_ids: list[int]
+) -> dict[tuple[int, int], Prediction]:
     """Region-guided predictions of `image_id` by (model version id, task id)."""
     if not version_ids:
         return {}

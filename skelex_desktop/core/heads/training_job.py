@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -36,8 +37,10 @@ from skelex_desktop.core.heads.versions import (
     set_active,
 )
 from skelex_desktop.core.inference.embeddings import cached_embeddings, image_refs
+from skelex_desktop.core.inference.interfaces import ModelManifest
 from skelex_desktop.core.inference.package import sha256_bytes
 from skelex_desktop.core.progress import Cancelled, Progress
+from skelex_desktop.core.settings import Settings
 
 WORKER = "skelex_desktop.core.training.train_worker"
 METHOD = "task head"
@@ -74,7 +77,7 @@ def head_name(task_names: list[str]) -> str:
 
 def train_head(
     db: Database,
-    settings: Any,
+    settings: Settings,
     task_names: list[str],
     folds: int = 5,
     seed: int = 0,
@@ -199,7 +202,9 @@ def _report_fold(progress: Any, fold: int, metrics: dict[str, Any]) -> None:
                 progress.report(f"{task} {key}", fold + 1, float(value))
 
 
-def _pump(stream: IO[str] | None, put: Any, end_with_none: bool = False) -> None:
+def _pump(
+    stream: IO[str] | None, put: Callable[[str | None], object], end_with_none: bool = False
+) -> None:
     """Hand every line of `stream` to `put` (then None, to mark the end, when asked)."""
     if stream is not None:
         for line in stream:
@@ -222,7 +227,7 @@ def _store(
     data: HeadDataset,
     staging: Path,
     final: dict[str, Any],
-    manifest: Any,
+    manifest: ModelManifest,
     folds: int,
     seed: int,
     who: str,
@@ -321,7 +326,7 @@ def head_prediction(
     task_id: int,
     kind: str,
     classes: list[str],
-    p: Any,
+    p: Iterable[float],
     name: str,
     version: str,
     temperature: float,

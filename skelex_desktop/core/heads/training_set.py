@@ -17,7 +17,7 @@ from sqlalchemy import select
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, Label, Patient, Series, Study, Task
 from skelex_desktop.core.inference.embeddings import ImageRef, cached_embeddings
-from skelex_desktop.core.inference.package import Manifest
+from skelex_desktop.core.inference.interfaces import ModelManifest
 from skelex_desktop.core.review.labels import is_current
 
 TRAINABLE_KINDS = ("binary", "multiclass", "ordinal")
@@ -155,7 +155,7 @@ def human_labels(db: Database, specs: list[TaskSpec]) -> list[HumanLabel]:
 def assemble_dataset(
     db: Database,
     data_dir: Path,
-    manifest: Manifest,
+    manifest: ModelManifest,
     task_names: list[str],
     min_per_class: int = 2,
 ) -> HeadDataset:

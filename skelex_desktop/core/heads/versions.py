@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from skelex_desktop.core.db import audit
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import ModelVersion, Prediction
+from skelex_desktop.core.inference.interfaces import ModelManifest, ServiceSettings
 from skelex_desktop.core.inference.package import Manifest, PackageError, read_manifest
 from skelex_desktop.core.inference.registry import Registry
 
@@ -87,7 +88,7 @@ def list_versions(db: Database) -> list[VersionView]:
         ]
 
 
-def applies_to(file_sha256: Mapping[str, Any] | None, manifest: Manifest) -> bool:
+def applies_to(file_sha256: Mapping[str, Any] | None, manifest: ModelManifest) -> bool:
     """Whether a version recording `file_sha256` was fit on embeddings of `manifest`.
 
     True when its `embedding_model` is the package's embedding identity, or (versions stored
@@ -105,7 +106,7 @@ def applies_to(file_sha256: Mapping[str, Any] | None, manifest: Manifest) -> boo
         return False
 
 
-def active_user_heads(session: Session, manifest: Manifest) -> list[ModelVersion]:
+def active_user_heads(session: Session, manifest: ModelManifest) -> list[ModelVersion]:
     """The active heads the user trained that apply to `manifest` (see `applies_to`), by id."""
     query = select(ModelVersion).where(ModelVersion.active.is_(True)).order_by(ModelVersion.id)
     return [
@@ -115,7 +116,7 @@ def active_user_heads(session: Session, manifest: Manifest) -> list[ModelVersion
     ]
 
 
-def adopt_legacy_heads(db: Database, manifest: Manifest) -> int:
+def adopt_legacy_heads(db: Database, manifest: ModelManifest) -> int:
     """Re-record the versions whose `embedding_model` is one of `manifest`'s manifest sha256s
     (stored before embedding identities; see `applies_to`) under its embedding identity,
     audited; returns how many."""
@@ -214,7 +215,9 @@ def activate_version(db: Database, name: str, version: str, who: str) -> Version
     return next(v for v in list_versions(db) if v.id == target_id)
 
 
-def head_package(settings: Any, file_sha256: Mapping[str, Any] | None) -> Manifest | None:
+def head_package(
+    settings: ServiceSettings, file_sha256: Mapping[str, Any] | None
+) -> Manifest | None:
     """The installed package whose embeddings a version recording `file_sha256` applies to
     (`applies_to`): the active package when it does, else the first other one by name; None
     when none does. Manifests are read, not verified (the pipeline's service verifies the

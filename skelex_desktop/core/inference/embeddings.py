@@ -17,7 +17,6 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -25,7 +24,7 @@ from sqlalchemy import select
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image
 from skelex_desktop.core.inference.cache import cache_key
-from skelex_desktop.core.inference.package import Manifest
+from skelex_desktop.core.inference.interfaces import AnalysisService, ModelManifest
 from skelex_desktop.core.progress import Progress, check
 
 BATCH_SIZE = 16
@@ -97,7 +96,7 @@ def image_refs(db: Database, image_ids: Iterable[int] | None = None) -> list[Ima
     return refs
 
 
-def model_input(pixels: np.ndarray, manifest: Any) -> np.ndarray:
+def model_input(pixels: np.ndarray, manifest: ModelManifest) -> np.ndarray:
     """[3, S, S] float32: the same model input the error map uses."""
     from skelex_desktop.core.inference.preprocess import normalise, to_model_u8
 
@@ -134,7 +133,7 @@ def cached_embedding(
 
 
 def cached_embeddings(
-    data_dir: Path, refs: Sequence[ImageRef], manifest: Manifest
+    data_dir: Path, refs: Sequence[ImageRef], manifest: ModelManifest
 ) -> dict[int, np.ndarray]:
     """The cached embeddings by the package `manifest` among `refs` (images without an entry
     are left out)."""
@@ -150,7 +149,7 @@ def cached_embeddings(
 
 def embed_images(
     db: Database,
-    service: Any,
+    service: AnalysisService,
     image_ids: Iterable[int],
     progress: Progress | None = None,
     batch_size: int = BATCH_SIZE,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from skelex_desktop.core.inference.interfaces import GraphSpec, ModelManifest
 from skelex_desktop.core.inference.preprocess import Preprocessing
 
 MANIFEST = "manifest.json"
@@ -108,17 +109,6 @@ def sha256_file(path: Path) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True)
-class GraphSpec:
-    """One ONNX graph of a package: its main file, all its files, inputs and outputs."""
-
-    name: str
-    file: str
-    files: tuple[str, ...]
-    inputs: dict[str, Any]
-    outputs: dict[str, Any]
 
 
 @dataclass
@@ -281,7 +271,7 @@ def verify_package(folder: Path) -> Manifest:
     return manifest
 
 
-def read_verified(manifest: Manifest, name: str) -> bytes:
+def read_verified(manifest: ModelManifest, name: str) -> bytes:
     """The bytes of file `name`, checked against the manifest after reading (no window between
     the check and the use)."""
     entry = manifest.files.get(name)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from skelex_desktop.core.inference.interfaces import ServiceSettings
 from skelex_desktop.core.inference.package import (
     MANIFEST,
     Manifest,
@@ -59,7 +60,7 @@ class Registry:
         self.roots = roots
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Registry:
+    def from_settings(cls, settings: ServiceSettings) -> Registry:
         from skelex_desktop.core.resources import bundled_models_dir
 
         return cls(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from skelex_desktop.core.inference.hotspots import (
     find_hotspots,
     scale_hotspots,
 )
+from skelex_desktop.core.inference.interfaces import ServiceSettings
 from skelex_desktop.core.inference.normalisation import (
     declared_lowpass,
     declared_normaliser,
@@ -39,6 +40,9 @@ from skelex_desktop.core.inference.package import Manifest, PackageError, sha256
 from skelex_desktop.core.inference.preprocess import normalise, to_model_u8
 from skelex_desktop.core.inference.registry import Registry
 from skelex_desktop.core.inference.session import open_graph
+
+if TYPE_CHECKING:  # onnxruntime ships no type information: Any to mypy
+    from onnxruntime import InferenceSession
 
 DISPLAY_PERCENTILE = 99.5
 
@@ -112,7 +116,7 @@ class MaeRuntime:
         self.graph = "reconstruction_int8" if int8 else "reconstruction"
         if not manifest.has_graph(self.graph):
             raise PackageError(f"package {manifest.name} has no {self.graph} graph")
-        self._sessions: dict[str, Any] = {}
+        self._sessions: dict[str, InferenceSession] = {}
         self._lock = threading.Lock()
         self.session_runs = 0
         cfg = manifest.data["architecture"]["config"]
@@ -120,7 +124,7 @@ class MaeRuntime:
         # the structure table the manifest declares (None: plain maps), parsed once
         self.normaliser = declared_normaliser(manifest.errormap)
 
-    def _session(self, graph: str) -> Any:
+    def _session(self, graph: str) -> InferenceSession:
         with self._lock:
             if graph not in self._sessions:
                 self._sessions[graph] = open_graph(self.manifest, graph, self.threads)
@@ -228,7 +232,7 @@ class ErrorMapService:
 
     def __init__(
         self,
-        settings: Any,
+        settings: ServiceSettings,
         model: str | None = None,
         int8: bool = False,
         registry: Registry | None = None,
@@ -293,7 +297,7 @@ _services_lock = threading.Lock()
 
 def analyse_file(
     path: Path,
-    settings: Any,
+    settings: ServiceSettings,
     model: str | None = None,
     mode: str = "complementary",
     frame: int = 0,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from skelex_desktop.core.inference.package import Manifest, read_verified, verify_file
+
+if TYPE_CHECKING:  # onnxruntime ships no type information: these are Any to mypy
+    from onnxruntime import InferenceSession, SessionOptions
 
 
 def providers() -> list[str]:
@@ -16,7 +19,7 @@ def providers() -> list[str]:
     return [*chosen, "CPUExecutionProvider"]
 
 
-def session_options(threads: int) -> Any:
+def session_options(threads: int) -> SessionOptions:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -28,7 +31,7 @@ def session_options(threads: int) -> Any:
     return options
 
 
-def open_graph(manifest: Manifest, graph: str, threads: int) -> Any:
+def open_graph(manifest: Manifest, graph: str, threads: int) -> InferenceSession:
     """An InferenceSession of `graph`, built only from bytes that passed their sha256 check.
 
     Single-file graphs are loaded from the verified bytes themselves; graphs with external data
@@ -39,7 +42,7 @@ def open_graph(manifest: Manifest, graph: str, threads: int) -> Any:
     spec = manifest.graph(graph)
     options = session_options(threads)
     if len(spec.files) == 1:
-        model: Any = read_verified(manifest, spec.file)
+        model: bytes | str = read_verified(manifest, spec.file)
     else:
         for name in spec.files:
             verify_file(manifest, name)

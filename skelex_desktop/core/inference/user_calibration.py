@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,8 +50,12 @@ from skelex_desktop.core.inference.package import (
     verify_package,
     write_manifest,
 )
+from skelex_desktop.core.inference.registry import Registry
 from skelex_desktop.core.inference.reliability import CARRIED, carried_measures
 from skelex_desktop.core.progress import Progress, check
+
+if TYPE_CHECKING:  # the functions that build a runtime import it where they do
+    from skelex_desktop.core.inference.service import MaeRuntime
 
 MIN_IMAGES = 20
 """Fewest usable normal images accepted: from 1 / (1 - 0.95) = 20 images on, the abnormal
@@ -151,7 +155,7 @@ def file_images(data: bytes, path: Path) -> Iterator[np.ndarray]:
 
 
 def normal_error_maps(
-    runtime: Any,
+    runtime: MaeRuntime,
     paths: Sequence[Path],
     keep_gray: bool = False,
     progress: Progress | None = None,
@@ -245,7 +249,7 @@ def normal_thresholds(
     return specificity_cut(scores, specificity), hotspot, scores
 
 
-def _user_root(registry: Any) -> Path:
+def _user_root(registry: Registry) -> Path:
     for root, origin in registry.roots:
         if origin == "user":
             return Path(root)
@@ -309,7 +313,7 @@ def _write_copy(source: Manifest, target: Path, data: dict[str, Any]) -> Manifes
 
 
 def calibrate_on_normal_studies(
-    registry: Any,
+    registry: Registry,
     name: str,
     studies: Sequence[Path],
     specificity: float = DEFAULT_SPECIFICITY,
