@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from skelex_desktop.core.progress import Progress
 from skelex_desktop.core.workspace import Workspace
+
+if TYPE_CHECKING:  # the ingest package is imported when the demo is made
+    from skelex_desktop.core.ingest.report import ImportReport
 
 DEMO_IMAGES = 60  # about 40 studies with one to three images per study
 DEMO_SEED = 20261128
@@ -16,7 +20,7 @@ def demo_dir(workspace: Workspace) -> Path:
     return workspace.settings.data_dir / "demo-studies"
 
 
-def create_demo_studies(workspace: Workspace, progress: Progress | None = None):  # noqa: ANN201
+def create_demo_studies(workspace: Workspace, progress: Progress | None = None) -> ImportReport:
     """Generate the demo set once (deterministic seed) and import it; returns the ImportReport.
 
     Running it again regenerates nothing that exists and imports nothing twice.

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, Protocol, TextIO, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TextIO, runtime_checkable
+
+if TYPE_CHECKING:  # tqdm is imported when the first bar is drawn
+    from tqdm import tqdm
 
 
 class Cancelled(Exception):
@@ -116,10 +119,10 @@ class TextProgress(BaseProgress):
         super().__init__()
         self._stream = stream or sys.stderr
         self._width = width
-        self._bar: Any = None  # a tqdm, made on the first report
+        self._bar: tqdm | None = None  # made on the first report
         self._draw = threading.Lock()
 
-    def _new_bar(self, total: int | None, tail: str) -> Any:
+    def _new_bar(self, total: int | None, tail: str) -> tqdm:
         from tqdm import tqdm
 
         return tqdm(

@@ -6,6 +6,7 @@ one writer anyway) and commits one transaction per block. Reads use their own se
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def _configure_sqlite(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI types
+def _configure_sqlite(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin: otherwise
     # SAVEPOINTs (per-row error handling in one transaction) silently commit early.
     dbapi_connection.isolation_level = None
@@ -53,7 +54,7 @@ def create_db_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def _refuse_audit_changes(session: Session, _context, _instances) -> None:  # noqa: ANN001
+def _refuse_audit_changes(session: Session, _context: object, _instances: object) -> None:
     for obj in list(session.dirty) + list(session.deleted):
         if isinstance(obj, AuditEvent):
             raise PermissionError("audit events are append-only: an AuditEvent cannot change")

@@ -17,7 +17,7 @@ from skelex_desktop.core.export.record import ExportRecord, boxes, category_ids
 from skelex_desktop.core.export.selection import TaskInfo
 
 
-def coco_document(records: list[ExportRecord], tasks: list[TaskInfo], split: str) -> dict:
+def coco_document(records: list[ExportRecord], tasks: list[TaskInfo], split: str) -> dict[str, Any]:
     ids = category_ids(tasks)
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from highdicom.sr import CodedConcept
 from pydicom.uid import generate_uid
 
@@ -13,8 +15,19 @@ MANUFACTURER = "SKELEX"
 MODEL_NAME = "SKELEX Desktop"
 SOFTWARE_VERSION = __version__
 DEVICE_SERIAL = "1"
+
+
+class Equipment(TypedDict):
+    """highdicom's equipment keywords."""
+
+    manufacturer: str
+    manufacturer_model_name: str
+    software_versions: str
+    device_serial_number: str
+
+
 # The equipment of every derived object (SR, Parametric Map, SEG), as highdicom keywords.
-EQUIPMENT = {
+EQUIPMENT: Equipment = {
     "manufacturer": MANUFACTURER,
     "manufacturer_model_name": MODEL_NAME,
     "software_versions": SOFTWARE_VERSION,

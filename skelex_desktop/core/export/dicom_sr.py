@@ -52,7 +52,7 @@ RADIOGRAPHY = CodedConcept("363680008", "SCT", "Radiographic imaging procedure")
 
 def _evaluations(
     tasks: list[TaskInfo], item: ExportItem, predicted: bool, model_id: int | None = None
-) -> tuple[list, list]:
+) -> tuple[list[QualitativeEvaluation], list[Measurement]]:
     qualitative: list[QualitativeEvaluation] = []
     measurements: list[Measurement] = []
     for task in tasks:
@@ -75,7 +75,9 @@ def _evaluations(
     return qualitative, measurements
 
 
-def _region_groups(source: Dataset, item: ExportItem, tasks: list[TaskInfo]) -> list:
+def _region_groups(
+    source: Dataset, item: ExportItem, tasks: list[TaskInfo]
+) -> list[PlanarROIMeasurementsAndQualitativeEvaluations]:
     by_name = {t.name: t for t in tasks}
     groups = []
     for n, region in enumerate(item.regions, start=1):
@@ -119,7 +121,9 @@ def build_sr(
 ) -> Comprehensive3DSR:
     """The TID 1500 report of `item`, referencing the (already de-identified) `source`."""
     evidence = SourceImageForMeasurementGroup.from_source_image(source)
-    groups: list = []
+    groups: list[
+        MeasurementsAndQualitativeEvaluations | PlanarROIMeasurementsAndQualitativeEvaluations
+    ] = []
     qualitative, measurements = _evaluations(tasks, item, predicted=False)
     if qualitative or measurements:
         groups.append(

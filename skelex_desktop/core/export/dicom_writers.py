@@ -7,7 +7,7 @@ note an object that was not written.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ class DicomContext:
 
     tasks: list[TaskInfo]
     models: dict[int, ModelInfo]
-    series: dict[str, str]  # object kind ("dicom-sr", ...) -> its Series Instance UID
+    series: Mapping[str, str]  # object kind ("dicom-sr", ...) -> its Series Instance UID
     reader: Callable[[str], str]  # a reader's name as exported (de-identified or not)
     error_map_path: Callable[[str], Path]  # a stored error-map path -> the file to read
     skip: Callable[[str], None]  # note why an object was not written

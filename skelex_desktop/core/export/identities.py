@@ -8,9 +8,10 @@ Person names are also split into components (family, given, middle; three charac
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 from pydicom.dataset import Dataset
 
@@ -61,7 +62,8 @@ def _texts(value: object) -> list[str]:
     if value is None:
         return []
     if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-        return [str(v).strip() for v in value if str(v).strip()]
+        items = cast(Iterable[object], value)  # a pydicom MultiValue is a list of values
+        return [str(v).strip() for v in items if str(v).strip()]
     text = str(value).strip()
     return [text] if text else []
 
@@ -100,7 +102,7 @@ class IdentifierSet:
     def __init__(self) -> None:
         self._by_value: dict[tuple[str, str], Identifier] = {}
 
-    def __iter__(self):  # noqa: ANN204 - iterator of Identifier
+    def __iter__(self) -> Iterator[Identifier]:
         return iter(self._by_value.values())
 
     def __len__(self) -> int:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from skelex_desktop.core.db.models import (
@@ -166,7 +166,9 @@ def _model_ids(session: Session, spec: str) -> list[int]:
     return ids
 
 
-def _image_rows(session: Session, sel: Selection, model_ids: list[int] | None) -> list[tuple]:
+def _image_rows(
+    session: Session, sel: Selection, model_ids: list[int] | None
+) -> list[Row[Image, Series, Study, Patient]]:
     query = (
         select(Image, Series, Study, Patient)
         .join(Series, Series.id == Image.series_id)

@@ -199,7 +199,7 @@ def predict_with_bundled_heads(
                     version_label,
                     temperature,
                 )
-                prediction.details = {**prediction.details, "bundled": True}
+                prediction.details = {**(prediction.details or {}), "bundled": True}
                 session.add(prediction)
                 added += 1
     return added

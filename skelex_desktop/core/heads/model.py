@@ -75,7 +75,9 @@ class HeadWeights:
             arrays[f"b/{task.name}"] = self.biases[task.name]
         meta = {"tasks": [t.to_json() for t in self.tasks], "temperatures": self.temperatures}
         with open(path, "wb") as handle:
-            np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
+            # numpy's stub lets **arrays fill savez's `allow_pickle: bool`; the keys are only
+            # "mean", "scale", "w/<task>" and "b/<task>"
+            np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: Path | IO[bytes]) -> HeadWeights:

@@ -17,7 +17,7 @@ class SplitError(ValueError):
 
 
 def grouped_stratified_folds(
-    y: Sequence[int], groups: Sequence[str], k: int, seed: int = 0
+    y: Sequence[int] | np.ndarray, groups: Sequence[str] | np.ndarray, k: int, seed: int = 0
 ) -> np.ndarray:
     """Fold index [N] in 0..k-1 for each sample; samples of one group share a fold."""
     y_arr = np.asarray(y)

@@ -167,7 +167,7 @@ def assemble_dataset(
     """
     specs = task_specs(db, task_names)
     column = {s.name: i for i, s in enumerate(specs)}
-    counts = {
+    counts: dict[str, dict[str, Any]] = {
         s.name: {
             "labelled": 0,
             "uncertain": 0,

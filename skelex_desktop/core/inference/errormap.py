@@ -130,7 +130,9 @@ def _sizeable_regions(mask: np.ndarray) -> np.ndarray:
     """bool: the 8-connected regions of `mask` covering at least MIN_REGION_SHARE of it."""
     import cv2
 
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        mask.astype(np.uint8), connectivity=8
+    )
     areas = stats[1:count, cv2.CC_STAT_AREA]
     return np.isin(labels, 1 + np.flatnonzero(areas >= MIN_REGION_SHARE * mask.size))
 
@@ -149,7 +151,7 @@ def exposure_field(gray: np.ndarray) -> np.ndarray:
     field = np.ones(gray.shape, bool)
     if air.sum() < 0.05 * gray.size:
         return field
-    hull = np.zeros(gray.shape, np.uint8)
+    hull: np.ndarray = np.zeros(gray.shape, np.uint8)
     cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(air.astype(np.uint8))), 1)
     hull = cv2.erode(hull, _margin_kernel(gray))
     return hull > 0 if hull.sum() >= 0.2 * gray.size else field

@@ -67,7 +67,7 @@ def find_hotspots(
     hot = error > threshold if threshold is not None else z > z_threshold
     if foreground is not None and foreground.any():
         hot &= foreground
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(hot.astype(np.uint8), 8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(hot.astype(np.uint8), connectivity=8)
     spots: list[Hotspot] = []
     for label in range(1, count):
         x, y, w, h, area = (int(v) for v in stats[label])

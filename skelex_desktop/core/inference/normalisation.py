@@ -88,7 +88,7 @@ class ErrorNormaliser:
         }
 
     @classmethod
-    def from_json(cls, spec: Any) -> ErrorNormaliser | None:
+    def from_json(cls, spec: object) -> ErrorNormaliser | None:
         """The normaliser a manifest declares; None for an absent, unknown or malformed one
         (wrong kind, features or gradient sigma, edges that are not increasing finite
         vectors, a table of the wrong shape or with negative or non-finite values, a negative

@@ -141,7 +141,7 @@ def to_model_u8(pixels: np.ndarray, prep: Preprocessing) -> tuple[np.ndarray, Ge
 
 def normalise(rgb_u8: np.ndarray, prep: Preprocessing) -> np.ndarray:
     """[S, S, 3] uint8 -> [3, S, S] float32 ImageNet-normalised."""
-    x = rgb_u8.astype(np.float32) * np.float32(1.0 / 255.0)
+    x: np.ndarray = rgb_u8.astype(np.float32) * np.float32(1.0 / 255.0)
     x = (x - np.asarray(prep.mean, np.float32)) / np.asarray(prep.std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 

@@ -35,7 +35,7 @@ def carried_measures(record: Any) -> dict[str, Any] | None:
     return dict(carried) if isinstance(carried, Mapping) else None
 
 
-def finite_or_none(value: Any) -> float | None:
+def finite_or_none(value: object) -> float | None:
     """`value` as a float when it is a finite number (a stored AUROC), else None."""
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 

@@ -400,6 +400,7 @@ def decode_frame(source: DicomFile, index: int) -> Frame:
             rgb = to_rgb8(coloured, bits)
         elif array.ndim == 3:
             rgb = to_rgb8(array, source.bits_stored)
+    window: tuple[float, float] | None  # (center, width)
     if rgb is not None:
         values = luminance(rgb)
         window = (127.5, 255.0)

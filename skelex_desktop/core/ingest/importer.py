@@ -20,7 +20,7 @@ from skelex_desktop.core.db.models import Image, ImportJob, utcnow
 from skelex_desktop.core.domain import JobState
 from skelex_desktop.core.ingest.discover import discover
 from skelex_desktop.core.ingest.parallel import decode_in_processes, decode_sequentially
-from skelex_desktop.core.ingest.records import DecodedFile
+from skelex_desktop.core.ingest.records import DecodedFile, FileTask
 from skelex_desktop.core.ingest.report import ImportOptions, ImportReport
 from skelex_desktop.core.ingest.thumbnails import THUMBNAILS_DIR
 from skelex_desktop.core.ingest.worker import WorkerConfig, frame_key
@@ -146,7 +146,7 @@ def import_paths(
 
 
 def _decode(
-    tasks: list, db: Database, options: ImportOptions, progress: Progress | None
+    tasks: list[FileTask], db: Database, options: ImportOptions, progress: Progress | None
 ) -> Iterator[DecodedFile]:
     thumbnails = Path(options.data_dir) / THUMBNAILS_DIR
     thumbnails.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ _DATE_FORMATS = (
 )
 
 
-def clip(value: Any, length: int) -> str:
+def clip(value: object, length: int) -> str:
     """`value` as a stripped single-line string of at most `length` characters."""
     if value is None:
         return ""
@@ -22,7 +22,7 @@ def clip(value: Any, length: int) -> str:
     return " ".join(text.split())[:length]
 
 
-def parse_date(value: Any) -> date | None:
+def parse_date(value: object) -> date | None:
     """A DICOM DA (YYYYMMDD) or ISO date, else None."""
     text = clip(value, 32)
     for pattern in _DATE_FORMATS:
@@ -44,7 +44,7 @@ def positive_float(value: Any) -> float | None:
     return number if math.isfinite(number) and number > 0 else None
 
 
-def optional_int(value: Any) -> int | None:
+def optional_int(value: object) -> int | None:
     try:
         return int(str(value).strip())
     except (TypeError, ValueError):

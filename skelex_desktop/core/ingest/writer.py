@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from skelex_desktop.core.db.engine import Database
-from skelex_desktop.core.db.models import Image, ImportFileResult, ImportJob, Patient, Series, Study
+from skelex_desktop.core.db.models import (
+    Base,
+    Image,
+    ImportFileResult,
+    ImportJob,
+    Patient,
+    Series,
+    Study,
+)
 from skelex_desktop.core.domain import ImportOutcome
 from skelex_desktop.core.ingest.records import DecodedFile, ImageRecord
 from skelex_desktop.core.ingest.report import FileResult, ImportOptions
@@ -129,7 +138,7 @@ class BatchWriter:
                 }
             )
             results.append(FileResult(item.path, outcome, reason, ids))
-        session.execute(insert(ImportFileResult.__table__), rows)
+        session.execute(insert(_table(ImportFileResult)), rows)
         session.execute(
             update(ImportJob)
             .where(ImportJob.id == self.job_id)
@@ -168,7 +177,7 @@ class BatchWriter:
                         **vars(record),
                     }
                 )
-        table = Image.__table__
+        table = _table(Image)
         returned = session.execute(
             insert(table).returning(table.c.sop_instance_uid, table.c.frame, table.c.id), rows
         )
@@ -237,6 +246,12 @@ def _find(session: Session, key: InstrumentedAttribute[str], keys: list[str]) ->
             (k, v) for k, v in session.execute(select(key, model.id).where(key.in_(chunk)))
         )
     return found
+
+
+def _table(model: type[Base]) -> Table:
+    """The Table a mapped class is declared on (SQLAlchemy types `__table__` as any FromClause;
+    every model here maps one table)."""
+    return cast(Table, model.__table__)
 
 
 def _insert(

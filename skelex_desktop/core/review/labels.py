@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from skelex_desktop.core.db import audit
@@ -88,7 +88,7 @@ def normalise_value(task: Task, value: Any) -> Any:
     raise LabelError(f"task {task.name!r} is a region task: draw a region instead")
 
 
-def is_current():  # noqa: ANN201 - a SQL expression
+def is_current() -> ColumnElement[bool]:
     """The SQL condition for a current decision: neither superseded nor retracted."""
     return Label.superseded_by.is_(None) & Label.retracted_at.is_(None)
 

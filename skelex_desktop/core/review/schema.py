@@ -38,7 +38,7 @@ class TaskSpec:
         if not name or not name.replace("_", "").isalnum():
             raise SchemaError(f"task name {name!r} must be letters, digits and underscores")
         try:
-            kind = TaskKind(data.get("kind"))
+            kind = TaskKind(data.get("kind", ""))
         except ValueError as exc:
             kinds = ", ".join(k.value for k in TaskKind)
             raise SchemaError(f"task {name!r}: kind must be one of {kinds}") from exc

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from skelex_desktop.core.db.models import Image, Patient, Series, Study
 
@@ -78,7 +78,7 @@ def _images_in_study() -> ColumnElement[int]:
     )
 
 
-SORT_KEYS: dict[str, ColumnElement] = {
+SORT_KEYS: dict[str, InstrumentedAttribute[Any]] = {
     "image_id": Image.id,
     "patient_id": Patient.patient_id,
     "patient_name": Patient.name,
@@ -150,7 +150,10 @@ def _filters(query: WorklistQuery) -> tuple[list[ColumnElement[bool]], bool]:
     return conditions, needs_study
 
 
-def _joined(statement: Select) -> Select:
+_Statement = TypeVar("_Statement", bound="Select[*tuple[Any, ...]]")  # any SELECT
+
+
+def _joined(statement: _Statement) -> _Statement:
     return (
         statement.join(Series, Image.series_id == Series.id)
         .join(Study, Series.study_id == Study.id)
@@ -177,7 +180,7 @@ def query_worklist(session: Session, query: WorklistQuery) -> WorklistPage:
 
     # 1) the ids of the page: only the joins the filter and the sort need
     if query.sort == "images_in_study":
-        key: ColumnElement = _images_in_study()
+        key: ColumnElement[Any] | InstrumentedAttribute[Any] = _images_in_study()
         needs_join = True
     elif query.sort == "rank":
         if not query.image_ids:
@@ -199,8 +202,9 @@ def query_worklist(session: Session, query: WorklistQuery) -> WorklistPage:
     if not page_ids:
         return WorklistPage(rows=[], total=total)
 
-    # 2) the rows of those ids, with patient, study and the study's image count
-    statement = _joined(
+    # 2) the rows of those ids, with patient, study and the study's image count (14 columns:
+    # more than SQLAlchemy types one by one)
+    statement: Select[*tuple[Any, ...]] = _joined(
         select(
             Image.id,
             Patient.patient_id,

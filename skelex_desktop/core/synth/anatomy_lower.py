@@ -172,8 +172,6 @@ def _foot(rng: np.random.Generator, p: LowerLimbParams) -> list[Bone]:
                 f"mt{k + 1}", base, head, r, bw, hw, ("metatarsals",), cortex=0.5, head_round=True
             )
         )
-        if not p.include_toes:
-            continue
         d = (head - base) / np.linalg.norm(head - base)
         d = np.array([d[0], 0.05, d[2]])
         d /= np.linalg.norm(d)

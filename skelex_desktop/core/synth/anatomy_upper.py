@@ -117,8 +117,8 @@ def upper_limb(rng: np.random.Generator, flexion: float, soft_scale: float) -> S
     for side in (-1.0, 1.0):  # sesamoids at the thumb MCP joint
         c = mc1_head + np.array([side * 3.0, -1.0, 5.0])
         bones.append(small_bone(f"sesamoid{side:+.0f}", c, (2.3, 2.6, 2.3), site="hand phalanges"))
-    for name, c, axes, rz in _CARPALS:
-        axes = tuple(a * 1.08 for a in axes)
+    for name, c, (a0, a1, a2), rz in _CARPALS:
+        axes = (a0 * 1.08, a1 * 1.08, a2 * 1.08)
         bones.append(small_bone(name, np.array(c), axes, rotation(az=rz), "carpal bones"))
 
     # distal radius and ulna run to the elbow; the radius head sits at y ~ 265
@@ -165,12 +165,12 @@ def upper_limb(rng: np.random.Generator, flexion: float, soft_scale: float) -> S
     )
     bones.append(humerus)
 
-    ts = soft_scale
+    sc = soft_scale
     soft += [
-        ellipsoid_along(np.array([0.0, -8.0, 2]), np.array([2.0, -92.0, 2]), 88 * ts, 30 * ts),
-        ellipsoid_along(np.array([-40.0, -2.0, 4]), np.array([-8.0, -60.0, 4]), 40 * ts, 30 * ts),
-        Capsule(np.array([1.0, -10.0, 0]), np.array([2.0, 120.0, 0]), 29 * ts, 34 * ts),
-        Capsule(np.array([2.0, 120.0, 0]), np.array([0.0, 280.0, 0]), 34 * ts, 42 * ts),
-        Capsule(np.array([0.0, 280.0, 0]), np.array([-3.0, 560.0, 0]), 42 * ts, 45 * ts),
+        ellipsoid_along(np.array([0.0, -8.0, 2]), np.array([2.0, -92.0, 2]), 88 * sc, 30 * sc),
+        ellipsoid_along(np.array([-40.0, -2.0, 4]), np.array([-8.0, -60.0, 4]), 40 * sc, 30 * sc),
+        Capsule(np.array([1.0, -10.0, 0]), np.array([2.0, 120.0, 0]), 29 * sc, 34 * sc),
+        Capsule(np.array([2.0, 120.0, 0]), np.array([0.0, 280.0, 0]), 34 * sc, 42 * sc),
+        Capsule(np.array([0.0, 280.0, 0]), np.array([-3.0, 560.0, 0]), 42 * sc, 45 * sc),
     ]
     return Scene(bones, soft, np.zeros(3))

@@ -21,12 +21,13 @@ from typing import Any
 
 import cv2
 import numpy as np
+from pydicom.dataset import Dataset
 
 from ..ingest.layout import SIDECAR_COLUMNS  # the importer's sidecar format, written here
 from ..progress import Progress, check
-from .demographics import make_patient, make_study
+from .demographics import Patient, Study, make_patient, make_study
 from .dicom_io import build_dataset, encode, instance_uids
-from .image import generate_image
+from .image import SynthImage, generate_image
 from .views import BODY_PARTS, REGIONS
 
 GT_COLUMNS = (
@@ -163,13 +164,13 @@ def _png(arr: np.ndarray) -> bytes:
 class RenderedItem:
     """One planned image with its patient, study and instance UIDs."""
 
-    image: Any  # SynthImage
-    patient: Any
-    study: Any
+    image: SynthImage
+    patient: Patient
+    study: Study
     series_uid: str
     sop_uid: str
 
-    def dicom(self, item: PlanItem) -> Any:
+    def dicom(self, item: PlanItem) -> Dataset:
         """The image as a CR/DX dataset with its headers."""
         return build_dataset(
             self.image,
@@ -292,7 +293,9 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]])
     os.replace(tmp, path)
 
 
-def _finish(out_dir: Path, cfg: SynthConfig, plan: list[PlanItem], rows: list[dict]) -> SynthResult:
+def _finish(
+    out_dir: Path, cfg: SynthConfig, plan: list[PlanItem], rows: list[dict[str, Any]]
+) -> SynthResult:
     res = SynthResult(out_dir)
     res.files = [out_dir / r["gt"]["file"] for r in rows]
     res.ground_truth_csv = out_dir / "ground_truth.csv"
@@ -334,7 +337,7 @@ def generate_dataset(
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             # at most two items per worker in flight, so a cancel stops the run promptly
             pending = iter(plan)
-            futures: deque[Future] = deque(
+            futures: deque[Future[dict[str, Any]]] = deque(
                 pool.submit(render_item, cfg, it, out_dir) for it in islice(pending, 2 * workers)
             )
             try:

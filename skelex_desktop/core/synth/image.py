@@ -9,8 +9,9 @@ import numpy as np
 
 from .lesions import Fracture, Lesion
 from .physics import Exposure, draw_marker, expose, line_integral, to_stored, trabecular_texture
-from .placement import SEVERITIES, place_fracture, place_implant, place_lesion
+from .placement import SEVERITIES, Field, place_fracture, place_implant, place_lesion
 from .render import Finding, render_paths
+from .scene import Scene
 from .views import BODY_PARTS, REGIONS, build_view
 
 FINDING_KINDS = ("fracture", "lytic_lesion", "benign_lesion", "implant", "osteoarthritis")
@@ -84,7 +85,12 @@ def _exposure(rng: np.random.Generator, region: str, size: int, bits: int) -> Ex
 
 
 def _place(
-    rng: np.random.Generator, kind: str | None, scene, field, severity: str, spacing: float
+    rng: np.random.Generator,
+    kind: str | None,
+    scene: Scene,
+    field: Field,
+    severity: str,
+    spacing: float,
 ) -> list[tuple[Finding, str]]:
     """Finding specs (with their types) for the requested kind; may be empty if nothing fits."""
     out: list[tuple[Finding | None, str]] = []

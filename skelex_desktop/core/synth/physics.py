@@ -42,7 +42,7 @@ def trabecular_texture(rng: np.random.Generator, size: int, spacing_mm: float) -
     out = np.zeros((size, size), np.float32)
     for scale, weight in ((1.0, 0.6), (2.0, 0.4)):
         m = max(8, int(size / (cell * scale)))
-        noise = rng.standard_normal((m, m)).astype(np.float32)
+        noise: np.ndarray = rng.standard_normal((m, m)).astype(np.float32)
         noise = cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC)
         out += weight * np.exp(-2.0 * noise * noise)  # ridges where the noise crosses zero
     out /= float(out.mean() + 1e-6)

@@ -11,8 +11,11 @@ SEVERITIES = ("subtle", "moderate", "obvious")
 _SKIP = ("sesamoid", "pisiform", "talar_head", "calc_tuber")
 _BIG_LONG = ("radius", "ulna", "humerus", "femur", "tibia", "fibula")
 
+Field = tuple[float, float, float, float]  # x0, y0, x1, y1: the exposed field, image pixels
+Candidate = tuple[Bone, list[float]]  # a bone and the axis parameters t inside the field
 
-def _inside(p: np.ndarray, field: tuple[float, float, float, float], margin: float) -> bool:
+
+def _inside(p: np.ndarray, field: Field, margin: float) -> bool:
     x0, y0, x1, y1 = field
     return x0 + margin <= p[0] <= x1 - margin and y0 + margin <= p[1] <= y1 - margin
 
@@ -24,8 +27,8 @@ def _axis2d(bone: Bone) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def _candidates(
-    scene: Scene, field, min_radius: float, tubular_only: bool = False, min_len: float = 0.0
-) -> list[tuple[Bone, list[float]]]:
+    scene: Scene, field: Field, min_radius: float, tubular_only: bool = False, min_len: float = 0.0
+) -> list[Candidate]:
     """Bones with enough size and the axis parameters t whose point lies inside the field."""
     out = []
     margin = 0.04 * (field[2] - field[0])
@@ -48,7 +51,7 @@ def _candidates(
     return out
 
 
-def _pick(rng: np.random.Generator, cands, weight_by_radius: bool):
+def _pick(rng: np.random.Generator, cands: list[Candidate], weight_by_radius: bool) -> Candidate:
     w = np.array(
         [
             (b.radius if weight_by_radius else 1.0) * (2.0 if b.name in _BIG_LONG else 1.0)
@@ -62,7 +65,7 @@ def _pick(rng: np.random.Generator, cands, weight_by_radius: bool):
 def place_fracture(
     rng: np.random.Generator,
     scene: Scene,
-    field,
+    field: Field,
     severity: str,
     spacing: float,
     bone_name: str | None = None,
@@ -117,7 +120,7 @@ def place_fracture(
 
 
 def place_lesion(
-    rng: np.random.Generator, scene: Scene, field, kind: str, severity: str
+    rng: np.random.Generator, scene: Scene, field: Field, kind: str, severity: str
 ) -> Lesion | None:
     """A lesion centred inside a visible bone (aggressive, intermediate, lytic_benign, sclerotic)."""
     # the patella hides behind the femur on AP views: a lesion there would be invisible
@@ -180,7 +183,7 @@ def place_lesion(
 
 
 def place_implant(
-    rng: np.random.Generator, scene: Scene, field, spacing: float
+    rng: np.random.Generator, scene: Scene, field: Field, spacing: float
 ) -> tuple[Implant, float] | None:
     """A plate with bicortical screws along a visible long bone; returns it and its axis t."""
     px = 1.0 / spacing

@@ -17,6 +17,7 @@ from .lesions import Fracture, Implant, Lesion, _soft_step
 from .scene import Bone, Scene
 
 Finding = Fracture | Lesion | Implant
+Chords = tuple[np.ndarray, np.ndarray, np.ndarray]  # outer, inner, cancellous-inner
 SOFT_SCALE = 64.0  # keeps the fourth powers of soft-tissue chords within float32 range
 FOOTPRINT_MIN = 0.75  # px of bone chord that counts as "bone" in the anatomy mask
 
@@ -38,7 +39,9 @@ class PathMaps:
     joint_mask: np.ndarray
 
 
-def _window(box: tuple[float, float, float, float], size: int, pad: float = 1.0):
+def _window(
+    box: tuple[float, float, float, float], size: int, pad: float = 1.0
+) -> tuple[int, int, int, int] | None:
     x0 = max(int(np.floor(box[0] - pad)), 0)
     y0 = max(int(np.floor(box[1] - pad)), 0)
     x1 = min(int(np.ceil(box[2] + pad)), size)
@@ -59,7 +62,7 @@ def _is_cancellous(part: Primitive) -> bool:
     return part.inner >= 0.75
 
 
-def _eval_local(bone: Bone, win: tuple[int, int, int, int], size: int):
+def _eval_local(bone: Bone, win: tuple[int, int, int, int], size: int) -> Chords:
     """Outer, inner and cancellous-inner chords of a bone on its window, part by part."""
     x0, y0, x1, y1 = win
     h, w = y1 - y0, x1 - x0
@@ -84,7 +87,7 @@ def _eval_local(bone: Bone, win: tuple[int, int, int, int], size: int):
     return outer, inner, canc
 
 
-def _eval_at(bone: Bone, xs: np.ndarray, ys: np.ndarray):
+def _eval_at(bone: Bone, xs: np.ndarray, ys: np.ndarray) -> Chords:
     """Same as `_eval_local` but at arbitrary (transformed) coordinates."""
     shape = np.broadcast_shapes(xs.shape, ys.shape)
     outer = np.zeros(shape, np.float32)
@@ -99,7 +102,9 @@ def _eval_at(bone: Bone, xs: np.ndarray, ys: np.ndarray):
     return outer, inner, canc
 
 
-def _fractured(bone: Bone, frac: Fracture, win, size: int):
+def _fractured(
+    bone: Bone, frac: Fracture, win: tuple[int, int, int, int], size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Chords of a broken bone: a lucent gap, the distal fragment possibly displaced."""
     xs, ys = _grid(win)
     o, i, c = _eval_local(bone, win, size)

@@ -71,10 +71,10 @@ def read_weights(folder: Path) -> dict[str, torch.Tensor]:
         return state
     if (folder / PYTORCH_BIN).is_file():
         try:
-            state = torch.load(folder / PYTORCH_BIN, map_location="cpu", weights_only=True)
+            saved = torch.load(folder / PYTORCH_BIN, map_location="cpu", weights_only=True)
         except Exception as exc:  # the unpickler refuses anything but tensors and containers
             raise CheckpointError(f"cannot read {PYTORCH_BIN} safely: {exc}") from exc
-        return state.get("state_dict", state) if isinstance(state, dict) else state
+        return saved.get("state_dict", saved) if isinstance(saved, dict) else saved
     raise CheckpointError(
         f"{folder} has no weights ({SAFETENSORS}, {SAFETENSORS_INDEX} or {PYTORCH_BIN})"
     )

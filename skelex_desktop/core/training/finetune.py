@@ -27,7 +27,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from skelex_desktop.core.heads.metrics import classification_report, softmax
 from skelex_desktop.core.heads.splits import SplitError, grouped_stratified_folds
 from skelex_desktop.core.heads.training_set import DatasetError, TaskSpec, human_labels, task_specs
 from skelex_desktop.core.inference.embeddings import ImageRef
+from skelex_desktop.core.inference.interfaces import ServiceSettings
 from skelex_desktop.core.inference.package import (
     NAME_CHARS,
     Manifest,
@@ -54,6 +55,9 @@ from skelex_desktop.core.training.package_writer import (
     ImportOptions,
     import_checkpoint,
 )
+
+if TYPE_CHECKING:  # onnx is imported where a package's graph is read
+    import onnx
 
 MIN_PER_CLASS = 20  # usable labels per labelled class before fine-tuning is offered
 VALIDATION_FOLDS = 5  # one patient-grouped fold of five (~20%) is held out
@@ -180,7 +184,9 @@ def package_name(base: str, task: str, blocks: int) -> str:
 # ---------------------------------------------------------------- base weights from ONNX
 
 
-def _linear_weights(graph: Any, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _linear_weights(
+    graph: onnx.GraphProto, tensors: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """Weights of every `X.bias`-bearing linear: the MatMul operand feeding the bias's Add.
 
     The dynamo exporter keeps bias, norm and embedding initializers under their parameter
@@ -238,13 +244,13 @@ def model_from_package(manifest: Manifest, threads: int = 1) -> MaskedAutoencode
         )
     loaded = {}
     for key, ref in expected.items():
-        value = torch.from_numpy(np.array(state[key], np.float32, copy=True))
-        if tuple(value.shape) != tuple(ref.shape):
+        weight = torch.from_numpy(np.array(state[key], np.float32, copy=True))
+        if tuple(weight.shape) != tuple(ref.shape):
             raise PackageError(
                 f"{manifest.name}: recovered weight {key} has shape "
-                f"{tuple(value.shape)}, the config implies {tuple(ref.shape)}"
+                f"{tuple(weight.shape)}, the config implies {tuple(ref.shape)}"
             )
-        loaded[key] = value
+        loaded[key] = weight
     model.load_state_dict(loaded, strict=True)
     model.eval()
     specs = [manifest.graph(g) for g in ("reconstruction", "embedding")]
@@ -454,7 +460,10 @@ def train_partial(
 
 
 def finetune(
-    db: Database, settings: Any, options: FinetuneOptions, progress: Progress | None = None
+    db: Database,
+    settings: ServiceSettings,
+    options: FinetuneOptions,
+    progress: Progress | None = None,
 ) -> FinetuneResult:
     """Fine-tune the last `options.blocks` blocks for `options.task` and import the result as
     a new package in `settings.data_dir/models`; nothing is left behind on error or cancel."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from skelex_desktop.core.heads.metrics import classification_report, fit_tempera
 from skelex_desktop.core.heads.model import HeadWeights
 from skelex_desktop.core.heads.splits import grouped_stratified_folds
 from skelex_desktop.core.heads.training_set import MISSING, HeadDataset, TaskSpec
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,9 @@ def fit_heads(
     return HeadWeights(tasks=list(tasks), mean=mean, scale=scale, weights=weights, biases=biases)
 
 
-def _fit_one(task: TaskSpec, z: Any, target: Any, config: HeadConfig) -> tuple[Any, Any]:
+def _fit_one(
+    task: TaskSpec, z: Tensor, target: Tensor, config: HeadConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Minimise one head's masked loss + L2 with L-BFGS from zero weights."""
     import torch
 
@@ -80,7 +85,7 @@ def _fit_one(task: TaskSpec, z: Any, target: Any, config: HeadConfig) -> tuple[A
         tolerance_change=1e-10,
     )
 
-    def closure() -> Any:
+    def closure() -> Tensor:
         optimiser.zero_grad()
         loss = _task_loss(task, z @ w, b, target) + 0.5 * config.l2 * (w * w).sum()
         loss.backward()
@@ -90,7 +95,15 @@ def _fit_one(task: TaskSpec, z: Any, target: Any, config: HeadConfig) -> tuple[A
     return w.detach().numpy().copy(), b.detach().numpy().copy()
 
 
-def _ordered_cuts(raw: Any) -> Any:
+@overload
+def _ordered_cuts(raw: np.ndarray) -> np.ndarray: ...
+
+
+@overload
+def _ordered_cuts(raw: Tensor) -> Tensor: ...
+
+
+def _ordered_cuts(raw: np.ndarray | Tensor) -> np.ndarray | Tensor:
     """Thresholds b_0 < b_1 < ... from a first value and softplus-positive steps."""
     if isinstance(raw, np.ndarray):
         return np.concatenate([raw[:1], raw[0] + np.cumsum(np.logaddexp(0.0, raw[1:]))])
@@ -100,7 +113,7 @@ def _ordered_cuts(raw: Any) -> Any:
     return torch.cat([raw[:1], raw[0] + torch.cumsum(steps, 0)])
 
 
-def _task_loss(task: TaskSpec, out: Any, b: Any, target: Any) -> Any:
+def _task_loss(task: TaskSpec, out: Tensor, b: Tensor, target: Tensor) -> Tensor:
     import torch
     import torch.nn.functional as F
 

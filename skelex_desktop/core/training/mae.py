@@ -202,7 +202,8 @@ class MaskedAutoencoder(nn.Module):
                 nn.init.zeros_(module.bias)
         proj = self.vit.embeddings.patch_embeddings.projection
         nn.init.xavier_uniform_(proj.weight.view(proj.weight.shape[0], -1), generator=generator)
-        nn.init.zeros_(proj.bias)
+        if proj.bias is not None:
+            nn.init.zeros_(proj.bias)
         nn.init.normal_(self.vit.embeddings.cls_token, std=std, generator=generator)
         nn.init.normal_(self.decoder.mask_token, std=std, generator=generator)
 

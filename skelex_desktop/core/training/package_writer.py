@@ -163,7 +163,7 @@ def measure_int8_drift(
             str(folder / f"{graph}.int8.onnx"), opts, providers=["CPUExecutionProvider"]
         ).run(None, feeds)[0]
         out[f"{graph}_relative_l2"] = float(
-            np.linalg.norm(q - ref) / max(np.linalg.norm(ref), 1e-12)
+            np.linalg.norm(q - ref) / max(float(np.linalg.norm(ref)), 1e-12)
         )
         out[f"{graph}_max_abs"] = float(np.abs(q - ref).max())
     return out
@@ -198,9 +198,9 @@ def build_manifest(
     prep = Preprocessing(size=cfg.image_size, resize=options.resize)
     io = _graph_io(cfg)
     graph_entries: dict[str, Any] = {}
-    for name, files in graphs.items():
+    for name, graph_files in graphs.items():
         base = name.removesuffix("_int8")
-        graph_entries[name] = {"file": files[0], "files": files, **io[base]}
+        graph_entries[name] = {"file": graph_files[0], "files": graph_files, **io[base]}
         if name.endswith("_int8"):
             graph_entries[name]["quantisation"] = "dynamic int8 (MatMul weights, onnxruntime)"
     files = {

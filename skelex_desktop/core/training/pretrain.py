@@ -187,7 +187,8 @@ def _save_atomic(obj: dict[str, Any], path: Path) -> None:
 
 
 def _optimizer(model: MaskedAutoencoder, cfg: PretrainConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue

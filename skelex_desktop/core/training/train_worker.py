@@ -17,7 +17,11 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported where used: the child starts light
+    from skelex_desktop.core.heads.training_set import HeadDataset
+    from skelex_desktop.core.training.head_fit import CrossValidation
 
 
 def _clean(value: Any) -> Any:
@@ -65,7 +69,7 @@ def run(dataset: Path, out: Path, folds: int, seed: int, threads: int) -> None:
     )
 
 
-def cv_plots(folder: Path, data: Any, cv: Any) -> list[Path]:
+def cv_plots(folder: Path, data: HeadDataset, cv: CrossValidation) -> list[Path]:
     """ROC and reliability PNGs of every task's out-of-fold logits (labelled images only)."""
     from skelex_desktop.core.heads.plots import head_plots
     from skelex_desktop.core.heads.training_set import MISSING

@@ -1,7 +1,7 @@
 """Alembic environment: runs on the connection handed over by `skelex_desktop.core.db.migrate`."""
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from skelex_desktop.core.db.models import Base
 
@@ -12,7 +12,10 @@ target_metadata = Base.metadata
 def run() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        url = config.get_main_option("sqlalchemy.url")
+        if url is None:
+            raise RuntimeError("alembic got neither a connection nor a sqlalchemy.url")
+        engine = create_engine(url)
         with engine.begin() as conn:
             _migrate(conn)
         engine.dispose()
@@ -20,7 +23,7 @@ def run() -> None:
         _migrate(connection)
 
 
-def _migrate(connection) -> None:  # noqa: ANN001 - alembic passes a Connection
+def _migrate(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
