@@ -21,8 +21,8 @@ from skelex_desktop.core.analysis.image_analysis import ImageAnalysis
 from skelex_desktop.core.db.executor import SerialExecutor
 from skelex_desktop.core.domain import Changes
 from skelex_desktop.core.inference.reliability import map_caveat
-from skelex_desktop.core.review.decisions import ImageDetails, image_details
-from skelex_desktop.core.review.regions import Box, list_regions
+from skelex_desktop.core.review.decisions import ImageDetails
+from skelex_desktop.core.review.regions import Box
 from skelex_desktop.core.review.session import EventKind, ReviewEvent, ReviewSession
 from skelex_desktop.core.workspace import Workspace
 from skelex_desktop.ui.background import BackgroundLoader
@@ -258,7 +258,7 @@ class MainWindow(QMainWindow):
         elif event.kind == EventKind.ERROR:
             self.show_error(event.message)
 
-    def _show_opened(self, prefetch: tuple[int, ...]) -> None:
+    def _show_opened(self, prefetch: tuple[ImageDetails, ...]) -> None:
         current = self.session.current
         assert current is not None
         if self.session.row >= 0 and self.worklist.current_row() != self.session.row:
@@ -268,10 +268,8 @@ class MainWindow(QMainWindow):
         self.findings.analysis_status.setText("Analysing with the error map...")
         self._show_tasks()
         self.loader.request(current.image_id, current.file_path, current.frame)
-        for image_id in prefetch:
-            with self.db.read() as session:
-                details = image_details(session, image_id)
-            self.loader.request(image_id, details.file_path, details.frame, prefetch=True)
+        for ahead in prefetch:
+            self.loader.request(ahead.image_id, ahead.file_path, ahead.frame, prefetch=True)
         self.viewer.setFocus()
 
     def _show_changes(self, changes: Changes) -> None:
@@ -341,9 +339,7 @@ class MainWindow(QMainWindow):
     def _draw_regions(self) -> None:
         if self.current is None:
             return
-        with self.db.read() as session:
-            regions = list_regions(session, self.current.image_id)
-        self.viewer.set_regions([(b.x0, b.y0, b.x1, b.y1) for _id, b in regions])
+        self.viewer.set_regions([(b.x0, b.y0, b.x1, b.y1) for b in self.session.regions()])
 
     def _draw_driver(self) -> None:
         """The region that drove the current task's suggestion (region-guided heads)."""

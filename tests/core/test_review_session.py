@@ -118,10 +118,11 @@ def test_enter_confirms_advances_past_reviewed_images_and_undo_reopens(
     _predict(db, first, "implant", {"implant": 0.9}, 0.9)
     assert session.open_row(0)
     opened = session.events[-1]
-    assert opened.kind == EventKind.OPENED and opened.prefetch == (reviewed, third)
+    assert opened.kind == EventKind.OPENED
+    assert [d.image_id for d in opened.prefetch] == [reviewed, third]
     assert session.confirm()
     assert session.current is not None and session.current.image_id == third  # skips reviewed
-    assert session.events[-1].prefetch == (fourth,)
+    assert [d.image_id for d in session.events[-1].prefetch] == [fourth]
     assert session.wait(10)
     with db.read() as s:
         assert s.get(Image, first).status == ImageStatus.CONFIRMED
@@ -159,11 +160,13 @@ def test_a_failed_write_is_reported_and_leaves_no_history(
 
 def test_a_box_region_is_stored_and_undone(db: Database, session: ReviewSession) -> None:
     (image_id,) = images(db, 1)
+    assert session.regions() == []  # nothing open
     session.open(image_id)
     session.select_task("fracture")
     assert session.add_region(Box(1, 2, 30, 40)) and session.wait(10)
     with db.read() as s:
         assert [box for _id, box in list_regions(s, image_id)] == [Box(1, 2, 30, 40)]
+    assert session.regions() == [Box(1, 2, 30, 40)]
     assert session.can_undo and session.undo() and session.wait(10)
     with db.read() as s:
         assert list_regions(s, image_id) == []

@@ -1,5 +1,7 @@
-"""The one analysis pipeline: what the window's background loader, `analyze`, the refresh after
-training or activation, and the benches run for an image, and nothing else does.
+"""The one analysis pipeline: what the window's background loader, `analyze` and the refresh
+after training or activation run for an image, and nothing else does (`bench/viewer.py` measures
+it through the window; the error-map and localisation benches measure the runtime on raw pixels
+by design).
 
 For each image: error map and hotspots (cached by the runtime) -> the zero-shot "abnormal"
 prediction -> its embedding (cached) -> the bundled heads' and the active user heads'

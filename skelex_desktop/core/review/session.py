@@ -23,7 +23,7 @@ from skelex_desktop.core.db.executor import SerialExecutor
 from skelex_desktop.core.domain import Changes, ImageStatus, TaskKind
 from skelex_desktop.core.review.commands import AddRegion, Command, ConfirmImage, SetLabel
 from skelex_desktop.core.review.decisions import ImageDetails, TaskState, image_details, task_states
-from skelex_desktop.core.review.regions import Box
+from skelex_desktop.core.review.regions import Box, list_regions
 
 PREFETCH_AHEAD = 2
 UNREVIEWED = frozenset({ImageStatus.NEW, ImageStatus.ANALYSED, ImageStatus.IN_REVIEW})
@@ -61,7 +61,7 @@ class ReviewEvent:
     kind: EventKind
     changes: Changes = field(default_factory=Changes)
     message: str = ""
-    prefetch: tuple[int, ...] = ()  # OPENED: the images a front end should prepare next
+    prefetch: tuple[ImageDetails, ...] = ()  # OPENED: the images to prepare next
 
 
 Listener = Callable[[ReviewEvent], None]
@@ -129,30 +129,38 @@ class ReviewSession:
     # --- what is open ------------------------------------------------------------------------
     def open_row(self, row: int) -> bool:
         """Open the image of worklist row `row`; False when there is no such row."""
-        entry = self.rows.row_at(row) if self.rows is not None else None
-        if entry is None:
+        if self.rows is None or (entry := self.rows.row_at(row)) is None:
             return False
         self.row = row
-        self.open(entry.image_id, prefetch_ids(self.rows, row) if self.rows else ())
+        self.open(entry.image_id, prefetch_ids(self.rows, row))
         return True
 
     def open(self, image_id: int, prefetch: tuple[int, ...] = ()) -> None:
-        """Make `image_id` current (its details and task states are read now)."""
+        """Make `image_id` current (its details and task states are read now); the OPENED
+        event carries the details of the `prefetch` images."""
+        self._read(image_id)
+        with self.db.read() as session:
+            ahead = tuple(image_details(session, i) for i in prefetch)
+        self._emit(EventKind.OPENED, changes=Changes(images={image_id}), prefetch=ahead)
+
+    def reload(self) -> None:
+        """Read the current image's details and task states again (new predictions)."""
+        if self.current is not None:
+            self._read(self.current.image_id)
+            self._emit(EventKind.CHANGED, changes=Changes(images={self.current.image_id}))
+
+    def _read(self, image_id: int) -> None:
         with self.db.read() as session:
             self.current = image_details(session, image_id)
             self.tasks = task_states(session, image_id)
         self.task_index = min(self.task_index, max(len(self.tasks) - 1, 0))
-        self._emit(EventKind.OPENED, changes=Changes(images={image_id}), prefetch=prefetch)
 
-    def reload(self) -> None:
-        """Read the current image's details and task states again (new predictions)."""
+    def regions(self) -> list[Box]:
+        """The reader's box regions on the current image."""
         if self.current is None:
-            return
+            return []
         with self.db.read() as session:
-            self.current = image_details(session, self.current.image_id)
-            self.tasks = task_states(session, self.current.image_id)
-        self.task_index = min(self.task_index, max(len(self.tasks) - 1, 0))
-        self._emit(EventKind.CHANGED, changes=Changes(images={self.current.image_id}))
+            return [box for _id, box in list_regions(session, self.current.image_id)]
 
     @property
     def current_task(self) -> TaskState | None:
@@ -203,16 +211,7 @@ class ReviewSession:
         except IndexError as exc:
             self._emit(EventKind.MESSAGE, message=str(exc))
             return False
-        self._push(
-            SetLabel(
-                self.db,
-                self.reader,
-                self.current.image_id,
-                task,
-                value,
-                prediction_id=state.prediction_id,
-            )
-        )
+        self._push(self._label(self.current, state, value))
         return True
 
     def mark_uncertain(self) -> bool:
@@ -220,18 +219,21 @@ class ReviewSession:
         state = self.current_task
         if self.current is None or state is None:
             return False
-        self._push(
-            SetLabel(
-                self.db,
-                self.reader,
-                self.current.image_id,
-                state.name,
-                None,
-                uncertain=True,
-                prediction_id=state.prediction_id,
-            )
-        )
+        self._push(self._label(self.current, state, None, uncertain=True))
         return True
+
+    def _label(
+        self, image: ImageDetails, state: TaskState, value: Any, uncertain: bool = False
+    ) -> SetLabel:
+        return SetLabel(
+            self.db,
+            self.reader,
+            image.image_id,
+            state.name,
+            value,
+            uncertain=uncertain,
+            prediction_id=state.prediction_id,
+        )
 
     def confirm(self) -> bool:
         """Enter: accept the shown suggestions, confirm the image (queued), then move to the
@@ -314,9 +316,7 @@ class ReviewSession:
         with self._lock:
             self._pending -= 1
         if self.current is not None and self.current.image_id in changes.images:
-            with self.db.read() as session:
-                self.current = image_details(session, self.current.image_id)
-                self.tasks = task_states(session, self.current.image_id)
+            self._read(self.current.image_id)
         self._emit(EventKind.CHANGED, changes=changes)
         self._emit(EventKind.HISTORY)
 
