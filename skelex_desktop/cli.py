@@ -1,7 +1,9 @@
 """Command line: `skelex-desktop` (no command = the window) and its subcommands.
 
 Every command exits 0 on success and non-zero with a one-line reason on stderr on failure;
-`--json` gives machine-readable output. Heavy modules are imported inside the handlers.
+`--json` gives machine-readable output. Heavy modules are imported inside the handlers. When the
+reader of the output goes away (`worklist | head`), the command stops quietly with status 141,
+as a Unix tool killed by SIGPIPE would.
 """
 
 from __future__ import annotations
@@ -15,12 +17,23 @@ from typing import Any
 from skelex_desktop import __version__
 from skelex_desktop.commands import register_all
 from skelex_desktop.commands.common import CliError, Handler
+from skelex_desktop.core.names import InvalidName, check_name
+
+STDOUT_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for `yes | head`'s `yes`
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
     from skelex_desktop.app import run_gui
 
     return run_gui(data_dir=args.data_dir, db_url=args.db, reader=args.reader)
+
+
+def reader_name(text: str) -> str:
+    """argparse type of `--reader`: the rule every stored reader name follows."""
+    try:
+        return check_name(text)
+    except InvalidName as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; choose another --reader") from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--db", metavar="URL", help="database URL (env SKELEX_DB; default SQLite)")
     parser.add_argument("--data-dir", metavar="DIR", help="data directory (env SKELEX_DATA_DIR)")
-    parser.add_argument("--reader", metavar="NAME", help="reader name recorded with decisions")
+    parser.add_argument(
+        "--reader",
+        metavar="NAME",
+        type=reader_name,
+        help="reader name recorded with decisions (at most 128 characters, no control characters)",
+    )
     parser.set_defaults(handler=cmd_gui, command=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -45,10 +63,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_is_closed() -> bool:
+    """True when nobody reads our standard output any more (its pipe's reader has gone)."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll(), or stdout is not a file
+        return True
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's last flush has nowhere to fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except KeyboardInterrupt:
         print("skelex-desktop: interrupted", file=sys.stderr)
         return 130
@@ -56,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"skelex-desktop: {exc}", file=sys.stderr)
         return exc.code
     except Exception as exc:  # one line for users; SKELEX_DEBUG=1 shows the traceback
+        if isinstance(exc, BrokenPipeError) and _stdout_is_closed():
+            _silence_stdout()
+            return STDOUT_CLOSED
         if os.environ.get("SKELEX_DEBUG"):
             raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -28,17 +28,29 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from skelex_desktop.core.review.labels import import_labels_csv
+    from skelex_desktop.core.progress import TextProgress
+    from skelex_desktop.core.review.label_import import import_labels_csv
 
     ws = open_ws(args)
+    progress = TextProgress()
     try:
-        result = import_labels_csv(ws.db, Path(args.file), ws.settings.reader)
+        result = import_labels_csv(ws.db, Path(args.file), ws.settings.reader, progress)
     finally:
+        progress.finish()
         ws.close()
     if result.errors:
         for error in result.errors:
             print(f"skelex-desktop: {args.file}: {error}", file=sys.stderr)
-        raise CliError(f"{len(result.errors)} invalid rows; nothing was imported from {args.file}")
+        shown = len(result.errors)
+        if result.invalid > shown:
+            print(
+                f"skelex-desktop: {args.file}: ... and {result.invalid - shown} more invalid rows",
+                file=sys.stderr,
+            )
+        raise CliError(
+            f"{result.invalid} invalid rows; nothing was imported from {args.file}: correct "
+            "the lines above and import the file again"
+        )
     emit(args, {"imported": result.imported, "errors": []}, f"imported {result.imported} labels")
     return 0
 
@@ -49,7 +61,8 @@ def register(add: AddCommand) -> None:
     imp = sub.add_parser(
         "import",
         help="import labels from a CSV with columns image (SOP Instance UID or imported file "
-        "path), task, value [, uncertain, reader]; a file with any invalid row imports nothing",
+        "path), task, value [, uncertain, reader] (UTF-8); a file with any invalid row imports "
+        "nothing",
     )
     imp.add_argument("file", metavar="FILE.csv")
     imp.add_argument("--json", action="store_true", help="machine-readable output")

@@ -11,11 +11,13 @@ import getpass
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from skelex_desktop.core.names import InvalidName, check_name
 
 APP_NAME = "skelex-desktop"
 SETTINGS_VERSION = 1
@@ -74,19 +76,111 @@ class Settings:
         os.replace(tmp, self.settings_path)
 
 
-def upgrade_settings(data: dict[str, Any]) -> dict[str, Any]:
-    """Apply the upgrade steps from the file's version to the current one."""
-    version = int(data.get("version", 1))
+FIX_OR_DELETE = "correct it, or delete the file to start from the defaults"
+
+
+def _file_version(data: dict[str, Any], source: str) -> int:
+    version = data.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise SettingsError(
+            f"{source}: key 'version' must be a whole number from 1 to {SETTINGS_VERSION}, "
+            f"got {_shown_json(version)}; {FIX_OR_DELETE}"
+        )
     if version > SETTINGS_VERSION:
         raise SettingsError(
-            f"settings file version {version} is newer than this application "
-            f"(knows up to {SETTINGS_VERSION}); update SKELEX Desktop"
+            f"{source}: settings file version {version} is newer than this application "
+            f"(knows up to {SETTINGS_VERSION}); update SKELEX Desktop, or delete the file to "
+            "start from the defaults"
         )
+    return version
+
+
+def upgrade_settings(data: dict[str, Any], source: str = SETTINGS_FILE) -> dict[str, Any]:
+    """Apply the upgrade steps from the file's version to the current one; `source` names the
+    file in messages."""
+    version = _file_version(data, source)
     while version < SETTINGS_VERSION:
         data = UPGRADES[version](dict(data))
         version += 1
         data["version"] = version
     return data
+
+
+def _whole_number_from_one(value: object) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return f"must be a whole number of at least 1, got {_shown_json(value)}"
+    return None
+
+
+def _text(value: object) -> str | None:
+    return None if isinstance(value, str) else f"must be text, got {_shown_json(value)}"
+
+
+def _model_name(value: object) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return None
+    return f"must name a model (see `model list`), got {_shown_json(value)}"
+
+
+def _reader_name(value: object) -> str | None:
+    try:
+        check_name(value)
+    except InvalidName as exc:
+        return str(exc)
+    return None
+
+
+def _shown_json(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 60 else f"{text[:60]}... ({len(text)} characters)"
+
+
+# What each stored key must hold: a check returning the problem, or None when the value is fine.
+CHECKS: dict[str, Callable[[object], str | None]] = {
+    "db_url": _text,
+    "reader": _reader_name,
+    "inference_threads": _whole_number_from_one,
+    "active_model": _model_name,
+}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            f"cannot read {path}: it is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8, or delete the file to start from the defaults"
+        ) from exc
+    try:
+        stored = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(
+            f"cannot read {path}: not valid JSON at line {exc.lineno}, column {exc.colno} "
+            f"({exc.msg}); {FIX_OR_DELETE}"
+        ) from exc
+    if not isinstance(stored, dict):
+        raise SettingsError(f"{path} does not hold a JSON object; {FIX_OR_DELETE}")
+    return stored
+
+
+def _apply_file(settings: Settings, path: Path) -> None:
+    stored = upgrade_settings(_read_file(path), str(path))
+    for key, value in stored.items():
+        check = CHECKS.get(key)
+        if check is None:
+            continue  # "version", and keys of other versions or tools, are not settings
+        problem = check(value)
+        if problem is not None:
+            raise SettingsError(
+                f"{path}: key {key!r}: {problem}; correct it, or remove the key to use the default"
+            )
+        setattr(settings, key, check_name(value) if key == "reader" else value)
+    settings.version = SETTINGS_VERSION
 
 
 def load_settings(
@@ -99,17 +193,6 @@ def load_settings(
     chosen_dir = data_dir or env.get("SKELEX_DATA_DIR") or default_data_dir()
     settings = Settings(data_dir=Path(chosen_dir).expanduser())
     if settings.settings_path.exists():
-        try:
-            stored = json.loads(settings.settings_path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SettingsError(f"cannot read {settings.settings_path}: {exc}") from exc
-        if not isinstance(stored, dict):
-            raise SettingsError(f"{settings.settings_path} does not hold a JSON object")
-        stored = upgrade_settings(stored)
-        known = {f.name for f in fields(Settings)} - {"data_dir"}
-        for key, value in stored.items():
-            if key in known:
-                setattr(settings, key, value)
-        settings.version = SETTINGS_VERSION
+        _apply_file(settings, settings.settings_path)
     settings.db_url = db_url or env.get("SKELEX_DB") or settings.db_url
     return settings

@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import AuditEvent, Image, Label, ModelVersion, Prediction, Task
+from skelex_desktop.core.review.label_import import import_labels_csv
 from skelex_desktop.core.review.labels import (
     LabelError,
     confirm_label,
     current_labels,
-    import_labels_csv,
     undo_label,
 )
 from tests.core.factories import add_image

@@ -61,3 +61,20 @@ def test_newer_or_broken_file_is_refused_with_a_reason(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(SettingsError, match="cannot read"):
         load_settings(data_dir=tmp_path, environ={})
+
+
+def test_every_stored_setting_is_checked_on_load() -> None:
+    """A new setting needs a check of its value, or a broken file would be accepted silently."""
+    from dataclasses import fields
+
+    from skelex_desktop.core.settings import CHECKS, Settings
+
+    assert set(CHECKS) == {f.name for f in fields(Settings)} - {"data_dir", "version"}
+
+
+def test_a_valid_file_is_loaded_with_the_reader_name_trimmed(tmp_path: Path) -> None:
+    (tmp_path / "settings.json").write_text(
+        json.dumps({"version": 1, "reader": "  dr.ok ", "inference_threads": 2}), encoding="utf-8"
+    )
+    s = load_settings(data_dir=tmp_path, environ={})
+    assert (s.reader, s.inference_threads) == ("dr.ok", 2)

@@ -6,10 +6,8 @@ the same (image, task), so the history stays queryable and a crash cannot lose a
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
@@ -267,88 +265,3 @@ def undo_label(db: Database, label_id: int, reader: str) -> Changes:
         )
         image_id = label.image_id
     return Changes(images={image_id}, labels={label_id}, tasks={task_name}, worklist=True)
-
-
-@dataclass
-class LabelImportResult:
-    """Rows applied (all of them, or none when `errors` is not empty) and per-line errors."""
-
-    imported: int
-    errors: list[str]
-
-
-class _RollBack(Exception):
-    """Raised inside the import transaction so that a failing file applies nothing."""
-
-
-IMAGE_COLUMNS = ("image", "image_id", "sop_instance_uid")
-
-
-def import_labels_csv(db: Database, path: Path, reader: str) -> LabelImportResult:
-    """Import rows `image` (SOP Instance UID or imported file path) or `image_id`, `task`,
-    `value` [, `uncertain`, `reader`] as one transaction.
-
-    Every invalid row is reported with its line number and reason; if any row is invalid,
-    nothing from the file is applied.
-    """
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise LabelError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    errors: list[str] = []
-    imported = 0
-    try:
-        with handle, db.write() as session:
-            rows = csv.DictReader(handle)
-            columns = set(rows.fieldnames or [])
-            if not {"task", "value"} <= columns or not columns & set(IMAGE_COLUMNS):
-                raise LabelError(
-                    f"{path}: needs columns task, value and one of {', '.join(IMAGE_COLUMNS)}; "
-                    f"found {', '.join(rows.fieldnames or []) or 'none'}"
-                )
-            for line, row in enumerate(rows, start=2):
-                try:
-                    with session.begin_nested():
-                        _apply_row(session, row, reader)
-                    imported += 1
-                except LabelError as exc:
-                    errors.append(f"line {line}: {exc}")
-            if errors:
-                raise _RollBack
-    except _RollBack:
-        return LabelImportResult(imported=0, errors=errors)
-    return LabelImportResult(imported=imported, errors=[])
-
-
-def _apply_row(session: Session, row: dict[str, str], reader: str) -> None:
-    uncertain = str(row.get("uncertain") or "").strip().lower() in {"1", "true", "yes"}
-    value = row.get("value")
-    set_label(
-        session,
-        _resolve_image(session, row),
-        (row.get("task") or "").strip(),
-        None if uncertain and not value else value,
-        (row.get("reader") or "").strip() or reader,
-        uncertain=uncertain,
-    )
-
-
-def _resolve_image(session: Session, row: dict[str, str]) -> int:
-    """The image a row names by id, SOP Instance UID or imported file path."""
-    if (row.get("image_id") or "").strip():
-        try:
-            return int(row["image_id"])
-        except ValueError as exc:
-            raise LabelError(f"image_id {row['image_id']!r} is not a number") from exc
-    ref = (row.get("image") or row.get("sop_instance_uid") or "").strip()
-    if not ref:
-        raise LabelError("no image given")
-    image_id = session.scalar(
-        select(Image.id)
-        .where((Image.sop_instance_uid == ref) | (Image.file_path == ref))
-        .order_by(Image.frame)
-        .limit(1)
-    )
-    if image_id is None:
-        raise LabelError(f"no image with SOP Instance UID or file path {ref!r}")
-    return image_id

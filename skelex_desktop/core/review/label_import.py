@@ -1,0 +1,559 @@
+"""`import_labels_csv`: a label CSV applied as one all-or-nothing, audited transaction.
+
+The file is read once, as bytes, a chunk of rows at a time: each line is decoded as UTF-8 on its
+own (a file in another encoding is named at its first bad line), parsed with `csv` in strict
+mode (an unclosed quote is named at the line that opened it), and every row is checked with
+set-based lookups (tasks once, images by id, SOP Instance UID or file path per chunk). While no
+row has failed, each chunk's labels, the labels they supersede, the images they put in review
+and one audit row per label are written in bulk inside the one transaction; after the first
+invalid row nothing more is written, the rest is only checked, so that every bad line is
+reported, and the transaction is rolled back. Memory is bounded by the chunk, not the file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from skelex_desktop.core.db.engine import Database
+from skelex_desktop.core.db.models import Image, Label, Task, utcnow
+from skelex_desktop.core.domain import ImageStatus, LabelSource, PredictionRelation
+from skelex_desktop.core.names import InvalidName, check_name, shown
+from skelex_desktop.core.progress import Progress, check
+from skelex_desktop.core.review.labels import LabelError, normalise_value
+
+IMAGE_COLUMNS = ("image", "image_id", "sop_instance_uid")
+CHUNK_ROWS = 2000  # rows checked, looked up and written together
+MAX_REPORTED_ERRORS = 1000  # reasons kept; further invalid lines are only counted
+SNIFF_BYTES = 8192  # the start of the file looked at for NUL bytes (binary, UTF-16)
+MAX_LINE_BYTES = 1 << 20  # a longer line is not a label CSV (and is not read into memory)
+MAX_FIELD_CHARS = 1024  # task, value and uncertain fields: longer ones are refused unread
+TRUE_WORDS = frozenset({"1", "true", "yes"})
+HUMAN = LabelSource.HUMAN.value
+NO_RELATION = PredictionRelation.NONE.value
+SAVE_AS_UTF8 = "save the file as UTF-8 ('CSV UTF-8' in Excel or LibreOffice) and import it again"
+
+
+@dataclass
+class LabelImportResult:
+    """Rows applied (all of them, or none when `errors` is not empty) and per-line errors.
+
+    `errors` holds the first `MAX_REPORTED_ERRORS` reasons; `invalid` counts every invalid line.
+    """
+
+    imported: int
+    errors: list[str]
+    invalid: int = 0
+
+
+class _FileProblem(Exception):
+    """The file cannot be read on from this line; the message names the line and the way out."""
+
+
+class _RollBack(Exception):
+    """Raised inside the import transaction so that a failing file applies nothing."""
+
+
+def import_labels_csv(
+    db: Database, path: Path, reader: str, progress: Progress | None = None
+) -> LabelImportResult:
+    """Import rows `image` (SOP Instance UID or imported file path) or `image_id`, `task`,
+    `value` [, `uncertain`, `reader`] as one transaction.
+
+    Every invalid row is reported with its line number and reason; if any row is invalid,
+    nothing from the file is applied. `progress` counts the file's lines; a cancel rolls back.
+    """
+    try:
+        default_reader = check_name(reader)
+    except InvalidName as exc:
+        raise LabelError(f"{exc}; set another reader (--reader or settings.json)") from exc
+    try:
+        handle = path.open("rb")
+        total_lines = _count_lines(path)
+    except OSError as exc:
+        raise LabelError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if progress is not None:
+        progress.set_total(max(0, total_lines - 1))
+        progress.set_status(f"importing labels from {path.name}")
+    run = _Run(default_reader)
+    try:
+        with handle, db.write() as session:
+            lines = _Lines(handle)
+            rows = csv.reader(lines, strict=True)
+            header = _header(rows, lines, path)
+            run.start(session, header)
+            chunk: list[_Row] = []
+            for row in _records(rows, lines, run):
+                chunk.append(row)
+                if len(chunk) >= CHUNK_ROWS:
+                    run.process(session, chunk)
+                    chunk = []
+                    _advance(progress, lines)
+            run.process(session, chunk)
+            _advance(progress, lines)
+            if run.invalid:
+                raise _RollBack
+    except _RollBack:
+        return LabelImportResult(imported=0, errors=run.errors, invalid=run.invalid)
+    return LabelImportResult(imported=run.written, errors=[], invalid=0)
+
+
+def _count_lines(path: Path) -> int:
+    """Lines in the file (the last may lack its newline), for the progress total."""
+    count = 0
+    last = b"\n"
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")
+
+
+def _advance(progress: Progress | None, lines: _Lines) -> None:
+    """Report the data lines read since the last report; stop here when cancelled."""
+    if progress is None:
+        return
+    check(progress)
+    done = max(0, lines.number - 1)
+    if done > lines.reported:
+        progress.advance(done - lines.reported, current=f"line {lines.number}")
+        lines.reported = done
+
+
+class _Lines:
+    """The file's lines decoded one by one, counted; stops with a reason at a binary, UTF-16 or
+    UTF-32 start, or at the first line that is not UTF-8 text or too long to be a label row."""
+
+    def __init__(self, handle: io.BufferedReader) -> None:
+        self._handle = handle
+        self.number = 0  # lines read so far = the number of the last line read
+        self.reported = 0  # data lines reported to the progress
+
+    def __iter__(self) -> Iterator[str]:
+        readline = self._handle.readline
+        while raw := readline(MAX_LINE_BYTES + 1):
+            self.number += 1
+            if self.number == 1:
+                raw = self._first_line(raw)
+            if len(raw) > MAX_LINE_BYTES:
+                raise _FileProblem(
+                    f"line {self.number}: longer than {MAX_LINE_BYTES} bytes; a label CSV has one "
+                    "short row per line: check that this is the right file"
+                )
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _FileProblem(
+                    f"line {self.number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte "
+                    f"{exc.start + 1} of the line; the file is probably Latin-1 or Windows-1252); "
+                    f"{SAVE_AS_UTF8}"
+                ) from exc
+
+    def _first_line(self, raw: bytes) -> bytes:
+        """The first line without its UTF-8 BOM; a UTF-16/32 or binary file is refused here,
+        by its first bytes, before its first line is taken for Latin-1."""
+        start = raw + self._handle.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+        if start.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+            raise _FileProblem(f"line 1: the file is UTF-32 text; {SAVE_AS_UTF8}")
+        if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise _FileProblem(f"line 1: the file is UTF-16 text; {SAVE_AS_UTF8}")
+        nul = start.find(b"\0")
+        if nul >= 0 and _looks_binary(start):
+            line = start.count(b"\n", 0, nul) + 1
+            raise _FileProblem(
+                f"line {line}: holds NUL bytes (offset {nul} of the "
+                f"file): this is a binary file or UTF-16 text, not a UTF-8 CSV; {SAVE_AS_UTF8}"
+            )
+        return raw.removeprefix(codecs.BOM_UTF8)
+
+
+def _looks_binary(start: bytes) -> bool:
+    """NUL bytes in the file's first bytes, and these are not UTF-8 text or one in ten is NUL
+    (UTF-16 without a BOM). A stray NUL in a text row is left to the row checks, which refuse
+    it where it matters (a reader name) or fail to match it (a task, a value, an image)."""
+    try:
+        start.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(start) - 4:  # not just a character cut at the end of the block
+            return True
+    return start.count(b"\0") * 10 >= len(start)
+
+
+def _csv_problem(exc: csv.Error, start: int, lines: _Lines) -> _FileProblem:
+    """A clear reason for a csv module error in the record that starts on line `start`."""
+    text = str(exc)
+    if "field larger than field limit" in text:
+        return _FileProblem(
+            f"line {start}: a field runs on for more than {csv.field_size_limit()} characters "
+            f"(to line {lines.number}): a quote opened on line {start} is probably never closed; "
+            "close it, or check that this is a label CSV"
+        )
+    if "unexpected end of data" in text:
+        return _FileProblem(
+            f"line {start}: the quote opened on this line is never closed (the field runs to the "
+            "end of the file); close the quote or remove it"
+        )
+    if "expected after" in text:
+        return _FileProblem(
+            f"line {lines.number}: a quote in the middle of a field ({text}); quote the whole "
+            'field and double the quotes inside it ("a ""b"" c")'
+        )
+    return _FileProblem(f"line {start}: not valid CSV ({text})")
+
+
+def _header(rows: Iterator[list[str]], lines: _Lines, path: Path) -> list[str]:
+    try:
+        header = next(rows, None)
+    except _FileProblem as exc:
+        raise LabelError(f"{path}: {exc}; nothing was imported") from exc
+    except csv.Error as exc:
+        raise LabelError(f"{path}: {_csv_problem(exc, 1, lines)}; nothing was imported") from exc
+    names = [name.strip() for name in header or []]
+    columns = set(names)
+    if not {"task", "value"} <= columns or not columns & set(IMAGE_COLUMNS):
+        raise LabelError(
+            f"{path}: needs columns task, value and one of {', '.join(IMAGE_COLUMNS)}; "
+            f"found {', '.join(shown(n) for n in names) or 'none'}; correct the first line"
+        )
+    return names
+
+
+@dataclass
+class _Row:
+    """A checked row: where its image and task are, what it stores."""
+
+    line: int
+    image_id: int | None  # given by id, or resolved from `ref` per chunk
+    ref: str
+    task_id: int
+    task_name: str
+    value: Any
+    uncertain: bool
+    reader: str
+
+
+def _records(rows: Iterator[list[str]], lines: _Lines, run: _Run) -> Iterator[_Row]:
+    """Every row of the file that passes the per-row checks; the others become errors. A
+    problem that stops reading (encoding, binary, an unclosed quote) ends the iteration."""
+    while True:
+        start = lines.number + 1
+        try:
+            fields = next(rows, None)
+        except _FileProblem as exc:
+            run.stop(str(exc) + "; reading stopped here")
+            return
+        except csv.Error as exc:
+            run.stop(f"{_csv_problem(exc, start, lines)}; reading stopped here")
+            return
+        if fields is None:
+            return
+        if not fields:
+            continue  # a blank line
+        if lines.number != start:
+            run.error(
+                start,
+                f"a quoted field runs over lines {start} to {lines.number}; a quote is probably "
+                "not closed: close it, or remove the line break inside the quotes",
+            )
+            continue
+        row = run.check(start, fields)
+        if row is not None:
+            yield row
+
+
+@dataclass
+class _Run:
+    """The state of one import: the schema, caches of checked values, errors and counts."""
+
+    default_reader: str
+    errors: list[str] = field(default_factory=list)
+    invalid: int = 0
+    written: int = 0
+    _columns: dict[str, int] = field(default_factory=dict)
+    _width: int = 0
+    _tasks: dict[str, Task] = field(default_factory=dict)
+    _values: dict[tuple[int, str, bool], Any] = field(default_factory=dict)
+    _readers: set[str] = field(default_factory=set)
+    _pending: list[tuple[int, str]] = field(default_factory=list)
+
+    def start(self, session: Session, header: list[str]) -> None:
+        self._columns = {name: i for i, name in reversed(list(enumerate(header)))}
+        self._width = len(header)
+        self._tasks = {task.name: task for task in session.scalars(select(Task))}
+        self._readers = {self.default_reader}
+
+    def error(self, line: int, reason: str) -> None:
+        """Line `line` is invalid; its reason is reported in line order (`flush_errors`)."""
+        self.invalid += 1
+        self._pending.append((line, f"line {line}: {reason}"))
+
+    def stop(self, text: str) -> None:
+        """A problem that ends the reading of the file, reported after every earlier line."""
+        self.invalid += 1
+        self._pending.append((1 << 62, text))
+        self.flush_errors()
+
+    def flush_errors(self) -> None:
+        room = MAX_REPORTED_ERRORS - len(self.errors)
+        self.errors.extend(text for _line, text in sorted(self._pending)[: max(0, room)])
+        self._pending.clear()
+
+    def _field(self, fields: list[str], name: str) -> str:
+        index = self._columns.get(name)
+        return fields[index] if index is not None and index < len(fields) else ""
+
+    def check(self, line: int, fields: list[str]) -> _Row | None:
+        """The row to store, or None after recording why line `line` cannot be stored."""
+        try:
+            return self._check(line, fields)
+        except LabelError as exc:
+            self.error(line, str(exc))
+            return None
+
+    def _check(self, line: int, fields: list[str]) -> _Row:
+        if len(fields) > self._width:
+            raise LabelError(
+                f"has {len(fields)} fields where the header has {self._width}; "
+                'quote values that contain commas ("a, b")'
+            )
+        for name in ("task", "value", "uncertain"):
+            text = self._field(fields, name)
+            if len(text) > MAX_FIELD_CHARS:
+                raise LabelError(
+                    f"the {name} field is {len(text)} characters long (at most "
+                    f"{MAX_FIELD_CHARS}); check that this is a label CSV"
+                )
+        image_id, ref = self._image(fields)
+        task_name = self._field(fields, "task").strip()
+        task = self._tasks.get(task_name)
+        if task is None:
+            raise LabelError(
+                f"unknown task {shown(task_name)}; `skelex-desktop task list` shows the tasks, "
+                "`task add` adds one"
+            )
+        uncertain = self._field(fields, "uncertain").strip().lower() in TRUE_WORDS
+        raw_value = self._field(fields, "value")
+        value = self._value(task, raw_value, uncertain)
+        return _Row(line, image_id, ref, task.id, task.name, value, uncertain, self._reader(fields))
+
+    def _image(self, fields: list[str]) -> tuple[int | None, str]:
+        given_id = self._field(fields, "image_id").strip()
+        if given_id:
+            if given_id.isascii() and given_id.isdigit() and 0 < int(given_id) < 2**63:
+                return int(given_id), ""
+            raise LabelError(
+                f"image_id {shown(given_id)} is not an image id (a whole number); "
+                "`skelex-desktop worklist` lists them"
+            )
+        ref = (self._field(fields, "image") or self._field(fields, "sop_instance_uid")).strip()
+        if not ref:
+            raise LabelError("no image given: fill the image (or image_id) column")
+        return None, ref
+
+    def _value(self, task: Task, raw: str, uncertain: bool) -> Any:
+        """The stored value (what `set_label` stores), cached per task and text."""
+        key = (task.id, raw, uncertain)
+        if key in self._values:
+            stored = self._values[key]
+        else:
+            try:
+                stored = None if uncertain and not raw else normalise_value(task, raw)
+            except LabelError as exc:
+                stored = exc
+            if len(self._values) < 10_000:
+                self._values[key] = stored
+        if isinstance(stored, LabelError):
+            raise LabelError(str(stored))
+        return stored
+
+    def _reader(self, fields: list[str]) -> str:
+        raw = self._field(fields, "reader")
+        if raw in self._readers:
+            return raw
+        if not raw.strip():
+            return self.default_reader
+        try:
+            name = check_name(raw)
+        except InvalidName as exc:
+            raise LabelError(f"{exc}; correct the reader column") from exc
+        if name == raw and len(self._readers) < 10_000:
+            self._readers.add(raw)
+        return name
+
+    def process(self, session: Session, chunk: list[_Row]) -> None:
+        """Resolve the chunk's images; write it while the file has no invalid row."""
+        statuses = self._resolve(session, chunk) if chunk else {}
+        self.flush_errors()
+        if self.invalid or not chunk:
+            return
+        _write(session, chunk, statuses)
+        self.written += len(chunk)
+
+    def _resolve(self, session: Session, chunk: list[_Row]) -> dict[int, str]:
+        """Fill each row's image id; rows naming no image become errors. Returns the status of
+        every image the chunk names."""
+        ids = {row.image_id for row in chunk if row.image_id is not None}
+        refs = {row.ref for row in chunk if row.image_id is None}
+        statuses: dict[int, str] = {}
+        if ids:
+            by_id = select(Image.id, Image.status).where(Image.id.in_(ids))
+            statuses.update((image_id, status) for image_id, status in session.execute(by_id))
+        by_ref: dict[str, tuple[int, int]] = {}  # ref -> (frame, image id), the lowest frame
+        for column in (Image.sop_instance_uid, Image.file_path):
+            wanted = refs - by_ref.keys()
+            if not wanted:
+                break
+            query = select(column, Image.frame, Image.id, Image.status).where(column.in_(wanted))
+            for ref, frame, image_id, status in session.execute(query):
+                statuses[image_id] = status
+                if ref not in by_ref or frame < by_ref[ref][0]:
+                    by_ref[ref] = (frame, image_id)
+        valid = []
+        for row in chunk:
+            if row.image_id is None and row.ref in by_ref:
+                row.image_id = by_ref[row.ref][1]
+            if row.image_id is None:
+                self.error(
+                    row.line,
+                    f"no image with SOP Instance UID or file path {shown(row.ref)}; import the "
+                    "image first (`skelex-desktop import`) or correct the reference",
+                )
+            elif row.image_id not in statuses:
+                self.error(
+                    row.line,
+                    f"no image with id {row.image_id}; `skelex-desktop worklist` lists the images",
+                )
+            else:
+                valid.append(row)
+        chunk[:] = valid
+        return statuses
+
+
+def _write(session: Session, chunk: list[_Row], statuses: dict[int, str]) -> None:
+    """Store a checked chunk as `set_label` stores one decision: a new current label per row,
+    superseding the current one (an earlier row of the file included), the image in review,
+    and an audit row with the label before and after. Core statements on the session's
+    connection, each an executemany (the ORM's per-row bookkeeping is what made this slow)."""
+    tables = Label.metadata.tables
+    labels, images, audit = tables["labels"], tables["images"], tables["audit_events"]
+    connection = session.connection()
+    previous: dict[tuple[int, int], tuple[int, dict[str, Any]]] = {}
+    current = select(
+        labels.c.id,
+        labels.c.image_id,
+        labels.c.task_id,
+        labels.c.value,
+        labels.c.uncertain,
+        labels.c.source,
+        labels.c.reader,
+        labels.c.prediction_id,
+        labels.c.prediction_relation,
+    ).where(
+        labels.c.image_id.in_({row.image_id for row in chunk}),
+        labels.c.superseded_by.is_(None),
+        labels.c.retracted_at.is_(None),
+    )
+    for label in connection.execute(current):
+        previous[(label.image_id, label.task_id)] = (
+            label.id,
+            {
+                "value": label.value,
+                "uncertain": label.uncertain,
+                "source": label.source,
+                "reader": label.reader,
+                "prediction_id": label.prediction_id,
+                "prediction_relation": label.prediction_relation,
+            },
+        )
+    now = utcnow()
+    new_ids = _insert_labels(
+        connection,
+        labels,
+        [
+            {
+                "image_id": row.image_id,
+                "task_id": row.task_id,
+                "value": row.value,
+                "uncertain": row.uncertain,
+                "source": HUMAN,
+                "reader": row.reader,
+                "prediction_id": None,
+                "prediction_relation": NO_RELATION,
+                "created_at": now,
+            }
+            for row in chunk
+        ],
+    )
+    superseded: list[dict[str, int]] = []
+    audits: list[dict[str, Any]] = []
+    in_review: dict[int, str] = {}
+    for row, label_id in zip(chunk, new_ids, strict=True):
+        assert row.image_id is not None  # resolved by _resolve
+        key = (row.image_id, row.task_id)
+        after = {
+            "value": row.value,
+            "uncertain": row.uncertain,
+            "source": HUMAN,
+            "reader": row.reader,
+            "prediction_id": None,
+            "prediction_relation": NO_RELATION,
+        }
+        before = previous.get(key)
+        if before is not None:
+            superseded.append({"old": before[0], "new": label_id})
+        previous[key] = (label_id, after)
+        audits.append(
+            {
+                "at": now,
+                "who": row.reader,
+                "action": "label.set",
+                "entity": "label",
+                "entity_id": label_id,
+                "before": before[1] if before is not None else None,
+                "after": after | {"image_id": row.image_id, "task": row.task_name},
+            }
+        )
+        if statuses[row.image_id] != ImageStatus.CONFIRMED:
+            in_review[row.image_id] = row.reader  # the last row's reader, as one by one
+    if superseded:
+        connection.execute(
+            update(labels)
+            .where(labels.c.id == bindparam("old"))
+            .values(superseded_by=bindparam("new")),
+            sorted(superseded, key=lambda change: change["old"]),
+        )
+    if in_review:
+        connection.execute(
+            update(images)
+            .where(images.c.id == bindparam("image"))
+            .values(status=ImageStatus.IN_REVIEW.value, reader=bindparam("who")),
+            [{"image": image_id, "who": who} for image_id, who in sorted(in_review.items())],
+        )
+    connection.execute(insert(audit), audits)
+
+
+def _insert_labels(connection: Connection, labels: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert `rows` in one executemany; their new ids, in order.
+
+    SQLite: the ids are given here, after the largest one. The import's transaction reads it
+    and then writes; SQLite has one writer, and a writer that committed in between makes this
+    write fail (nothing is applied), so the ids are free. (SQLAlchemy would run one INSERT per
+    row to return ids in order on SQLite.) Other databases return them in order in batches.
+    """
+    if connection.dialect.name != "sqlite":
+        returning = insert(labels).returning(labels.c.id, sort_by_parameter_order=True)
+        return list(connection.execute(returning, rows).scalars())
+    first = (connection.scalar(select(func.max(labels.c.id))) or 0) + 1
+    ids = list(range(first, first + len(rows)))
+    for row, label_id in zip(rows, ids, strict=True):
+        row["id"] = label_id
+    connection.execute(insert(labels), rows)
+    return ids
