@@ -44,8 +44,12 @@ card=()
 if [[ -f "$MODELS_DIR/skelex-demo/MODEL_CARD.md" ]]; then
     card=(--model-card "$MODELS_DIR/skelex-demo/MODEL_CARD.md")
 fi
-"$CLI" model import "$RUN/hf" --name skelex-demo --models-dir "$MODELS_DIR" --replace \
+# the import records the new manifest as trusted in $RUN/data (not the user's data dir), where
+# the verification below looks; the app itself knows a bundled package only by the digest in
+# BUNDLED_MANIFESTS (skelex_desktop/core/inference/trust.py): put the printed one there.
+"$CLI" --data-dir "$RUN/data" model import "$RUN/hf" --name skelex-demo --models-dir "$MODELS_DIR" --replace \
     --version "${VERSION:-0.2.0}" --licence "Proprietary (SKELEX Desktop); synthetic training data only" \
     --lowpass-sigma 2.0 --calibrate-synth "${CALIBRATE:-200}" "${card[@]}"
 # verify the package just written, wherever MODELS_DIR is (it stands in for the bundled folder)
 SKELEX_BUNDLED_MODELS="$MODELS_DIR" "$CLI" --data-dir "$RUN/data" model verify skelex-demo
+"$PY" -c 'import hashlib, sys; print("manifest sha256 for BUNDLED_MANIFESTS:", hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$MODELS_DIR/skelex-demo/manifest.json"

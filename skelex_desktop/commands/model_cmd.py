@@ -1,5 +1,5 @@
-"""`model list|import|verify|calibrate`, `errormap` and `pretrain`: the SKELEX runtime on the
-command line."""
+"""`model list|import|verify|trust|calibrate`, `errormap` and `pretrain`: the SKELEX runtime on
+the command line."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from skelex_desktop.commands.common import AddCommand, CliError, emit, needs_action
+from skelex_desktop.commands.common import AddCommand, CliError, emit, needs_action, open_ws
 
 
 def _settings(args: argparse.Namespace):  # noqa: ANN202 - Settings is imported lazily
@@ -28,7 +28,12 @@ def cmd_model_list(args: argparse.Namespace) -> int:
     rows = [p.to_json() for p in packages]
     lines = [
         f"{p.name:<24} {p.version:<10} {p.size_bytes / 1e6:8.1f} MB  "
-        f"{'verified' if p.verified else 'NOT VERIFIED: ' + (p.problem or '')}  [{p.origin}]"
+        + (
+            f"verified, trusted ({p.trust})"
+            if p.verified
+            else ("REFUSED: " if p.trust is None else "NOT VERIFIED: ") + (p.problem or "")
+        )
+        + f"  [{p.origin}]"
         for p in packages
     ]
     emit(args, rows, "\n".join(lines) if lines else "no model packages")
@@ -47,13 +52,40 @@ def cmd_model_verify(args: argparse.Namespace) -> int:
         args,
         package.to_json(),
         f"{package.name} {package.version}: all {package.file_count} files verified "
-        f"({package.path})",
+        f"({package.path}); manifest trusted ({package.trust})",
     )
+    return 0
+
+
+def cmd_model_trust(args: argparse.Namespace) -> int:
+    from skelex_desktop.core.inference.package import PackageError
+    from skelex_desktop.core.inference.registry import Registry
+
+    ws = open_ws(args)
+    try:
+        registry = Registry.from_settings(ws.settings)
+        try:
+            record, new = registry.trust_package(args.name, ws.db, ws.settings.reader)
+        except PackageError as exc:
+            raise CliError(str(exc)) from exc
+    finally:
+        ws.close()
+    data = {**record.to_json(), "new": new, "store": str(registry.trust.path)}
+    data.pop("outline", None)
+    if new:
+        text = (
+            f"trusted {args.name}: manifest sha256 {record.sha256} recorded in "
+            f"{registry.trust.path} (audit event model.trust by {record.by})"
+        )
+    else:
+        text = f"{args.name} is already trusted ({record.describe()}); nothing was changed"
+    emit(args, data, text)
     return 0
 
 
 def cmd_model_import(args: argparse.Namespace) -> int:
     from skelex_desktop.core.inference.package import PackageError
+    from skelex_desktop.core.inference.trust import TrustStore
     from skelex_desktop.core.progress import TextProgress
     from skelex_desktop.core.training.mae_config import CheckpointError
     from skelex_desktop.core.training.package_writer import ImportOptions, import_checkpoint
@@ -74,7 +106,13 @@ def cmd_model_import(args: argparse.Namespace) -> int:
     )
     progress = TextProgress()
     try:
-        manifest = import_checkpoint(Path(args.hf_dir), models_dir, options, progress)
+        manifest = import_checkpoint(
+            Path(args.hf_dir),
+            models_dir,
+            options,
+            progress,
+            TrustStore.for_data_dir(settings.data_dir),  # written by the app: trusted
+        )
     except (CheckpointError, PackageError, FileExistsError) as exc:
         raise CliError(str(exc)) from exc
     finally:
@@ -232,9 +270,11 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def register(add: AddCommand) -> None:
-    model = add("model", needs_action("model"), "list, import, verify and calibrate model packages")
+    model = add(
+        "model", needs_action("model"), "list, import, verify, trust and calibrate model packages"
+    )
     sub = model.add_subparsers(dest="model_command", metavar="ACTION")
-    ml = sub.add_parser("list", help="list model packages (name, version, size, verified)")
+    ml = sub.add_parser("list", help="list model packages (name, version, size, verified, trusted)")
     ml.add_argument("--json", action="store_true")
     ml.set_defaults(handler=cmd_model_list)
 
@@ -271,15 +311,30 @@ def register(add: AddCommand) -> None:
     mi.add_argument(
         "--models-dir",
         metavar="DIR",
-        help="write into DIR instead of the user models dir (data dir/models)",
+        help="write into DIR instead of the user models dir (data dir/models); the package is "
+        "still recorded as trusted in the data dir",
     )
     mi.add_argument("--json", action="store_true")
     mi.set_defaults(handler=cmd_model_import)
 
-    mv = sub.add_parser("verify", help="check the sha256 of every file of a package")
+    mv = sub.add_parser(
+        "verify", help="check that the manifest is trusted and the sha256 of every file"
+    )
     mv.add_argument("name", metavar="NAME")
     mv.add_argument("--json", action="store_true")
     mv.set_defaults(handler=cmd_model_verify)
+
+    mt = sub.add_parser(
+        "trust",
+        help="trust a package's current manifest (one the app did not write), audited",
+        description="Record the current manifest of package NAME as trusted, after its files "
+        "passed their sha256 check. Use it for a package imported by an older version, or one "
+        "you edited or copied in yourself and vouch for; the decision is written to the audit "
+        "trail (action model.trust, the global --reader).",
+    )
+    mt.add_argument("name", metavar="NAME")
+    mt.add_argument("--json", action="store_true")
+    mt.set_defaults(handler=cmd_model_trust)
 
     mc = sub.add_parser(
         "calibrate",

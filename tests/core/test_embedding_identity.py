@@ -37,6 +37,7 @@ from skelex_desktop.core.inference.package import (
     write_manifest,
 )
 from skelex_desktop.core.inference.service import ErrorMapService
+from skelex_desktop.core.inference.trust import TrustStore
 from skelex_desktop.core.inference.user_calibration import _write_in_place
 from tests.core.test_embeddings import import_synthetic, labelled_head_on
 from tests.core.test_mae_helpers import copy_tiny_package
@@ -45,11 +46,12 @@ DEMO = Path(__file__).resolve().parents[2] / "models" / "skelex-demo"
 
 
 def _rewrite_errormap(folder: Path, **changes: object) -> Manifest:
-    """The package's manifest with `changes` in its errormap, written as calibrate writes it."""
+    """The package's manifest with `changes` in its errormap, written as calibrate writes it
+    (recorded as trusted in the data dir holding `folder`'s models folder)."""
     manifest = verify_package(folder)
     data = copy.deepcopy(manifest.data)
     data["errormap"].update(changes)
-    return _write_in_place(folder, manifest, data)
+    return _write_in_place(folder, manifest, data, TrustStore.for_data_dir(folder.parent.parent))
 
 
 def test_identity_ignores_the_error_map_and_metadata() -> None:

@@ -171,7 +171,8 @@ def test_finetune_exports_a_verified_package_of_the_trained_encoder(
     training = manifest.data["provenance"]["training"]
     assert training["method"] == "partial fine-tuning" and training["blocks"] == 1
     assert training["validation"] == record["validation"]
-    assert Registry.from_settings(settings).verify(result.name).verified
+    checked = Registry.from_settings(settings).verify(result.name)
+    assert checked.verified and checked.trust.startswith("fine-tuned 2")  # no manual step
     assert main(["--data-dir", str(settings.data_dir), "model", "verify", result.name]) == 0
 
     # Only the last block, the final norm and the head changed.

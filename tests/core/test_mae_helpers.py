@@ -47,10 +47,20 @@ def tiny_package_root() -> Path:
 
 
 def copy_tiny_package(models_dir: Path) -> Path:
-    """A private copy of the tiny package under `models_dir` (safe to damage)."""
+    """A private copy of the tiny package under `models_dir` (safe to damage).
+
+    When `models_dir` is a data dir's `models` folder, the copy stands for the user's own
+    import into that data dir: its manifest is recorded in the data dir's trust store, as
+    `model import` records what it writes (the package itself was written by `import_model`).
+    Anywhere else (a bundled folder, a bare folder) nothing is recorded.
+    """
+    from skelex_desktop.core.inference.trust import IMPORTED, TrustStore
+
     models_dir.mkdir(parents=True, exist_ok=True)
     target = models_dir / "tiny"
     shutil.copytree(tiny_package_root() / "tiny", target)
+    if models_dir.name == "models":
+        TrustStore.for_data_dir(models_dir.parent).record_file(target, IMPORTED)
     return target
 
 

@@ -22,6 +22,7 @@ from skelex_desktop.core.inference.preprocess import to_model_u8
 from skelex_desktop.core.inference.registry import Registry
 from skelex_desktop.core.inference.reliability import CARRIED, map_caveat
 from skelex_desktop.core.inference.service import ErrorMapService, MaeRuntime
+from skelex_desktop.core.inference.trust import IMPORTED, TrustStore
 from skelex_desktop.core.inference.user_calibration import (
     MIN_IMAGES,
     SOURCE,
@@ -113,6 +114,9 @@ def test_user_package_is_calibrated_in_place_and_agrees_with_the_runtime(
 
     manifest = verify_package(folder)  # every file still matches; the manifest is new
     assert manifest.sha256 != old.sha256 and manifest.name == "tiny"
+    # written by the app: trusted without a manual step (and the old manifest still is)
+    assert _registry(data_dir).verify("tiny").trust.startswith("calibrated 2")
+    assert TrustStore.for_data_dir(data_dir).lookup(old.sha256) is not None
     errormap = manifest.errormap
     record = errormap["calibration"]
     assert record["source"] == SOURCE and record["images"] == N_DICOM + N_PNG
@@ -190,6 +194,12 @@ def test_bundled_package_is_refused_in_place_and_calibrated_as_a_copy(
     with pytest.raises(ReadOnlyPackage):
         calibrate_on_normal_studies(_registry(data_dir), "tiny", normals["studies"])
 
+    # a bundled package this version does not ship is refused until trusted explicitly
+    assert main([*base, "--as", "tiny-site"]) == 1
+    assert "model trust tiny" in capsys.readouterr().err
+    assert not (data_dir / "models" / "tiny-site").exists()
+    assert main(["--data-dir", str(data_dir), "model", "trust", "tiny"]) == 0
+    capsys.readouterr()
     assert main([*base, "--as", "tiny-site", "--specificity", "0.9", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     copy = data_dir / "models" / "tiny-site"
@@ -206,6 +216,7 @@ def test_bundled_package_is_refused_in_place_and_calibrated_as_a_copy(
     assert _snapshot(bundled) == original  # the bundled package is untouched
     assert [p.name for p in (data_dir / "models").iterdir()] == ["tiny-site"]  # no build left
     assert _registry(data_dir).folder("tiny-site") == (copy, "user")
+    assert _registry(data_dir).verify("tiny-site").trust.startswith("calibrated 2")
 
     for name in ("tiny-site", "tiny"):  # an existing name (user or bundled) is refused
         assert main([*base, "--as", name]) == 1
@@ -322,7 +333,8 @@ def test_synthmsk_measures_and_the_weak_map_caveat_survive_a_threshold_calibrati
     synth = {"data": "SynthMSK seed 1, 20 images", "image_auroc": 0.55}
     synth["finding_pixel_auroc_inside_bone"] = 0.61
     data["errormap"] = {**data["errormap"], "calibration": synth}
-    write_manifest(folder, data)
+    # as `model import --calibrate-synth` writes it: recorded as trusted in the data dir
+    write_manifest(folder, data, TrustStore.for_data_dir(data_dir).recorder(IMPORTED))
     assert map_caveat(verify_package(folder).errormap) is not None
 
     calibrate_on_normal_studies(_registry(data_dir), "tiny", normals["studies"])

@@ -29,8 +29,10 @@ def test_model_list_and_verify_via_cli(data_dir: Path, capsys) -> None:
         ("tiny", "1.0", True, "user")
     ]
     assert rows[0]["size_bytes"] > 0
+    assert rows[0]["trusted"] is True and rows[0]["trust"].startswith("imported 2")
     assert main(["--data-dir", str(data_dir), "model", "verify", "tiny"]) == 0
-    assert "all 4 files verified" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "all 4 files verified" in out and "manifest trusted (imported 2" in out
 
 
 def test_bundled_packages_are_listed_and_user_ones_shadow_them(data_dir: Path, capsys) -> None:
@@ -88,7 +90,13 @@ def test_tampered_manifest_is_refused(data_dir: Path, capsys) -> None:
     manifest["files"]["embedding.onnx"]["sha256"] = "0" * 64
     path.write_text(json.dumps(manifest))
     assert main(["--data-dir", str(data_dir), "model", "verify", "tiny"]) == 1
+    err = capsys.readouterr().err
+    assert "files/embedding.onnx/sha256 changed" in err and "model trust tiny" in err
+    # trusting that manifest explicitly is refused too: its files do not match it
+    assert main(["--data-dir", str(data_dir), "model", "trust", "tiny"]) == 1
     assert "embedding.onnx fails its sha256 check" in capsys.readouterr().err
+    assert main(["--data-dir", str(data_dir), "model", "verify", "tiny"]) == 1
+    capsys.readouterr()
     path.write_text("{not json")
     assert main(["--data-dir", str(data_dir), "model", "verify", "tiny"]) == 1
     assert "not valid JSON" in capsys.readouterr().err

@@ -26,7 +26,7 @@ from skelex_desktop.core.db import audit
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import ModelVersion, Prediction
 from skelex_desktop.core.inference.interfaces import ModelManifest, ServiceSettings
-from skelex_desktop.core.inference.package import Manifest, PackageError, read_manifest
+from skelex_desktop.core.inference.package import Manifest, PackageError
 from skelex_desktop.core.inference.registry import Registry
 
 HEAD_FILE = "head.npz"
@@ -220,8 +220,9 @@ def head_package(
 ) -> Manifest | None:
     """The installed package whose embeddings a version recording `file_sha256` applies to
     (`applies_to`): the active package when it does, else the first other one by name; None
-    when none does. Manifests are read, not verified (the pipeline's service verifies the
-    package it opens)."""
+    when none does. Only trusted manifests count (`Registry.read`: an edited or unknown one
+    is skipped, as loading it would be refused); their files are not hashed here (the
+    pipeline's service verifies the package it opens)."""
     if not (file_sha256 or {}).get(EMBEDDING_MODEL):
         return None
     registry = Registry.from_settings(settings)
@@ -229,7 +230,7 @@ def head_package(
     names = registry.names()
     for name in sorted(names, key=lambda n: n != active):
         try:
-            manifest = read_manifest(registry.folder(name)[0])
+            manifest = registry.read(name)
         except PackageError:
             continue
         if applies_to(file_sha256, manifest):

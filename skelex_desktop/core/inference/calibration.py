@@ -41,7 +41,11 @@ def youden_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, flo
 def calibrate_package(
     folder: Path, n: int, threads: int = 1, size: int = 384, progress: Progress | None = None
 ) -> dict[str, Any]:
-    """Measure and store the thresholds of the package in `folder`; returns the new manifest."""
+    """Measure and store the thresholds of the package in `folder`; returns the new manifest.
+
+    `model import --calibrate-synth` runs it on the package it is building, before recording
+    that package's final manifest as trusted (`package_writer.import_model`); the folder's
+    files are checked here, its manifest is the importer's own."""
     from skelex_desktop.core.inference.errormap import to_source
     from skelex_desktop.core.inference.hotspots import anomaly_score
     from skelex_desktop.core.inference.service import MaeRuntime

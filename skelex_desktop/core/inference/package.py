@@ -4,7 +4,9 @@ A package's identity (`package_sha256`) is the sha256 of its manifest, which lis
 of every other file. Its embedding identity (`Manifest.embedding_identity`) covers only what
 determines an embedding vector, so editing the error-map calibration keeps it. Verification
 results are memoised per (path, size, mtime) for the process, so a package is hashed once per
-session unless a file changes.
+session unless a file changes. These functions check a package's files against its manifest;
+whether the manifest itself is to be believed is the registry's question (`trust.py`): load
+packages by name through `Registry.manifest`, never from a folder.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,22 +33,36 @@ def check_package_name(name: str) -> None:
         raise PackageError(f"invalid package name {name!r}: use letters, digits, - _ .")
 
 
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    """Replace `folder/manifest.json` atomically (temporary file, then rename).
+def write_manifest(
+    folder: Path,
+    manifest: dict[str, Any],
+    before_replace: Callable[[bytes], object] | None = None,
+) -> str:
+    """Replace `folder/manifest.json` atomically (temporary file, then rename); returns the
+    new manifest's sha256.
 
     When it replaces a manifest with the same embedding identity (a recalibration, new heads),
     the old manifest's sha256 joins `manifest["supersedes"]` (with the old one's list): head
     versions and cached embeddings recorded under a manifest sha256 by older versions of the
-    app keep applying to the package (`Manifest.manifest_shas`).
+    app keep applying to the package (`Manifest.manifest_shas`). `before_replace` receives the
+    new manifest's exact bytes before they replace the old ones (the application records
+    their digest as trusted there, `TrustStore.recorder`); when it raises, nothing is replaced.
     """
     superseded = _superseded(folder / MANIFEST, manifest)
     if superseded:
         manifest[SUPERSEDES] = superseded
     else:
         manifest.pop(SUPERSEDES, None)
+    raw = json.dumps(manifest, indent=2).encode("utf-8")
     tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    os.replace(tmp, folder / MANIFEST)
+    try:
+        tmp.write_bytes(raw)
+        if before_replace is not None:
+            before_replace(raw)
+        os.replace(tmp, folder / MANIFEST)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return sha256_bytes(raw)
 
 
 def _superseded(path: Path, manifest: dict[str, Any]) -> list[str]:

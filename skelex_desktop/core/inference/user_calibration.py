@@ -15,7 +15,9 @@ it, and mapped by the package's own runtime. From these normal images:
 
 A user package is updated in place (atomic manifest write); a bundled one is read-only and is
 calibrated as a copy in the user's models folder (`new_name`), built in a hidden folder and
-renamed in at the end. Nothing is written unless every step succeeded.
+renamed in at the end. Nothing is written unless every step succeeded. Only a trusted package
+is calibrated (`Registry.manifest`), and the new manifest's digest is recorded in the data dir's
+trust store (`trust.py`) before it is put in place, so the result loads without a manual step.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from skelex_desktop.core.inference.package import (
 )
 from skelex_desktop.core.inference.registry import Registry
 from skelex_desktop.core.inference.reliability import CARRIED, carried_measures
+from skelex_desktop.core.inference.trust import CALIBRATED, TrustStore
 from skelex_desktop.core.progress import Progress, check
 
 if TYPE_CHECKING:  # the functions that build a runtime import it where they do
@@ -271,7 +274,11 @@ def _state(errormap: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _write_in_place(folder: Path, manifest: Manifest, data: dict[str, Any]) -> Manifest:
+def _write_in_place(
+    folder: Path, manifest: Manifest, data: dict[str, Any], trust: TrustStore | None
+) -> Manifest:
+    """Replace the manifest of `folder` by `data` and verify the package; the new manifest is
+    recorded in `trust` (as calibrated by the application) before it replaces the old one."""
     if read_manifest(folder).sha256 != manifest.sha256:
         raise PackageError(
             f"{folder.name}: the manifest changed while calibrating; nothing was written, "
@@ -279,7 +286,7 @@ def _write_in_place(folder: Path, manifest: Manifest, data: dict[str, Any]) -> M
         )
     before = (folder / MANIFEST).read_bytes()
     try:
-        write_manifest(folder, data)
+        write_manifest(folder, data, trust.recorder(CALIBRATED) if trust else None)
         return verify_package(folder)
     except BaseException:
         (folder / (MANIFEST + ".tmp")).unlink(missing_ok=True)
@@ -290,9 +297,11 @@ def _write_in_place(folder: Path, manifest: Manifest, data: dict[str, Any]) -> M
         raise
 
 
-def _write_copy(source: Manifest, target: Path, data: dict[str, Any]) -> Manifest:
-    """Copy the package's files into a hidden folder beside `target`, write the new manifest,
-    verify, and rename it into place."""
+def _write_copy(
+    source: Manifest, target: Path, data: dict[str, Any], trust: TrustStore | None
+) -> Manifest:
+    """Copy the package's files into a hidden folder beside `target`, write the new manifest
+    (recorded in `trust` as calibrated), verify, and rename it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{target.name}.build-", dir=target.parent))
     try:
@@ -301,7 +310,7 @@ def _write_copy(source: Manifest, target: Path, data: dict[str, Any]) -> Manifes
             dest = _inside(build, name)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(_inside(source.folder, name), dest)
-        write_manifest(build, data)
+        write_manifest(build, data, trust.recorder(CALIBRATED) if trust else None)
         verify_package(build)
         if target.exists():
             raise FileExistsError(f"a model package named '{target.name}' appeared meanwhile")
@@ -348,7 +357,7 @@ def calibrate_on_normal_studies(
             f"'{name}' is a {origin} package and is never modified; pass --as NEWNAME to "
             f"calibrate a copy in {_user_root(registry)}"
         )
-    manifest = verify_package(folder)
+    manifest = registry.manifest(name)  # trusted and verified, or refused
     runtime = MaeRuntime(manifest, threads)
     runtime.normaliser = None  # plain maps; a table, when asked for, is fitted on them
     maps = normal_error_maps(runtime, studies, structure_table, progress)
@@ -428,9 +437,9 @@ def calibrate_on_normal_studies(
         progress.set_status("writing the manifest")
     if new_name is not None:
         data["name"] = new_name
-        written = _write_copy(manifest, target, data)
+        written = _write_copy(manifest, target, data, registry.trust)
     else:
-        written = _write_in_place(folder, manifest, data)
+        written = _write_in_place(folder, manifest, data, registry.trust)
         notes.append(
             f"the package's sha256 changed ({manifest.sha256[:12]} -> {written.sha256[:12]}): "
             "its cached error maps are recomputed; its embedding graph and preprocessing are "

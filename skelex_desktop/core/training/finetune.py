@@ -10,7 +10,8 @@ out for validation; training stops early when the validation loss has not improv
 The result goes through the ordinary import path: a Hugging Face folder (`save_checkpoint`) in a
 temporary folder, `import_checkpoint` into `data_dir/models/<base>-ft-<task>-<N>`, with the
 training record (validation metrics, label counts, split, base package) in the manifest's
-`provenance.training`. A package keeps no torch weights, so the base model is rebuilt from the
+`provenance.training`; the new manifest is recorded in the data dir's trust store as fine-tuned,
+so it loads without a manual step. Only a trusted base package is fine-tuned. A package keeps no torch weights, so the base model is rebuilt from the
 named initializers of its reconstruction graph (`model_from_package`) and checked against both
 ONNX graphs before training starts.
 
@@ -44,8 +45,8 @@ from skelex_desktop.core.inference.package import (
     NAME_CHARS,
     Manifest,
     PackageError,
-    verify_package,
 )
+from skelex_desktop.core.inference.trust import FINE_TUNED
 from skelex_desktop.core.progress import Progress, check
 from skelex_desktop.core.training.checkpoint import save_checkpoint
 from skelex_desktop.core.training.mae import MaskedAutoencoder
@@ -481,8 +482,7 @@ def finetune(
     val = validation_split(data.labels, data.patients, options.seed)
     base = options.model or settings.active_model
     registry = Registry.from_settings(settings)
-    base_folder, _origin = registry.folder(base)
-    manifest = verify_package(base_folder)
+    manifest = registry.manifest(base)  # trusted and verified, or refused
     depth = int(manifest.data.get("architecture", {}).get("config", {}).get("num_hidden_layers", 0))
     if not 1 <= options.blocks <= depth:
         raise FinetuneError(
@@ -553,11 +553,13 @@ def finetune(
                     replace=options.replace,
                 ),
                 progress,
+                registry.trust,
+                FINE_TUNED,
             )
     finally:
         torch.set_num_threads(previous_threads)
     folder = models_dir / name
-    final = verify_package(folder)
+    final = registry.manifest(name)  # recorded as fine-tuned by the app: trusted
     record["parity"] = imported.get("parity")
     return FinetuneResult(name, folder, final.sha256, _jsonable(record), net)
 

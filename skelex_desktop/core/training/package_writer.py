@@ -2,7 +2,9 @@
 
 The package is built in a hidden temporary folder next to the target (same file system), its
 graphs are checked against torch, optional int8 copies are measured, thresholds are optionally
-calibrated on SynthMSK, and only then is the folder renamed into place.
+calibrated on SynthMSK, the final manifest's digest is recorded in the given trust store (the
+application wrote it, so it loads without a manual step), and only then is the folder renamed
+into place.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from skelex_desktop.core.inference.package import (
     write_manifest,
 )
 from skelex_desktop.core.inference.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from skelex_desktop.core.inference.trust import IMPORTED, TrustStore
 from skelex_desktop.core.progress import Progress, check
 from skelex_desktop.core.training.checkpoint import (
     PYTORCH_BIN,
@@ -281,8 +284,15 @@ def import_model(
     options: ImportOptions,
     progress: Progress | None = None,
     provenance: dict[str, Any] | None = None,
+    trust: TrustStore | None = None,
+    trusted_as: str = IMPORTED,
 ) -> dict[str, Any]:
-    """Package an in-memory MAE as `models_dir/<name>`; returns the manifest."""
+    """Package an in-memory MAE as `models_dir/<name>`; returns the manifest.
+
+    `trust`: the store of the data dir the package is for (`TrustStore.for_data_dir`); the
+    final manifest is recorded there (as `trusted_as`) before the package is placed. Without
+    it nothing is recorded and the registry refuses the package until it is trusted.
+    """
     check_package_name(options.name)
     _error_definition(options.lowpass_sigma)  # refuse a bad width before any work
     if model.config.num_channels != 3:
@@ -364,6 +374,8 @@ def import_model(
             if progress:
                 progress.advance()
         read_manifest(build)  # the package parses before it is placed
+        if trust is not None:
+            trust.record_file(build, trusted_as)
         _place(build, target, options.replace)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
@@ -372,9 +384,15 @@ def import_model(
 
 
 def import_checkpoint(
-    hf_dir: Path, models_dir: Path, options: ImportOptions, progress: Progress | None = None
+    hf_dir: Path,
+    models_dir: Path,
+    options: ImportOptions,
+    progress: Progress | None = None,
+    trust: TrustStore | None = None,
+    trusted_as: str = IMPORTED,
 ) -> dict[str, Any]:
-    """`model import`: load a HF ViTMAE folder and package it under `models_dir/<name>`."""
+    """`model import`: load a HF ViTMAE folder and package it under `models_dir/<name>`,
+    recorded in `trust` as `trusted_as` (see `import_model`)."""
     hf_dir = Path(hf_dir)
     if progress:
         progress.set_status(f"reading {hf_dir}")
@@ -388,4 +406,4 @@ def import_checkpoint(
         training = json.loads(record.read_text(encoding="utf-8"))
         training.pop("hf_dir", None)
         provenance["training"] = training
-    return import_model(model, Path(models_dir), options, progress, provenance)
+    return import_model(model, Path(models_dir), options, progress, provenance, trust, trusted_as)
