@@ -2,6 +2,9 @@
 opened by keyboard and analysed by the bundled demo model, the screen grabbed with ImageMagick.
 
     xvfb-run -s "-screen 0 1600x1000x24" python scripts/screenshot.py [OUT.png]
+
+The window fills the virtual screen, so `-screen 0 1366x768x24` shows what a hospital laptop
+shows.
 """
 
 from __future__ import annotations
@@ -40,12 +43,10 @@ def main() -> int:
         workspace = open_workspace(Settings(data_dir=Path(tmp), reader="dr.demo"))
         create_demo_studies(workspace)
         window = MainWindow(workspace)
-        window.resize(1600, 1000)
-        window.move(0, 0)
+        window.setGeometry(window.screen().availableGeometry())
         window.show()
-        window.worklist.refresh()
-        window.worklist.table.setFocus()
-        window.worklist.table.selectRow(0)
+        window.activateWindow()  # shortcuts go to the active window (no window manager here)
+        window.start()  # as at launch: the first unread image open, the worklist focused
         QTest.keyClick(window.worklist.table, Qt.Key.Key_Return)
         wait(app, lambda: window.analysis is not None and window.viewer.frame is not None)
         QTest.keyClick(window.viewer, Qt.Key.Key_T)  # the fracture task is current

@@ -58,6 +58,7 @@ def run_gui(
         settings.save()
     window = MainWindow(workspace)
     window.show()
+    window.start()  # keyboard-first: the worklist has the focus, the first unread image is open
     try:
         return app.exec()
     finally:

@@ -21,6 +21,7 @@ from skelex_desktop.core.analysis.image_analysis import ImageAnalysis
 from skelex_desktop.core.db.executor import SerialExecutor
 from skelex_desktop.core.domain import Changes
 from skelex_desktop.core.inference.reliability import map_caveat
+from skelex_desktop.core.ingest.report import ImportReport
 from skelex_desktop.core.review.decisions import ImageDetails
 from skelex_desktop.core.review.regions import Box
 from skelex_desktop.core.review.session import EventKind, ReviewEvent, ReviewSession
@@ -30,11 +31,12 @@ from skelex_desktop.ui.dialogs.import_dialog import ImportDialog
 from skelex_desktop.ui.panels.findings_panel import FindingsPanel
 from skelex_desktop.ui.panels.job_status import JobStatus
 from skelex_desktop.ui.panels.worklist_panel import WorklistPanel
-from skelex_desktop.ui.shortcuts import GROUP, shortcuts_html
+from skelex_desktop.ui.shortcuts import GROUP, ShortcutsDialog, shortcuts_html
 from skelex_desktop.ui.viewer.canvas import RadiographView
 from skelex_desktop.ui.workers import Job, JobRunner
 
 log = logging.getLogger(__name__)
+DEFAULT_SIZE = (1440, 900)
 
 
 class MainWindow(QMainWindow):
@@ -52,7 +54,7 @@ class MainWindow(QMainWindow):
         self.analysis: ImageAnalysis | None = None
         self._service = analysis_service
         self.setWindowTitle(f"SKELEX Desktop {__version__} - reader {self.reader}")
-        self.resize(1440, 900)
+        self._fit_to_screen()
 
         self.viewer = RadiographView()
         self.setCentralWidget(self.viewer)
@@ -69,7 +71,8 @@ class MainWindow(QMainWindow):
         right = self._dock(
             "Findings", "findingsDock", self.findings, Qt.DockWidgetArea.RightDockWidgetArea
         )
-        self.resizeDocks([left, right], [470, 360], Qt.Orientation.Horizontal)
+        self._docks = (left, right)
+        self._size_docks()
         self.readout = QLabel("")
         self.statusBar().addWidget(self.readout, 1)
         self.job_status = JobStatus(self.runner)
@@ -139,10 +142,10 @@ class MainWindow(QMainWindow):
             "Import folders, files or a DICOMDIR",
         )
         self._action("Export labelled set...", "Ctrl+E", self.show_export_dialog, file_menu)
-        self._action("Train task heads...", None, self.show_training_dialog, file_menu)
-        self._action("Model versions...", None, self.show_versions_dialog, file_menu)
+        self._action("Train task heads...", "Ctrl+Shift+T", self.show_training_dialog, file_menu)
+        self._action("Model versions...", "Ctrl+Shift+M", self.show_versions_dialog, file_menu)
         self.demo_action = self._action(
-            "Load demo studies", None, self.load_demo_studies, file_menu
+            "Load demo studies", "Ctrl+Shift+D", self.load_demo_studies, file_menu
         )
         self._action("Refresh worklist", "F5", lambda: self.worklist.refresh(), file_menu)
         file_menu.addSeparator()
@@ -186,10 +189,19 @@ class MainWindow(QMainWindow):
         self._action("Flip vertical", "V", lambda: self.viewer.toggle_flip(False), view)
         self._action("Window: next preset", "W", self.cycle_preset, view)
         self._action("Window: reset", "Escape", lambda: self.viewer.apply_preset("default"), view)
-        for name in ("bone", "soft tissue", "auto"):
-            self._action(f"Window: {name}", None, self._preset_slot(name), view)
+        for n, name in enumerate(("bone", "soft tissue", "auto"), start=1):
+            self._action(f"Window: {name}", f"Alt+{n}", self._preset_slot(name), view)
+        self._action(
+            "Find in the worklist",
+            "Ctrl+F",
+            self.worklist.focus_search,
+            view,
+            "Find in the worklist (Escape goes back to the list)",
+        )
+        self._action("Go to the worklist", "Ctrl+L", self.focus_worklist, view)
+        self._action("Go to the image", "Ctrl+I", self.viewer.setFocus, view)
         self._action("Keyboard shortcuts", "F1", self.show_shortcuts, help_menu, "This list")
-        self._action("About SKELEX Desktop", None, self.show_about, help_menu)
+        self._action("About SKELEX Desktop", "Shift+F1", self.show_about, help_menu)
 
     def _digit_slot(self, digit: int):  # noqa: ANN202
         return lambda: self.session.choose(digit)
@@ -229,6 +241,25 @@ class MainWindow(QMainWindow):
         result = analysis.result
         analysis.overlay = overlay_source(result.error_map, result.extra.get("display_max"))
         return analysis
+
+    # --- launch and focus -----------------------------------------------------------------------
+    def start(self) -> None:
+        """At launch: the worklist has the focus, the first image that needs a reader is open."""
+        self.session.start()
+        self.focus_worklist()
+
+    def focus_worklist(self) -> None:
+        self.worklist.table.setFocus()
+
+    def _fit_to_screen(self) -> None:
+        """The default size, shrunk to the screen's available area (1366x768 laptops)."""
+        area = self.screen().availableGeometry()
+        self.resize(min(DEFAULT_SIZE[0], area.width()), min(DEFAULT_SIZE[1], area.height()))
+
+    def _size_docks(self) -> None:
+        width = self.width()
+        sizes = [min(470, int(width * 0.30)), min(360, int(width * 0.26))]
+        self.resizeDocks(list(self._docks), sizes, Qt.Orientation.Horizontal)
 
     # --- the review session -------------------------------------------------------------------
     @property
@@ -270,7 +301,8 @@ class MainWindow(QMainWindow):
         self.loader.request(current.image_id, current.file_path, current.frame)
         for ahead in prefetch:
             self.loader.request(ahead.image_id, ahead.file_path, ahead.frame, prefetch=True)
-        self.viewer.setFocus()
+        if not self.worklist.search.hasFocus():
+            self.viewer.setFocus()
 
     def _show_changes(self, changes: Changes) -> None:
         if self.current is not None and self.current.image_id in changes.images:
@@ -474,13 +506,19 @@ class MainWindow(QMainWindow):
         self.worklist.demo_button.setEnabled(False)
         job = Job("Demo studies", lambda progress: create_demo_studies(workspace, progress))
         job.finished.connect(lambda: self.worklist.demo_button.setEnabled(True))
-        return self.run_job(
-            job,
-            lambda report: self.statusBar().showMessage(f"Demo studies: {report.summary()}", 15000),
-        )
 
-    def show_shortcuts(self) -> None:
-        QMessageBox.information(self, "Keyboard shortcuts", shortcuts_html(self.actions()))
+        def loaded(report: ImportReport) -> None:
+            self.statusBar().showMessage(f"Demo studies: {report.summary()}", 15000)
+            if self.current is None:
+                self.worklist.refresh()
+                self.start()
+
+        return self.run_job(job, loaded)
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        dialog = ShortcutsDialog(shortcuts_html(self.actions()), self)
+        dialog.show()
+        return dialog
 
     def about_text(self) -> str:
         from skelex_desktop.core.inference.registry import Registry
@@ -509,9 +547,17 @@ class MainWindow(QMainWindow):
         return QSettings(str(path), QSettings.Format.IniFormat)
 
     def _restore_layout(self) -> None:
+        """The saved layout, unless it was saved on a larger screen than this one."""
         stored = self._layout_settings()
+        geometry = stored.value("geometry")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+            area = self.screen().availableGeometry()
+            if self.width() > area.width() or self.height() > area.height():
+                self._fit_to_screen()
+                self._size_docks()
+                return
         for key, restore in (
-            ("geometry", self.restoreGeometry),
             ("state", self.restoreState),
             ("columns", self.worklist.table.horizontalHeader().restoreState),
         ):

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from html import escape
 
 from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
 
 GROUP = "shortcut_group"
 GESTURES: list[tuple[str, str]] = [
@@ -44,4 +45,25 @@ def shortcuts_html(actions: Iterable[QAction]) -> str:
         f"<tr><td><b>{escape(k)}</b></td><td>{escape(v)}</td></tr>"
         for k, v in shortcut_rows(actions)
     )
-    return f"<table cellspacing='6'>{rows}</table>"
+    return f"<table width='100%' cellspacing='6'>{rows}</table>"
+
+
+class ShortcutsDialog(QDialog):
+    """F1: the list in a scrollable, wrapping view that fits small screens."""
+
+    def __init__(self, html: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        self.browser = QTextBrowser()
+        self.browser.setObjectName("shortcutList")
+        self.browser.setHtml(html)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.browser)
+        layout.addWidget(buttons)
+        area = self.screen().availableGeometry()
+        self.resize(min(720, area.width() - 40), min(640, area.height() - 60))
+
+    def text(self) -> str:
+        return self.browser.toPlainText()

@@ -171,3 +171,17 @@ def test_a_box_region_is_stored_and_undone(db: Database, session: ReviewSession)
     with db.read() as s:
         assert list_regions(s, image_id) == []
     assert session.can_redo
+
+
+def test_start_opens_the_first_image_that_needs_a_reader(
+    db: Database, session: ReviewSession
+) -> None:
+    first, second = images(db, 2)
+    with db.write() as s:
+        s.get(Image, first).status = ImageStatus.CONFIRMED.value
+    assert session.start() and session.current is not None
+    assert (session.current.image_id, session.row) == (second, 1)
+    with db.write() as s:
+        s.get(Image, second).status = ImageStatus.CONFIRMED.value
+    assert session.start() is False
+    assert session.events[-1].message == "Every image of the worklist has been reviewed"

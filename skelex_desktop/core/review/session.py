@@ -187,11 +187,18 @@ class ReviewSession:
 
     def advance(self) -> bool:
         """Open the next image below the current row that still needs a reader."""
-        row = next_unreviewed_row(self.rows, self.row) if self.rows is not None else None
-        if row is None:
-            self._emit(EventKind.MESSAGE, message="No unreviewed image below this one")
+        return self._open_unreviewed_after(self.row, "No unreviewed image below this one")
+
+    def start(self) -> bool:
+        """Open the first image of the worklist that still needs a reader (at launch)."""
+        return self._open_unreviewed_after(-1, "Every image of the worklist has been reviewed")
+
+    def _open_unreviewed_after(self, row: int, none_left: str) -> bool:
+        found = next_unreviewed_row(self.rows, row) if self.rows is not None else None
+        if found is None:
+            self._emit(EventKind.MESSAGE, message=none_left)
             return False
-        return self.open_row(row)
+        return self.open_row(found)
 
     # --- decisions ---------------------------------------------------------------------------
     def choose(self, index: int) -> bool:

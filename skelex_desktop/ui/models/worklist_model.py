@@ -14,16 +14,17 @@ from skelex_desktop.core.review.worklist import WorklistQuery, WorklistRow, quer
 Index = QModelIndex | QPersistentModelIndex
 
 # (header, WorklistRow attribute, sort key understood by the core query)
+# Status and AI score come early: they stay in view in the dock of a 1366x768 screen.
 COLUMNS: list[tuple[str, str, str]] = [
     ("Patient", "patient_id", "patient_id"),
+    ("Status", "status", "status"),
+    ("AI score", "ai_score", "ai_score"),
     ("Name", "patient_name", "patient_name"),
     ("Study date", "study_date", "study_date"),
     ("Body part", "body_part", "body_part"),
     ("View", "view", "view"),
     ("Lat.", "laterality", "laterality"),
     ("Images", "images_in_study", "images_in_study"),
-    ("Status", "status", "status"),
-    ("AI score", "ai_score", "ai_score"),
     ("Reader", "reader", "reader"),
 ]
 PAGE = 200

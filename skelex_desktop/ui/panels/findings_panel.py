@@ -1,7 +1,8 @@
 """The findings dock: overlay controls, hotspots, and one row per task with the AI suggestion.
 
-It shows state and turns reader gestures into signals; the main window turns signals into core
-operations (through the undo stack).
+It shows state and turns reader gestures into signals; the main window hands them to the review
+session. Task rows sit in a scroll area and their texts wrap, so a long suggestion never
+overlaps the next row on a small screen.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSlider,
     QVBoxLayout,
     QWidget,
@@ -74,12 +77,19 @@ class TaskRow(QWidget):
     def __init__(self, state: TaskState, on_choice) -> None:  # noqa: ANN001 - a callable
         super().__init__()
         self.state = state
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # the highlight shows
         self.title = QLabel(f"<b>{state.title}</b>")
         self.ai = QLabel(describe_suggestion(state))
         self.ai.setStyleSheet("color: #5fb3ff;" if state.confirmable else "color: #888;")
         self.ai.setWordWrap(True)
+        self.ai.setToolTip(self.ai.text())
+        self.ai.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.MinimumExpanding)
         self.decision = QLabel(describe_decision(state))
         self.selector = QComboBox()
+        self.selector.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
+        self.selector.setMinimumContentsLength(12)
         self.selector.addItem(NO_DECISION, None)
         for i, name in enumerate(state.classes):
             self.selector.addItem(f"{i}: {name}", i)
@@ -168,8 +178,19 @@ class FindingsPanel(QWidget):
         QVBoxLayout(hotspot_box).addWidget(self.hotspots)
 
         self.tasks_box = QGroupBox("Labels (digits choose, U uncertain, T next task)")
-        self.tasks_layout = QVBoxLayout(self.tasks_box)
+        rows = QWidget()
+        self.tasks_layout = QVBoxLayout(rows)
         self.tasks_layout.setSpacing(2)
+        self.tasks_layout.setContentsMargins(0, 0, 0, 0)
+        self.tasks_layout.addStretch(1)
+        self.tasks_scroll = QScrollArea()
+        self.tasks_scroll.setObjectName("taskScroll")
+        self.tasks_scroll.setWidgetResizable(True)
+        self.tasks_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.tasks_scroll.setWidget(rows)
+        box_layout = QVBoxLayout(self.tasks_box)
+        box_layout.setContentsMargins(2, 2, 2, 2)
+        box_layout.addWidget(self.tasks_scroll)
         self.confirm_button = QPushButton("Confirm shown suggestions (Enter)")
         self.confirm_button.setObjectName("confirmButton")
         self.confirm_button.clicked.connect(self.confirm_clicked.emit)
@@ -185,10 +206,11 @@ class FindingsPanel(QWidget):
         """Show `states`, the task at index `current` highlighted (the session's cursor)."""
         for row in self.rows:
             self.tasks_layout.removeWidget(row)
+            row.hide()  # gone now, not when the event loop gets to the deletion
             row.deleteLater()
         self.rows = [TaskRow(state, self._choice) for state in states]
-        for row in self.rows:
-            self.tasks_layout.addWidget(row)
+        for i, row in enumerate(self.rows):
+            self.tasks_layout.insertWidget(i, row)
         self.set_current_task(current)
 
     def _choice(self, task: str, index: int) -> None:
@@ -204,6 +226,8 @@ class FindingsPanel(QWidget):
         self.current_task = min(max(index, 0), max(len(self.rows) - 1, 0))
         for i, row in enumerate(self.rows):
             row.set_current(i == self.current_task)
+        if self.rows:
+            self.tasks_scroll.ensureWidgetVisible(self.rows[self.current_task])
 
     # --- overlay and hotspots ------------------------------------------------------------------
     def overlay_style(self) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtCore import QEvent, QModelIndex, Qt, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -19,7 +19,10 @@ from PySide6.QtWidgets import (
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.domain import ImageStatus
-from skelex_desktop.ui.models.worklist_model import WorklistModel
+from skelex_desktop.ui.models.worklist_model import COLUMNS, WorklistModel
+
+# the first columns fit a 1366-pixel screen's worklist dock: who, where the image stands, the AI
+COLUMN_WIDTHS = {"patient_id": 118, "status": 82, "ai_score": 66, "patient_name": 120}
 
 
 class WorklistTable(QTableView):
@@ -30,6 +33,28 @@ class WorklistTable(QTableView):
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.currentIndex().isValid():
             self.open_requested.emit(self.currentIndex().row())
+            return
+        super().keyPressEvent(event)
+
+
+class SearchBox(QLineEdit):
+    """The worklist search; Escape always hands the focus back (`leave`), never types."""
+
+    leave = Signal()
+
+    def event(self, event: QEvent) -> bool:
+        if (
+            event.type() == QEvent.Type.ShortcutOverride
+            and isinstance(event, QKeyEvent)
+            and event.key() == Qt.Key.Key_Escape
+        ):
+            event.accept()  # Escape is ours here, not the window's "reset window" shortcut
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.leave.emit()
             return
         super().keyPressEvent(event)
 
@@ -54,14 +79,20 @@ class WorklistPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setSortIndicator(2, Qt.SortOrder.DescendingOrder)
+        header.setSortIndicator(
+            next(i for i, c in enumerate(COLUMNS) if c[1] == "study_date"),
+            Qt.SortOrder.DescendingOrder,
+        )
+        for i, (_title, attribute, _key) in enumerate(COLUMNS):
+            header.resizeSection(i, COLUMN_WIDTHS.get(attribute, 90))
         self.table.verticalHeader().setDefaultSectionSize(52)
         self.table.verticalHeader().hide()
         self.table.doubleClicked.connect(lambda index: self.open_row.emit(index.row()))
         self.table.open_requested.connect(self.open_row.emit)
 
-        self.search = QLineEdit()
+        self.search = SearchBox()
         self.search.setObjectName("worklistSearch")
+        self.search.leave.connect(self.table.setFocus)
         self.search.setPlaceholderText("Search patient, name, accession, body part")
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(lambda text: self.model.set_query(text=text or None))
@@ -154,6 +185,10 @@ class WorklistPanel(QWidget):
             return False
         self.table.setCurrentIndex(self.model.index(row, 0))
         return True
+
+    def focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
 
     def current_row(self) -> int:
         index: QModelIndex = self.table.currentIndex()
