@@ -278,3 +278,11 @@ def test_the_store_keeps_every_digest_and_the_outline_of_the_newest_per_name(
     assert store.lookup(sha256_bytes(b"{}")) is None
     assert store.lookup(BUNDLED_MANIFESTS["skelex-demo"]).how == "bundled"
     assert not list(tmp_path.glob(".*.tmp"))  # written through a temporary file, renamed
+
+
+def test_model_trust_has_help(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["model", "trust", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: skelex-desktop model trust" in out and "audit" in out
