@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from skelex_desktop.commands import (
+    audit_cmd,
     db_cmd,
     export_cmd,
     finetune_cmd,
@@ -25,6 +26,7 @@ MODULES = (
     train_cmd,
     finetune_cmd,
     db_cmd,
+    audit_cmd,
 )
 
 

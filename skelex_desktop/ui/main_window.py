@@ -167,6 +167,7 @@ class MainWindow(QMainWindow):
         self._action("Previous task", "Shift+T", lambda: self.session.step_task(-1), review)
         self._action("Next image", "N", lambda: self.step_image(1), review)
         self._action("Previous image", "P", lambda: self.step_image(-1), review)
+        self._action("What the AI changed...", "Ctrl+Shift+I", self.show_influence_dialog, review)
         self.box_action = self._action("Draw box region", "B", self.toggle_box_mode, review)
         self.box_action.setCheckable(True)
         for digit in range(10):
@@ -475,6 +476,13 @@ class MainWindow(QMainWindow):
         job.succeeded.connect(show)
         job.failed.connect(self.show_error)
         return self.runner.start(job)
+
+    def show_influence_dialog(self):  # noqa: ANN201 - InfluenceDialog, imported lazily
+        from skelex_desktop.ui.dialogs.influence_dialog import InfluenceDialog
+
+        dialog = InfluenceDialog(self.db, self)
+        dialog.show()
+        return dialog
 
     def show_training_dialog(self):  # noqa: ANN201 - TrainingDialog, imported lazily
         from skelex_desktop.ui.dialogs.training_dialog import TrainingDialog

@@ -216,3 +216,22 @@ def test_export_dialog_opens_from_the_file_menu(qtbot, workspace, no_modal) -> N
     dialog = win.show_export_dialog()
     assert dialog.isVisible() and dialog.windowTitle() == "Export labelled set"
     dialog.close()
+
+
+def test_what_the_ai_changed_dialog(qtbot, workspace, no_modal) -> None:
+    from tests.core.factories import add_image
+    from tests.core.test_review import _predict
+
+    with workspace.db.write() as s:
+        image_id = add_image(s).id
+    _predict(workspace.db, image_id, "abnormal", {"abnormal": 0.8}, 0.8)
+    win = _window(qtbot, workspace)
+    win.session.open(image_id)
+    win.session.select_task("abnormal")
+    win.session.choose(1)  # accepts the suggestion
+    qtbot.waitUntil(lambda: win.session.idle)
+    dialog = win.show_influence_dialog()
+    qtbot.addWidget(dialog)
+    cells = [dialog.table.item(0, c).text() for c in range(dialog.table.columnCount())]
+    assert cells[:5] == [workspace.settings.reader, "abnormal", "skelex-demo 1", "1", "1"]
+    assert cells[-1] == "100%" and dialog.bars.rows == dialog.report.rows
