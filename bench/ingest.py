@@ -41,7 +41,7 @@ if __name__ == "__main__":
     from skelex_desktop.core.workspace import open_workspace
 
 CR = "1.2.840.10008.5.1.4.1.1.1"
-TARGETS_MS = {"first page": 100.0, "filter": 50.0, "sort": 50.0}
+TARGETS_MS = {"first page": 100.0, "filter": 50.0, "sort": 50.0, "text search": 50.0}
 
 
 def _dataset(rng: np.random.Generator, index: int) -> Dataset:
@@ -231,9 +231,11 @@ def bench_worklist(images: int, proposed_indexes: bool) -> None:
                 "first page": WorklistQuery(),
                 "filter": WorklistQuery(status="confirmed", body_part="KNEE", laterality="L"),
                 "sort": WorklistQuery(sort="ai_score", descending=True),
+                "text search": WorklistQuery(text="Name12"),  # typing in the search box
             }
             extra = {
-                "text search": WorklistQuery(text="Name12"),
+                "search body": WorklistQuery(text="KNEE"),  # many matches
+                "search none": WorklistQuery(text="zzz"),
                 "date range": WorklistQuery(date_from=date(2020, 1, 1), date_to=date(2020, 3, 1)),
                 "sort patient": WorklistQuery(sort="patient_id", descending=False),
                 "deep page": WorklistQuery(offset=50_000),

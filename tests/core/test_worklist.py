@@ -158,6 +158,25 @@ def test_filters(db, populated) -> None:  # noqa: ANN001
         assert page.total == len(wanted)
 
 
+@pytest.mark.parametrize("text", ["p0", "name3", "ACC12", "wri", "KNEE", "zzz"])
+def test_text_search_pages_alike_with_few_or_many_matches(db, populated, monkeypatch, text):  # noqa: ANN001
+    """Few matches are collected and sorted, many are found in sort order: same pages."""
+    from skelex_desktop.core.review import worklist
+
+    pages = []
+    for limit in (10**9, 0):  # every match sorted / every search walked in sort order
+        monkeypatch.setattr(worklist, "SORT_MATCHES_UP_TO", limit)
+        with db.read() as session:
+            pages.append(
+                [
+                    query_worklist(session, WorklistQuery(text=text, offset=o, limit=7))
+                    for o in (0, 7)
+                ]
+            )
+    assert pages[0] == pages[1]
+    assert pages[0][0].total > 0 or text == "zzz"
+
+
 def test_row_contents_and_json(db, populated) -> None:  # noqa: ANN001
     with db.read() as session:
         page = query_worklist(session, WorklistQuery(sort="image_id", descending=False, limit=3))
