@@ -83,14 +83,17 @@ class BackgroundLoader(QObject):
         self._thread = threading.Thread(target=self._run, name="skelex-background", daemon=True)
         self._thread.start()
 
-    def request(self, image_id: int, path: Path, frame: int, prefetch: bool = False) -> None:
-        """Pixels, then analysis, of one image; cached results are emitted at once."""
+    def request(
+        self, image_id: int, path: Path, frame: int, prefetch: bool = False, analyse: bool = True
+    ) -> None:
+        """Pixels, then (unless `analyse` is False: a companion in the study view) analysis, of
+        one image; cached results are emitted at once."""
         cached = self.frames.get(image_id)
         if cached is not None and not prefetch:
             self.frame_ready.emit(image_id, cached)
         elif cached is None:
             self._enqueue("pixels", image_id, (path, frame), prefetch)
-        if self._analyse is None:
+        if self._analyse is None or not analyse:
             return
         done = self.analyses.get(image_id)
         if done is not None and not prefetch:

@@ -33,6 +33,7 @@ from skelex_desktop.ui.panels.job_status import JobStatus
 from skelex_desktop.ui.panels.worklist_panel import WorklistPanel
 from skelex_desktop.ui.shortcuts import GROUP, ShortcutsDialog, shortcuts_html
 from skelex_desktop.ui.viewer.canvas import RadiographView
+from skelex_desktop.ui.viewer.study_grid import StudyGrid
 from skelex_desktop.ui.workers import Job, JobRunner
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,9 @@ class MainWindow(QMainWindow):
         self._fit_to_screen()
 
         self.viewer = RadiographView()
-        self.setCentralWidget(self.viewer)
+        self.study = StudyGrid(self.viewer)
+        self.study.open_requested.connect(self.open_image_of_study)
+        self.setCentralWidget(self.study)
         self.worklist = WorklistPanel(self.db)
         self.findings = FindingsPanel()
         self.posted.connect(lambda call: call(), Qt.ConnectionType.QueuedConnection)
@@ -168,6 +171,25 @@ class MainWindow(QMainWindow):
         self._action("Next image", "N", lambda: self.step_image(1), review)
         self._action("Previous image", "P", lambda: self.step_image(-1), review)
         self._action("What the AI changed...", "Ctrl+Shift+I", self.show_influence_dialog, review)
+        self.study_action = self._action(
+            "Study view: the other views beside the image",
+            "S",
+            self._show_companions,
+            view,
+        )
+        self.study_action.setCheckable(True)
+        self.study_action.setChecked(True)
+        self.prior_action = self._action(
+            "Prior study beside the current one", "O", self._show_companions, view
+        )
+        self.prior_action.setCheckable(True)
+        self.link_action = self._action(
+            "Link window/level of the study view",
+            "K",
+            lambda: self.study.set_linked(self.link_action.isChecked()),
+            view,
+        )
+        self.link_action.setCheckable(True)
         self.box_action = self._action("Draw box region", "B", self.toggle_box_mode, review)
         self.box_action.setCheckable(True)
         for digit in range(10):
@@ -300,10 +322,33 @@ class MainWindow(QMainWindow):
         self.findings.analysis_status.setText("Analysing with the error map...")
         self._show_tasks()
         self.loader.request(current.image_id, current.file_path, current.frame)
+        self._show_companions()
         for ahead in prefetch:
             self.loader.request(ahead.image_id, ahead.file_path, ahead.frame, prefetch=True)
         if not self.worklist.search.hasFocus():
             self.viewer.setFocus()
+
+    def _show_companions(self) -> None:
+        """The study view: the other images of the study, and the prior when asked (O)."""
+        shown = (
+            self.session.companions(self.prior_action.isChecked())
+            if self.study_action.isChecked() or self.prior_action.isChecked()
+            else []
+        )
+        if not self.study_action.isChecked():
+            shown = [c for c in shown if c.prior]
+        self.study.show_companions(shown)
+        for companion in self.study.companions:
+            image = companion.image
+            self.loader.request(image.image_id, image.file_path, image.frame, analyse=False)
+
+    def open_image_of_study(self, image_id: int) -> None:
+        """A click on a companion: open it (its worklist row when it is listed)."""
+        row = self.worklist.model.row_of(image_id)
+        if row is not None:
+            self.session.open_row(row)
+        else:
+            self.session.open(image_id)
 
     def _show_changes(self, changes: Changes) -> None:
         if self.current is not None and self.current.image_id in changes.images:
@@ -322,6 +367,7 @@ class MainWindow(QMainWindow):
 
     def _on_frame(self, image_id: int, frame: Any) -> None:
         if self.current is None or image_id != self.current.image_id:
+            self.study.set_frame(image_id, frame)
             return
         self.viewer.set_frame(frame, self.current.laterality, self.current.view)
         self._draw_regions()

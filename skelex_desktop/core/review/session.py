@@ -24,6 +24,7 @@ from skelex_desktop.core.domain import Changes, ImageStatus, TaskKind
 from skelex_desktop.core.review.commands import AddRegion, Command, ConfirmImage, SetLabel
 from skelex_desktop.core.review.decisions import ImageDetails, TaskState, image_details, task_states
 from skelex_desktop.core.review.regions import Box, list_regions
+from skelex_desktop.core.review.studies import Companion, companions
 
 PREFETCH_AHEAD = 2
 UNREVIEWED = frozenset({ImageStatus.NEW, ImageStatus.ANALYSED, ImageStatus.IN_REVIEW})
@@ -154,6 +155,14 @@ class ReviewSession:
             self.current = image_details(session, image_id)
             self.tasks = task_states(session, image_id)
         self.task_index = min(self.task_index, max(len(self.tasks) - 1, 0))
+
+    def companions(self, with_prior: bool = False) -> list[Companion]:
+        """The images to show beside the current one: the other views of its study, and with
+        `with_prior` the newest prior study's matching view first."""
+        if self.current is None:
+            return []
+        with self.db.read() as session:
+            return companions(session, self.current.image_id, with_prior)
 
     def regions(self) -> list[Box]:
         """The reader's box regions on the current image."""

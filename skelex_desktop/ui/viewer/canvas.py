@@ -121,6 +121,17 @@ class RadiographView(QGraphicsView):
         self._place_markers()
         self.fit()
 
+    def clear_frame(self) -> None:
+        """Show nothing (until the next `set_frame`)."""
+        self.frame = None
+        self.image_item.setPixmap(QPixmap())
+        self.clear_overlay()
+        self.set_hotspots([])
+        self.set_regions([])
+        self.set_driver(None)
+        self.notice.setText("")
+        self.markers.setText("")
+
     def set_window(self, center: float, width: float) -> None:
         self.window = (float(center), max(float(width), 1e-6))
         self._render()
