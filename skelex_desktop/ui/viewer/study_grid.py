@@ -25,6 +25,7 @@ class CompanionView(RadiographView):
         self.image_id = 0
         self.setObjectName("companionView")
         self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.notice.hide()  # calibration matters where one measures: the open image's viewer
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton and self.image_id:
