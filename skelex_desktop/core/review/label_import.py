@@ -16,11 +16,12 @@ import codecs
 import csv
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Insert, Table, Update, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from skelex_desktop.core.db.engine import Database
@@ -31,12 +32,15 @@ from skelex_desktop.core.progress import Progress, check
 from skelex_desktop.core.review.labels import LabelError, normalise_value
 
 IMAGE_COLUMNS = ("image", "image_id", "sop_instance_uid")
-CHUNK_ROWS = 2000  # rows checked, looked up and written together
+CHUNK_ROWS = 10_000  # rows checked, looked up and written together
+IMPORT_CACHE_KIB = 65_536  # SQLite page cache during an import (bounded: 64 MiB)
 MAX_REPORTED_ERRORS = 1000  # reasons kept; further invalid lines are only counted
 SNIFF_BYTES = 8192  # the start of the file looked at for NUL bytes (binary, UTF-16)
 MAX_LINE_BYTES = 1 << 20  # a longer line is not a label CSV (and is not read into memory)
 MAX_FIELD_CHARS = 1024  # task, value and uncertain fields: longer ones are refused unread
 TRUE_WORDS = frozenset({"1", "true", "yes"})
+# what `labels.set_label` records of a label in its audit rows, in its order
+AUDITED = ("value", "uncertain", "source", "reader", "prediction_id", "prediction_relation")
 HUMAN = LabelSource.HUMAN.value
 NO_RELATION = PredictionRelation.NONE.value
 SAVE_AS_UTF8 = "save the file as UTF-8 ('CSV UTF-8' in Excel or LibreOffice) and import it again"
@@ -76,8 +80,8 @@ def import_labels_csv(
     except InvalidName as exc:
         raise LabelError(f"{exc}; set another reader (--reader or settings.json)") from exc
     try:
-        handle = path.open("rb")
         total_lines = _count_lines(path)
+        handle = path.open("rb")
     except OSError as exc:
         raise LabelError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if progress is not None:
@@ -85,7 +89,7 @@ def import_labels_csv(
         progress.set_status(f"importing labels from {path.name}")
     run = _Run(default_reader)
     try:
-        with handle, db.write() as session:
+        with handle, db.write() as session, _page_cache(session):
             lines = _Lines(handle)
             rows = csv.reader(lines, strict=True)
             header = _header(rows, lines, path)
@@ -104,6 +108,25 @@ def import_labels_csv(
     except _RollBack:
         return LabelImportResult(imported=0, errors=run.errors, invalid=run.invalid)
     return LabelImportResult(imported=run.written, errors=[], invalid=0)
+
+
+@contextmanager
+def _page_cache(session: Session) -> Iterator[None]:
+    """SQLite: a page cache of `IMPORT_CACHE_KIB` for the import's transaction, then the
+    connection's own size again. With SQLite's default 2 MiB, a transaction of many thousand
+    labels spills its pages to the WAL and reads them back over and over (bench/labels.py)."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.dbapi_connection  # usable whatever the transaction's state
+    assert driver is not None
+    (before,) = driver.execute("PRAGMA cache_size").fetchone()
+    driver.execute(f"PRAGMA cache_size=-{IMPORT_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        driver.execute(f"PRAGMA cache_size={int(before)}")
 
 
 def _count_lines(path: Path) -> int:
@@ -277,7 +300,7 @@ class _Run:
     errors: list[str] = field(default_factory=list)
     invalid: int = 0
     written: int = 0
-    _columns: dict[str, int] = field(default_factory=dict)
+    _at: dict[str, int] = field(default_factory=dict)  # column -> index; absent: _width
     _width: int = 0
     _tasks: dict[str, Task] = field(default_factory=dict)
     _values: dict[tuple[int, str, bool], Any] = field(default_factory=dict)
@@ -285,8 +308,10 @@ class _Run:
     _pending: list[tuple[int, str]] = field(default_factory=list)
 
     def start(self, session: Session, header: list[str]) -> None:
-        self._columns = {name: i for i, name in reversed(list(enumerate(header)))}
         self._width = len(header)
+        first = {name: i for i, name in reversed(list(enumerate(header)))}
+        columns = (*IMAGE_COLUMNS, "task", "value", "uncertain", "reader")
+        self._at = {name: first.get(name, self._width) for name in columns}
         self._tasks = {task.name: task for task in session.scalars(select(Task))}
         self._readers = {self.default_reader}
 
@@ -306,10 +331,6 @@ class _Run:
         self.errors.extend(text for _line, text in sorted(self._pending)[: max(0, room)])
         self._pending.clear()
 
-    def _field(self, fields: list[str], name: str) -> str:
-        index = self._columns.get(name)
-        return fields[index] if index is not None and index < len(fields) else ""
-
     def check(self, line: int, fields: list[str]) -> _Row | None:
         """The row to store, or None after recording why line `line` cannot be stored."""
         try:
@@ -319,33 +340,39 @@ class _Run:
             return None
 
     def _check(self, line: int, fields: list[str]) -> _Row:
-        if len(fields) > self._width:
+        width = self._width
+        if len(fields) > width and any(extra.strip() for extra in fields[width:]):
             raise LabelError(
-                f"has {len(fields)} fields where the header has {self._width}; "
+                f"has {len(fields)} fields where the header has {width}; "
                 'quote values that contain commas ("a, b")'
             )
-        for name in ("task", "value", "uncertain"):
-            text = self._field(fields, name)
+        # a short row's missing fields, and the columns the header lacks, read as ""
+        del fields[width:]
+        fields.extend([""] * (width + 1 - len(fields)))
+        at = self._at
+        task_name, raw_value = fields[at["task"]], fields[at["value"]]
+        raw_uncertain = fields[at["uncertain"]]
+        for name, text in (("task", task_name), ("value", raw_value), ("uncertain", raw_uncertain)):
             if len(text) > MAX_FIELD_CHARS:
                 raise LabelError(
                     f"the {name} field is {len(text)} characters long (at most "
                     f"{MAX_FIELD_CHARS}); check that this is a label CSV"
                 )
         image_id, ref = self._image(fields)
-        task_name = self._field(fields, "task").strip()
-        task = self._tasks.get(task_name)
+        task = self._tasks.get(task_name.strip())
         if task is None:
             raise LabelError(
-                f"unknown task {shown(task_name)}; `skelex-desktop task list` shows the tasks, "
-                "`task add` adds one"
+                f"unknown task {shown(task_name.strip())}; `skelex-desktop task list` shows the "
+                "tasks, `task add` adds one"
             )
-        uncertain = self._field(fields, "uncertain").strip().lower() in TRUE_WORDS
-        raw_value = self._field(fields, "value")
+        uncertain = raw_uncertain.strip().lower() in TRUE_WORDS
         value = self._value(task, raw_value, uncertain)
-        return _Row(line, image_id, ref, task.id, task.name, value, uncertain, self._reader(fields))
+        reader = self._reader(fields[at["reader"]])
+        return _Row(line, image_id, ref, task.id, task.name, value, uncertain, reader)
 
     def _image(self, fields: list[str]) -> tuple[int | None, str]:
-        given_id = self._field(fields, "image_id").strip()
+        at = self._at
+        given_id = fields[at["image_id"]].strip()
         if given_id:
             if given_id.isascii() and given_id.isdigit() and 0 < int(given_id) < 2**63:
                 return int(given_id), ""
@@ -353,7 +380,7 @@ class _Run:
                 f"image_id {shown(given_id)} is not an image id (a whole number); "
                 "`skelex-desktop worklist` lists them"
             )
-        ref = (self._field(fields, "image") or self._field(fields, "sop_instance_uid")).strip()
+        ref = (fields[at["image"]] or fields[at["sop_instance_uid"]]).strip()
         if not ref:
             raise LabelError("no image given: fill the image (or image_id) column")
         return None, ref
@@ -374,8 +401,7 @@ class _Run:
             raise LabelError(str(stored))
         return stored
 
-    def _reader(self, fields: list[str]) -> str:
-        raw = self._field(fields, "reader")
+    def _reader(self, raw: str) -> str:
         if raw in self._readers:
             return raw
         if not raw.strip():
@@ -397,23 +423,26 @@ class _Run:
         _write(session, chunk, statuses)
         self.written += len(chunk)
 
-    def _resolve(self, session: Session, chunk: list[_Row]) -> dict[int, str]:
-        """Fill each row's image id; rows naming no image become errors. Returns the status of
-        every image the chunk names."""
+    def _resolve(self, session: Session, chunk: list[_Row]) -> dict[int, tuple[str, str]]:
+        """Fill each row's image id; rows naming no image become errors. Returns the status and
+        reader of every image the chunk names."""
         ids = {row.image_id for row in chunk if row.image_id is not None}
         refs = {row.ref for row in chunk if row.image_id is None}
-        statuses: dict[int, str] = {}
+        statuses: dict[int, tuple[str, str]] = {}
         if ids:
-            by_id = select(Image.id, Image.status).where(Image.id.in_(ids))
-            statuses.update((image_id, status) for image_id, status in session.execute(by_id))
+            by_id = select(Image.id, Image.status, Image.reader).where(Image.id.in_(ids))
+            for image_id, status, reader in session.execute(by_id):
+                statuses[image_id] = (status, reader)
         by_ref: dict[str, tuple[int, int]] = {}  # ref -> (frame, image id), the lowest frame
         for column in (Image.sop_instance_uid, Image.file_path):
             wanted = refs - by_ref.keys()
             if not wanted:
                 break
-            query = select(column, Image.frame, Image.id, Image.status).where(column.in_(wanted))
-            for ref, frame, image_id, status in session.execute(query):
-                statuses[image_id] = status
+            query = select(column, Image.frame, Image.id, Image.status, Image.reader)
+            for ref, frame, image_id, status, reader in session.execute(
+                query.where(column.in_(wanted))
+            ):
+                statuses[image_id] = (status, reader)
                 if ref not in by_ref or frame < by_ref[ref][0]:
                     by_ref[ref] = (frame, image_id)
         valid = []
@@ -437,7 +466,7 @@ class _Run:
         return statuses
 
 
-def _write(session: Session, chunk: list[_Row], statuses: dict[int, str]) -> None:
+def _write(session: Session, chunk: list[_Row], statuses: dict[int, tuple[str, str]]) -> None:
     """Store a checked chunk as `set_label` stores one decision: a new current label per row,
     superseding the current one (an earlier row of the file included), the image in review,
     and an audit row with the label before and after. Core statements on the session's
@@ -445,11 +474,12 @@ def _write(session: Session, chunk: list[_Row], statuses: dict[int, str]) -> Non
     tables = Label.metadata.tables
     labels, images, audit = tables["labels"], tables["images"], tables["audit_events"]
     connection = session.connection()
+    pairs = {(row.image_id, row.task_id) for row in chunk}
     previous: dict[tuple[int, int], tuple[int, dict[str, Any]]] = {}
     current = select(
-        labels.c.id,
         labels.c.image_id,
         labels.c.task_id,
+        labels.c.id,
         labels.c.value,
         labels.c.uncertain,
         labels.c.source,
@@ -457,22 +487,14 @@ def _write(session: Session, chunk: list[_Row], statuses: dict[int, str]) -> Non
         labels.c.prediction_id,
         labels.c.prediction_relation,
     ).where(
-        labels.c.image_id.in_({row.image_id for row in chunk}),
+        labels.c.image_id.in_({image_id for image_id, _task in pairs}),
+        labels.c.task_id.in_({task_id for _image, task_id in pairs}),
         labels.c.superseded_by.is_(None),
         labels.c.retracted_at.is_(None),
     )
-    for label in connection.execute(current):
-        previous[(label.image_id, label.task_id)] = (
-            label.id,
-            {
-                "value": label.value,
-                "uncertain": label.uncertain,
-                "source": label.source,
-                "reader": label.reader,
-                "prediction_id": label.prediction_id,
-                "prediction_relation": label.prediction_relation,
-            },
-        )
+    for image_id, task_id, label_id, *values in connection.execute(current).all():
+        if (image_id, task_id) in pairs:
+            previous[(image_id, task_id)] = (label_id, dict(zip(AUDITED, values, strict=True)))
     now = utcnow()
     new_ids = _insert_labels(
         connection,
@@ -498,18 +520,13 @@ def _write(session: Session, chunk: list[_Row], statuses: dict[int, str]) -> Non
     for row, label_id in zip(chunk, new_ids, strict=True):
         assert row.image_id is not None  # resolved by _resolve
         key = (row.image_id, row.task_id)
-        after = {
-            "value": row.value,
-            "uncertain": row.uncertain,
-            "source": HUMAN,
-            "reader": row.reader,
-            "prediction_id": None,
-            "prediction_relation": NO_RELATION,
-        }
+        stored = (row.value, row.uncertain, HUMAN, row.reader, None, NO_RELATION)
         before = previous.get(key)
         if before is not None:
             superseded.append({"old": before[0], "new": label_id})
-        previous[key] = (label_id, after)
+        previous[key] = (label_id, dict(zip(AUDITED, stored, strict=True)))
+        after = dict(zip(AUDITED, stored, strict=True))
+        after["image_id"], after["task"] = row.image_id, row.task_name
         audits.append(
             {
                 "at": now,
@@ -518,26 +535,33 @@ def _write(session: Session, chunk: list[_Row], statuses: dict[int, str]) -> Non
                 "entity": "label",
                 "entity_id": label_id,
                 "before": before[1] if before is not None else None,
-                "after": after | {"image_id": row.image_id, "task": row.task_name},
+                "after": after,
             }
         )
-        if statuses[row.image_id] != ImageStatus.CONFIRMED:
+        if statuses[row.image_id][0] != ImageStatus.CONFIRMED:
             in_review[row.image_id] = row.reader  # the last row's reader, as one by one
     if superseded:
-        connection.execute(
+        _executemany(
+            connection,
             update(labels)
             .where(labels.c.id == bindparam("old"))
             .values(superseded_by=bindparam("new")),
             sorted(superseded, key=lambda change: change["old"]),
         )
-    if in_review:
-        connection.execute(
+    changed = {
+        image_id: who
+        for image_id, who in in_review.items()
+        if statuses[image_id] != (ImageStatus.IN_REVIEW.value, who)
+    }
+    if changed:
+        _executemany(
+            connection,
             update(images)
             .where(images.c.id == bindparam("image"))
             .values(status=ImageStatus.IN_REVIEW.value, reader=bindparam("who")),
-            [{"image": image_id, "who": who} for image_id, who in sorted(in_review.items())],
+            [{"image": image_id, "who": who} for image_id, who in sorted(changed.items())],
         )
-    connection.execute(insert(audit), audits)
+    _executemany(connection, insert(audit), audits)
 
 
 def _insert_labels(connection: Connection, labels: Table, rows: list[dict[str, Any]]) -> list[int]:
@@ -555,5 +579,44 @@ def _insert_labels(connection: Connection, labels: Table, rows: list[dict[str, A
     ids = list(range(first, first + len(rows)))
     for row, label_id in zip(rows, ids, strict=True):
         row["id"] = label_id
-    connection.execute(insert(labels), rows)
+    _executemany(connection, insert(labels), rows)
     return ids
+
+
+def _executemany(
+    connection: Connection, statement: Insert | Update, rows: list[dict[str, Any]]
+) -> None:
+    """Run `statement` once per row (all rows have the same keys) as one executemany.
+
+    On SQLite at the driver level: SQLAlchemy's executemany builds and processes every
+    parameter of every row in Python, which cost more than SQLite's own work (bench/labels.py).
+    Here the statement is compiled once, and each column's bind processor (JSON, DATETIME,
+    BOOLEAN: the functions SQLAlchemy itself would call) runs once per distinct value, or once
+    per row for dicts. Elsewhere a Core executemany.
+    """
+    if not rows:
+        return
+    dialect = connection.dialect
+    if dialect.name != "sqlite":
+        connection.execute(statement, rows)
+        return
+    compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
+    names = list(compiled.positiontup or ())
+    given = set(rows[0])
+    fixed = {name: compiled.binds[name].effective_value for name in names if name not in given}
+    params = [[row[name] if name in given else fixed[name] for name in names] for row in rows]
+    for position, name in enumerate(names):
+        processor = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is None:
+            continue
+        sent: dict[tuple[type, Any], Any] = {}
+        for values in params:
+            value = values[position]
+            if isinstance(value, dict | list):
+                values[position] = processor(value)
+                continue
+            key = (type(value), value)  # 1 and 1.0 (and True) are equal keys otherwise
+            if key not in sent:
+                sent[key] = processor(value)
+            values[position] = sent[key]
+    connection.exec_driver_sql(compiled.string, [tuple(values) for values in params])
