@@ -25,15 +25,37 @@ def emit(args: argparse.Namespace, data: Any, text: str) -> None:
     print(json.dumps(data, indent=2, default=str) if getattr(args, "json", False) else text)
 
 
+READING_COMMANDS = frozenset(
+    {"worklist", "label list", "db info", "task list", "model-version list", "export"}
+)
+"""Commands that only read the database: they open it without writing (no waiting for another
+process's write lock), read-only when the file is not writable for this user."""
+
+_ACTIONS = ("label_command", "db_command", "task_command", "version_command", "model_command")
+
+
+def command_path(args: argparse.Namespace) -> str:
+    """The command and its action as typed, e.g. 'label list', 'worklist'."""
+    command = getattr(args, "command", None) or ""
+    action = next((getattr(args, name) for name in _ACTIONS if getattr(args, name, None)), None)
+    return f"{command} {action}" if action else command
+
+
 def open_ws(args: argparse.Namespace):  # noqa: ANN201 - Workspace is imported lazily
-    """The workspace selected by the global options (--data-dir, --db, --reader)."""
+    """The workspace selected by the global options (--data-dir, --db, --reader); a reading
+    command (`READING_COMMANDS`) opens it without writing. A database that cannot be opened
+    is reported as one line naming the file and the way out."""
+    from skelex_desktop.core.db.engine import DatabaseFileError
     from skelex_desktop.core.settings import load_settings
     from skelex_desktop.core.workspace import open_workspace
 
     settings = load_settings(data_dir=args.data_dir, db_url=args.db)
     if args.reader:
         settings.reader = args.reader
-    return open_workspace(settings)
+    try:
+        return open_workspace(settings, writes=command_path(args) not in READING_COMMANDS)
+    except DatabaseFileError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def needs_action(name: str) -> Handler:

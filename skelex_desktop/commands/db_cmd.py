@@ -30,6 +30,7 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from sqlalchemy import func, select
+    from sqlalchemy.engine import make_url
 
     from skelex_desktop.core.db import models
     from skelex_desktop.core.db.migrate import current_revision, head_revision
@@ -52,7 +53,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                 m.__tablename__: session.scalar(select(func.count(m.id))) or 0 for m in counted
             }
         data = {
-            "url": ws.db.engine.url.render_as_string(hide_password=True),
+            "url": make_url(ws.db.url).render_as_string(hide_password=True),
+            "read_only": ws.read_only,
             "revision": current_revision(ws.db.engine),
             "head": head_revision(),
             "data_dir": str(ws.settings.data_dir),
@@ -61,7 +63,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     finally:
         ws.close()
     lines = [
-        f"database: {data['url']}",
+        f"database: {data['url']}" + (" (read-only)" if data["read_only"] else ""),
         f"revision: {data['revision']} (head {data['head']})",
         f"data dir: {data['data_dir']}",
     ]

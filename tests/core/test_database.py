@@ -34,6 +34,11 @@ def test_sqlite_pragmas(db: Database) -> None:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 1000
+        # FULL (2): in WAL mode every commit syncs the log, so a stored decision survives a
+        # power loss (NORMAL, 1, may lose the last commits); cost: bench/durability.py
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 2
+    with db.write() as session:  # the writer's connection too
+        assert session.execute(text("PRAGMA synchronous")).scalar() == 2
 
 
 def test_label_for_missing_image_is_refused(db: Database) -> None:

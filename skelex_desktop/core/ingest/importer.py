@@ -4,13 +4,20 @@ The ImportJob row is created first and finished last (completed, cancelled or fa
 results and images are committed batch by batch, so the job's counters always match its
 ImportFileResult rows. On cancel, decoded files are committed, the job is marked cancelled and
 `Cancelled` is raised.
+
+While a job runs, its process holds an exclusive lock on `data_dir/locks/import-<id>.lock`
+(taken before the job row is committed), so another process opening the workspace (the window
+during a CLI import) can tell a running import from one whose process was killed: the operating
+system releases the lock of a dead process.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from sqlalchemy import select, text, update
 
@@ -27,19 +34,84 @@ from skelex_desktop.core.ingest.worker import WorkerConfig, frame_key
 from skelex_desktop.core.progress import Cancelled, Progress, check
 
 FLUSH_SECONDS = 1.0
+LOCKS_DIR = "locks"
 
 
-def _start_job(db: Database, paths: Sequence[Path], options: ImportOptions) -> int:
-    with db.write() as session:
-        job = ImportJob(
-            sources=[str(p) for p in paths],
-            copy_files=options.copy,
-            reader=options.reader,
-            state=str(JobState.RUNNING),
-        )
-        session.add(job)
-        session.flush()
-        return job.id
+def job_lock_path(data_dir: Path, job_id: int) -> Path:
+    return Path(data_dir) / LOCKS_DIR / f"import-{job_id}.lock"
+
+
+def _try_lock(handle: IO[bytes]) -> bool:
+    """Take an exclusive lock on the open file without waiting; False if another holds it."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _hold_job_lock(data_dir: Path, job_id: int) -> IO[bytes]:
+    """The open, locked lock file of a job this process runs (closing it releases the lock)."""
+    path = job_lock_path(data_dir, job_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "wb")  # noqa: SIM115 - held open for the whole job
+    if not _try_lock(handle):
+        handle.close()
+        raise RuntimeError(f"the lock of import job {job_id} ({path}) is held by another process")
+    return handle
+
+
+def import_job_alive(data_dir: Path, job_id: int) -> bool:
+    """Whether a process still runs job `job_id`: its lock file exists and is locked."""
+    path = job_lock_path(data_dir, job_id)
+    try:
+        with open(path, "rb") as handle:
+            return not _try_lock(handle)
+    except OSError:  # no lock file: an older version's job, or another data folder's
+        return False
+
+
+def remove_job_lock(data_dir: Path, job_id: int) -> None:
+    job_lock_path(data_dir, job_id).unlink(missing_ok=True)
+
+
+def _start_job(
+    db: Database, paths: Sequence[Path], options: ImportOptions
+) -> tuple[int, IO[bytes]]:
+    """The new job's id, and its lock, taken before the job is visible to other processes."""
+    lock: IO[bytes] | None = None
+    try:
+        with db.write() as session:
+            job = ImportJob(
+                sources=[str(p) for p in paths],
+                copy_files=options.copy,
+                reader=options.reader,
+                state=str(JobState.RUNNING),
+            )
+            session.add(job)
+            session.flush()
+            job_id = job.id
+            lock = _hold_job_lock(options.data_dir, job_id)
+    except BaseException:
+        if lock is not None:
+            _release_job_lock(lock, options.data_dir, job_id)
+        raise
+    return job_id, lock
+
+
+def _release_job_lock(handle: IO[bytes], data_dir: Path, job_id: int) -> None:
+    remove_job_lock(data_dir, job_id)
+    handle.close()
 
 
 def _finish_job(db: Database, report: ImportReport, state: JobState, who: str) -> None:
@@ -94,10 +166,23 @@ def import_paths(
     Bad files never raise; `Cancelled` is raised (after committing finished files) when the
     progress object asks to stop.
     """
+    paths = [Path(p) for p in paths]
+    job_id, lock = _start_job(db, paths, options)
+    try:
+        return _run_job(db, paths, options, progress, ImportReport(job_id=job_id))
+    finally:
+        _release_job_lock(lock, options.data_dir, job_id)
+
+
+def _run_job(
+    db: Database,
+    paths: list[Path],
+    options: ImportOptions,
+    progress: Progress | None,
+    report: ImportReport,
+) -> ImportReport:
     from skelex_desktop.core.ingest.writer import BatchWriter
 
-    paths = [Path(p) for p in paths]
-    report = ImportReport(job_id=_start_job(db, paths, options))
     writer = BatchWriter(db, report.job_id, options)
     buffer: list[DecodedFile] = []
 
@@ -119,10 +204,12 @@ def import_paths(
         check(progress)
         last_flush = time.monotonic()
         for decoded in _decode(found.tasks, db, options, progress):
-            buffer.append(decoded)
-            if progress is not None:
-                progress.advance(1, current=decoded.path)
-            if len(buffer) >= options.batch_size or time.monotonic() - last_flush > FLUSH_SECONDS:
+            if decoded is not None:  # None: a quarter second without a result
+                buffer.append(decoded)
+                if progress is not None:
+                    progress.advance(1, current=decoded.path)
+            due = time.monotonic() - last_flush > FLUSH_SECONDS
+            if buffer and (len(buffer) >= options.batch_size or due):
                 flush()
                 last_flush = time.monotonic()
             check(progress)
@@ -147,7 +234,7 @@ def import_paths(
 
 def _decode(
     tasks: list[FileTask], db: Database, options: ImportOptions, progress: Progress | None
-) -> Iterator[DecodedFile]:
+) -> Iterator[DecodedFile | None]:
     thumbnails = Path(options.data_dir) / THUMBNAILS_DIR
     thumbnails.mkdir(parents=True, exist_ok=True)
     config = WorkerConfig(thumbnails_dir=str(thumbnails), known_keys=_known_frames(db))
