@@ -86,3 +86,30 @@ def test_import_writes_and_dedups_on_postgres(pg_workspace: Workspace, tmp_path:
         assert s.scalar(select(func.count(Image.id))) == 6
         assert s.scalar(select(func.count(Patient.id))) == 3
         assert s.scalar(select(func.count(ImportFileResult.id))) == 12
+
+
+def test_long_identifiers_on_postgres(pg_workspace: Workspace, tmp_path: Path) -> None:
+    """PostgreSQL enforces VARCHAR lengths: whole 76-character Patient IDs are stored (two
+    patients, not one), a long name is cut with a note, an over-long UID refuses its file, and
+    no batch falls back to file-by-file writes with a database error."""
+    import warnings
+
+    folder = tmp_path / "in"
+    prefix = "X" * 64
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns about values longer than their VR
+        make_dicom(folder / "a.dcm", PatientID=prefix + "-PATIENT-ONE", PatientName="One^Alice")
+        make_dicom(folder / "b.dcm", PatientID=prefix + "-PATIENT-TWO", PatientName="Two^Bob")
+        make_dicom(folder / "c.dcm", PatientID="P3", PatientName="N" * 15_001)
+        make_dicom(folder / "d.dcm", StudyInstanceUID="1.2." + "3" * 70)
+    db = pg_workspace.db
+    report = run_import(db, pg_workspace.settings.data_dir, [folder])
+    reasons = {Path(r.path).name: (str(r.outcome), r.reason) for r in report.files}
+    assert reasons["c.dcm"] == ("imported", "Patient Name cut to 256 of its 15,001 characters")
+    assert reasons["d.dcm"][0] == "failed" and "invalid Study Instance UID" in reasons["d.dcm"][1]
+    assert not any("database error" in reason for _, reason in reasons.values())
+    with db.read() as s:
+        names = {pid: name for pid, name in s.execute(select(Patient.patient_id, Patient.name))}
+    assert names[prefix + "-PATIENT-ONE"] == "One^Alice"
+    assert names[prefix + "-PATIENT-TWO"] == "Two^Bob"
+    assert names["P3"] == "N" * 256

@@ -50,7 +50,9 @@ class Patient(Base):
     __tablename__ = "patients"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    patient_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # stored whole: the importer refuses longer IDs rather than cut them (a cut key would merge
+    # patients); 512 characters keep the unique index within PostgreSQL's B-tree entry size
+    patient_id: Mapped[str] = mapped_column(String(512), unique=True)
     name: Mapped[str] = mapped_column(String(256), default="")
     birth_date: Mapped[date | None] = mapped_column(Date)
     sex: Mapped[str] = mapped_column(String(16), default="")
@@ -67,7 +69,7 @@ class Study(Base):
     )
     study_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
     study_date: Mapped[date | None] = mapped_column(Date, index=True)
-    accession_number: Mapped[str] = mapped_column(String(64), default="")
+    accession_number: Mapped[str] = mapped_column(String(512), default="")
     description: Mapped[str] = mapped_column(String(256), default="")
 
     patient: Mapped[Patient] = relationship(back_populates="studies")

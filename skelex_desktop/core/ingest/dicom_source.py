@@ -43,7 +43,7 @@ from skelex_desktop.core.ingest.limits import (
     skipped,
 )
 from skelex_desktop.core.ingest.records import PatientInfo, SeriesInfo, StudyInfo
-from skelex_desktop.core.ingest.text import clip, optional_int, parse_date, positive_float
+from skelex_desktop.core.ingest.text import clean, clip, optional_int, parse_date, positive_float
 
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 COLOUR_PHOTOMETRICS = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420"}
@@ -69,7 +69,7 @@ class DicomFile:
 
     @property
     def sop_instance_uid(self) -> str:
-        return clip(self.ds.get("SOPInstanceUID", ""), 64)
+        return _text(self.ds, "SOPInstanceUID")
 
 
 def has_dicm_prefix(data: bytes) -> bool:
@@ -99,7 +99,7 @@ def _transfer_syntax(ds: Dataset, prefixed: bool) -> tuple[UID, str]:
     meta = getattr(ds, "file_meta", None)
     uid = meta.get("TransferSyntaxUID") if meta is not None else None
     if uid:
-        uid = UID(clip(uid, 64))
+        uid = UID(clean(uid))
         if not uid.is_valid:
             raise IngestError(f"invalid Transfer Syntax UID {uid!r}")
         return uid, ""
@@ -449,43 +449,44 @@ def decode_frames(source: DicomFile) -> Iterator[tuple[int, Frame]]:
 def dicom_subjects(
     source: DicomFile, content_hash: str
 ) -> tuple[PatientInfo, StudyInfo, SeriesInfo]:
-    """Patient, study and series of a DICOM file; missing UIDs are derived deterministically."""
+    """Patient, study and series of a DICOM file, values whole (`limits.fit_columns` fits
+    them); missing UIDs are derived deterministically."""
     ds = source.ds
     sop = source.sop_instance_uid or deterministic_uid("sop", content_hash)
     patient = PatientInfo(
-        patient_id=_text(ds, "PatientID", 64) or "UNKNOWN",
-        name=_text(ds, "PatientName", 256),
-        birth_date=parse_date(_text(ds, "PatientBirthDate", 32)),
-        sex=_text(ds, "PatientSex", 16),
+        patient_id=_text(ds, "PatientID") or "UNKNOWN",
+        name=_text(ds, "PatientName"),
+        birth_date=parse_date(_text(ds, "PatientBirthDate")),
+        sex=_text(ds, "PatientSex"),
     )
     study = StudyInfo(
-        study_uid=_text(ds, "StudyInstanceUID", 64) or deterministic_uid("study", sop),
-        study_date=parse_date(_text(ds, "StudyDate", 32)),
-        accession_number=_text(ds, "AccessionNumber", 64),
-        description=_text(ds, "StudyDescription", 256),
+        study_uid=_text(ds, "StudyInstanceUID") or deterministic_uid("study", sop),
+        study_date=parse_date(_text(ds, "StudyDate")),
+        accession_number=_text(ds, "AccessionNumber"),
+        description=_text(ds, "StudyDescription"),
     )
     series = SeriesInfo(
-        series_uid=_text(ds, "SeriesInstanceUID", 64) or deterministic_uid("series", sop),
-        modality=_text(ds, "Modality", 16),
-        series_number=optional_int(_text(ds, "SeriesNumber", 16)),
-        description=_text(ds, "SeriesDescription", 256),
+        series_uid=_text(ds, "SeriesInstanceUID") or deterministic_uid("series", sop),
+        modality=_text(ds, "Modality"),
+        series_number=optional_int(_text(ds, "SeriesNumber")),
+        description=_text(ds, "SeriesDescription"),
     )
     return patient, study, series
 
 
 def image_attributes(ds: Dataset) -> dict[str, str]:
-    """Body part, view and laterality as stored (ImageLaterality before Laterality)."""
+    """Body part, view and laterality as stored (ImageLaterality before Laterality), whole."""
     return {
-        "body_part": _text(ds, "BodyPartExamined", 64),
-        "view": _text(ds, "ViewPosition", 16),
-        "laterality": _text(ds, "ImageLaterality", 4) or _text(ds, "Laterality", 4),
+        "body_part": _text(ds, "BodyPartExamined"),
+        "view": _text(ds, "ViewPosition"),
+        "laterality": _text(ds, "ImageLaterality") or _text(ds, "Laterality"),
     }
 
 
-def _text(ds: Dataset, keyword: str, length: int) -> str:
-    """A header value as clipped text; unreadable values (bad VR) count as absent."""
+def _text(ds: Dataset, keyword: str) -> str:
+    """A header value as one line of text, whole; unreadable values (bad VR) count as absent."""
     try:
-        return clip(ds.get(keyword, ""), length)
+        return clean(ds.get(keyword, ""))
     except Exception:
         return ""
 

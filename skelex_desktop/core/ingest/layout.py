@@ -19,7 +19,7 @@ from pathlib import Path
 
 from skelex_desktop.core.domain import Calibration
 from skelex_desktop.core.ingest.records import PatientInfo, SeriesInfo, StudyInfo
-from skelex_desktop.core.ingest.text import clip, parse_date, positive_float
+from skelex_desktop.core.ingest.text import clean, clip, parse_date, positive_float
 
 SIDECAR_NAME = "skelex_sidecar.csv"
 SIDECAR_COLUMNS = (
@@ -82,10 +82,10 @@ def _load_sidecar(csv_path: str, mtime_ns: int) -> dict[str, dict[str, str]]:
     base = os.path.dirname(csv_path)
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
         for row in csv.DictReader(handle):
-            clean = {clip(k, 64).lower(): clip(v, 256) for k, v in row.items() if k}
-            name = clean.get("file", "")
+            values = {clip(k, 64).lower(): clean(v) for k, v in row.items() if k}
+            name = values.get("file", "")
             if name:
-                rows[os.path.normcase(os.path.normpath(os.path.join(base, name)))] = clean
+                rows[os.path.normcase(os.path.normpath(os.path.join(base, name)))] = values
     return rows
 
 
@@ -119,36 +119,35 @@ def parse_spacing(text: str) -> tuple[float, float] | None:
 
 
 def raster_subjects(path: Path, root: Path, content_hash: str) -> RasterSubjects:
-    """Patient/study/series of a PNG/JPEG/TIFF from its folders and its sidecar row."""
+    """Patient/study/series of a PNG/JPEG/TIFF from its folders and its sidecar row, values
+    whole (`limits.fit_columns` fits them)."""
     patient_dir, study_dir, series_dir = _layout_parts(path, root)
     entry = sidecar_entry(path, root)
-    patient_id = clip(entry.get("patient_id") or patient_dir, 64) or "UNKNOWN"
+    patient_id = clean(entry.get("patient_id") or patient_dir) or "UNKNOWN"
     study_key = study_dir or patient_dir
-    study_uid = clip(entry.get("study_uid"), 64) or deterministic_uid(
-        "study", patient_id, study_key
-    )
+    study_uid = clean(entry.get("study_uid")) or deterministic_uid("study", patient_id, study_key)
     series_uid = deterministic_uid("series", study_uid, series_dir)
     spacing = parse_spacing(entry.get("pixel_spacing_mm", ""))
     return RasterSubjects(
         patient=PatientInfo(
             patient_id=patient_id,
-            name=clip(entry.get("patient_name"), 256),
+            name=clean(entry.get("patient_name")),
             birth_date=parse_date(entry.get("birth_date")),
-            sex=clip(entry.get("sex"), 16),
+            sex=clean(entry.get("sex")),
         ),
         study=StudyInfo(
             study_uid=study_uid,
             study_date=parse_date(entry.get("study_date")),
-            accession_number=clip(entry.get("accession_number") or study_dir, 64),
-            description=clip(study_dir, 256),
+            accession_number=clean(entry.get("accession_number") or study_dir),
+            description=clean(study_dir),
         ),
         series=SeriesInfo(
-            series_uid=series_uid, modality=RASTER_MODALITY, description=clip(series_dir, 256)
+            series_uid=series_uid, modality=RASTER_MODALITY, description=clean(series_dir)
         ),
         sop_instance_uid=deterministic_uid("sop", content_hash),
-        body_part=clip(entry.get("body_part"), 64).upper(),
-        view=clip(entry.get("view"), 16).upper(),
-        laterality=clip(entry.get("laterality"), 4).upper(),
+        body_part=clean(entry.get("body_part")).upper(),
+        view=clean(entry.get("view")).upper(),
+        laterality=clean(entry.get("laterality")).upper(),
         pixel_spacing=spacing,
         calibration=Calibration.CALIBRATED if spacing else Calibration.UNCALIBRATED,
         spacing_source=f"{SIDECAR_NAME}:pixel_spacing_mm" if spacing else "",

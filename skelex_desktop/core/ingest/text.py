@@ -14,12 +14,19 @@ _DATE_FORMATS = (
 )
 
 
-def clip(value: object, length: int) -> str:
-    """`value` as a stripped single-line string of at most `length` characters."""
+def clean(value: object) -> str:
+    """`value` as a stripped single-line string (NULs dropped, whitespace runs made one space),
+    whole: `limits.fit_columns` decides what may be cut, and reports it."""
     if value is None:
         return ""
     text = str(value).replace("\x00", "").strip()
-    return " ".join(text.split())[:length]
+    return " ".join(text.split())
+
+
+def clip(value: object, length: int) -> str:
+    """`value` as a stripped single-line string of at most `length` characters (for values
+    that are parsed, not stored: dates, numbers, CSV headers)."""
+    return clean(value)[:length]
 
 
 def parse_date(value: object) -> date | None:

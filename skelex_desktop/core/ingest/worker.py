@@ -1,13 +1,18 @@
 """Decoding one file in a worker process: read, hash, validate, decode every frame, thumbnail.
 
 `process_task` never raises: every problem becomes a skipped or failed `DecodedFile`.
+A pool worker exits at once when the importing process is gone (`init_worker`'s lifeline).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import threading
 import warnings
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import cv2
@@ -22,7 +27,7 @@ from skelex_desktop.core.ingest.dicom_source import (
 )
 from skelex_desktop.core.ingest.frame import Frame
 from skelex_desktop.core.ingest.layout import deterministic_uid, raster_subjects
-from skelex_desktop.core.ingest.limits import IngestError, failure
+from skelex_desktop.core.ingest.limits import IngestError, failure, fit_columns
 from skelex_desktop.core.ingest.pixels import classify, read_file
 from skelex_desktop.core.ingest.raster_source import decode_raster
 from skelex_desktop.core.ingest.records import DecodedFile, FileTask, ImageRecord
@@ -44,10 +49,23 @@ def frame_key(sop_instance_uid: str, frame: int) -> str:
     return f"{sop_instance_uid}#{frame}"
 
 
-def init_worker(config: WorkerConfig) -> None:
-    """Process-pool initializer: keep the configuration, silence decoder warnings."""
+def exit_with_parent(lifeline: Connection) -> None:
+    """Block until the parent's end of `lifeline` closes (nothing is ever sent), then end this
+    process at once, whatever its main thread is doing (decoding, waiting for a task)."""
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv_bytes()
+    os._exit(1)
+
+
+def init_worker(config: WorkerConfig, lifeline: Connection | None = None) -> None:
+    """Process-pool initializer: keep the configuration, silence decoder warnings, and watch
+    the `lifeline` to the importing process (exit when it dies)."""
     global _CONFIG
     _CONFIG = config
+    if lifeline is not None:
+        threading.Thread(
+            target=exit_with_parent, args=(lifeline,), name="lifeline", daemon=True
+        ).start()
     warnings.simplefilter("ignore")
     cv2.setNumThreads(1)  # one process per core already; nested thread pools only contend
     prefer_single_threaded_decoders()
@@ -121,10 +139,16 @@ def _process(task: FileTask, config: WorkerConfig) -> DecodedFile:
         return _process_dicom(task, data, digest, config)
     subjects = raster_subjects(path, Path(task.root), digest)
     sop = subjects.sop_instance_uid
+    attrs = {
+        "body_part": subjects.body_part,
+        "view": subjects.view,
+        "laterality": subjects.laterality,
+    }
+    notes = fit_columns(subjects.patient, subjects.study, subjects.series, sop, attrs, dicom=False)
     result = DecodedFile(
         task.path,
         ImportOutcome.IMPORTED,
-        "",
+        "; ".join(notes),
         digest,
         subjects.patient,
         subjects.study,
@@ -136,11 +160,6 @@ def _process(task: FileTask, config: WorkerConfig) -> DecodedFile:
     frame = decode_raster(
         data, kind, subjects.pixel_spacing, subjects.calibration, subjects.spacing_source
     )
-    attrs = {
-        "body_part": subjects.body_part,
-        "view": subjects.view,
-        "laterality": subjects.laterality,
-    }
     thumb = _thumbnail(frame, sop, 0, config)
     result.images.append(_record(frame, sop, 0, attrs, subjects.series.modality, kind, thumb))
     return result
@@ -150,14 +169,14 @@ def _process_dicom(task: FileTask, data: bytes, digest: str, config: WorkerConfi
     source = parse_dicom(data, Path(task.path))
     patient, study, series = dicom_subjects(source, digest)
     sop = source.sop_instance_uid or deterministic_uid("sop", digest)
+    attrs = image_attributes(source.ds)
+    notes = fit_columns(patient, study, series, sop, attrs)
     keys = [(sop, i) for i in range(source.frames)]
-    result = DecodedFile(
-        task.path, ImportOutcome.IMPORTED, source.note, digest, patient, study, series
-    )
+    reason = "; ".join(n for n in (source.note, *notes) if n)
+    result = DecodedFile(task.path, ImportOutcome.IMPORTED, reason, digest, patient, study, series)
     if _all_known(keys, config):
         result.outcome, result.duplicate_keys = ImportOutcome.DUPLICATE, keys
         return result
-    attrs = image_attributes(source.ds)
     syntax = str(source.transfer_syntax)
     for index, frame in decode_frames(source):
         thumb = _thumbnail(frame, sop, index, config)
