@@ -15,12 +15,13 @@ import pty
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from skelex_desktop.cli import main
 from skelex_desktop.core.db.engine import Database
@@ -32,6 +33,7 @@ from skelex_desktop.core.review.labels import confirm_label
 from skelex_desktop.core.settings import Settings
 from skelex_desktop.core.workspace import open_workspace
 from tests.core.factories import add_image
+from tests.core.postgres_server import find_pg_bin, postgres_cluster
 
 IMAGES = 6
 
@@ -75,6 +77,13 @@ def write_csv(path: Path, table: list[dict[str, str]]) -> None:
 def snapshot(db_path: Path) -> dict[str, Any]:
     """Everything a decision writes, with ids replaced by their order."""
     db = Database(f"sqlite:///{db_path}")
+    try:
+        return snapshot_of(db)
+    finally:
+        db.dispose()
+
+
+def snapshot_of(db: Database) -> dict[str, Any]:
     with db.read() as s:
         labels = s.scalars(select(Label).order_by(Label.id)).all()
         rank = {label.id: i for i, label in enumerate(labels)}
@@ -104,7 +113,6 @@ def snapshot(db_path: Path) -> dict[str, Any]:
                 (i.id, i.status, i.reader) for i in s.scalars(select(Image).order_by(Image.id))
             ],
         }
-    db.dispose()
     return result
 
 
@@ -218,3 +226,45 @@ def test_a_file_of_bad_rows_reports_the_first_reasons_and_counts_all(
     assert f"{bad} invalid rows; nothing was imported" in err[-1]
     assert main([*base, "label", "list", "--json"]) == 0
     assert [r["reader"] for r in json.loads(capsys.readouterr().out)] == ["dr.setup"] * 2
+
+
+@pytest.mark.skipif(find_pg_bin() is None, reason="PostgreSQL server not installed")
+def test_bulk_import_on_postgres_stores_what_one_decision_at_a_time_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other write path: ids returned by the server in order, Core executemany."""
+    monkeypatch.setattr(label_import, "CHUNK_ROWS", 7)
+    table = rows(40)
+    write_csv(tmp_path / "labels.csv", table)
+    snapshots = []
+    with (
+        tempfile.TemporaryDirectory(prefix="skelex-pg-") as cluster,  # readable by `postgres`
+        postgres_cluster(Path(cluster) / "pg") as url,
+    ):
+        for how in ("bulk", "single"):
+            ws = open_workspace(Settings(data_dir=tmp_path / how, db_url=url, reader="dr.csv"))
+            with ws.db.write() as session:
+                for i in range(IMAGES):
+                    add_image(session, sop=f"1.2.3.{i}")
+            confirm_label(ws.db, 1, "fracture", 1, "dr.setup")
+            if how == "bulk":
+                result = import_labels_csv(ws.db, tmp_path / "labels.csv", "dr.csv")
+                assert (result.imported, result.errors) == (40, [])
+            else:
+                for row in table:
+                    uncertain = row["uncertain"] == "yes"
+                    confirm_label(
+                        ws.db,
+                        int(row["image"].rsplit(".", 1)[1]) + 1,
+                        row["task"],
+                        None if uncertain else row["value"],
+                        row["reader"].strip() or "dr.csv",
+                        uncertain=uncertain,
+                    )
+            snapshots.append(snapshot_of(ws.db))
+            with ws.db.engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+            ws.close()
+    bulk, single = snapshots
+    assert len(bulk["labels"]) == 41 and bulk == single

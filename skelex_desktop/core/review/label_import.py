@@ -567,10 +567,10 @@ def _write(session: Session, chunk: list[_Row], statuses: dict[int, tuple[str, s
 def _insert_labels(connection: Connection, labels: Table, rows: list[dict[str, Any]]) -> list[int]:
     """Insert `rows` in one executemany; their new ids, in order.
 
-    SQLite: the ids are given here, after the largest one. The import's transaction reads it
-    and then writes; SQLite has one writer, and a writer that committed in between makes this
-    write fail (nothing is applied), so the ids are free. (SQLAlchemy would run one INSERT per
-    row to return ids in order on SQLite.) Other databases return them in order in batches.
+    SQLite: the ids are given here, after the largest one: the import's transaction holds the
+    database's one write lock from its start (`Database.write` begins IMMEDIATE), so no other
+    writer can take them. (SQLAlchemy would run one INSERT per row to return ids in order on
+    SQLite.) Other databases return them in order, in batches.
     """
     if connection.dialect.name != "sqlite":
         returning = insert(labels).returning(labels.c.id, sort_by_parameter_order=True)
