@@ -6,6 +6,8 @@ database.
 child reports its final result are the weights moved to `data_dir/heads/<name>-<version>/`
 and the `ModelVersion` and its predictions stored, in one transaction; a crash, an error or a
 cancel (which kills the child) leaves no version, no predictions and no head folder behind.
+The child watches its standard input, a pipe only this process writes to, and exits when it
+closes: a parent killed outright (kill -9) leaves no training child running.
 """
 
 from __future__ import annotations
@@ -136,9 +138,15 @@ def run_worker(
         str(seed),
         "--threads",
         str(threads),
+        "--exit-with-parent",
     ]
     child = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8"
+        command,
+        stdin=subprocess.PIPE,  # its lifeline: held open until the child is done
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
     )
     lines: queue.Queue[str | None] = queue.Queue()
     errors: list[str] = []
@@ -184,6 +192,8 @@ def run_worker(
     finally:
         for reader in readers:
             reader.join(timeout=5)
+        if child.stdin is not None:
+            child.stdin.close()
     if code != 0 or final is None or not out.is_file():
         tail = message or next((e.strip() for e in reversed(errors) if e.strip()), "")
         raise TrainingError(f"training failed (exit status {code})" + (f": {tail}" if tail else ""))

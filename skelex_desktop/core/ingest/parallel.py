@@ -3,6 +3,11 @@
 A bounded number of tasks is in flight, so a cancel takes effect quickly and memory stays
 flat. If a native decoder kills a worker, the files that were in flight are retried one at a
 time in a fresh pool; the one that kills it again is reported as failed.
+
+Workers never outlive the importing process: each gets the reading end of a pipe whose only
+writing end this process holds, and exits as soon as that pipe closes (this process exited or
+was killed), even in the middle of a file. With the workers gone, the forkserver and
+multiprocessing's resource tracker, which they kept alive, exit too.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
 
 from skelex_desktop.core.domain import ImportOutcome
 from skelex_desktop.core.ingest.records import DecodedFile, FileTask
@@ -32,7 +38,7 @@ def process_context() -> multiprocessing.context.BaseContext:
 
 def decode_sequentially(
     tasks: Iterable[FileTask], config: WorkerConfig, progress: Progress | None
-) -> Iterator[DecodedFile]:
+) -> Iterator[DecodedFile | None]:
     """Decode in this process, one file at a time (workers=1)."""
     for task in tasks:
         check(progress)
@@ -45,16 +51,21 @@ def decode_in_processes(
     workers: int,
     progress: Progress | None,
     function: Callable[[FileTask], DecodedFile] = process_task,
-) -> Iterator[DecodedFile]:
-    """Decode in `workers` processes; results arrive in completion order."""
+) -> Iterator[DecodedFile | None]:
+    """Decode in `workers` processes; results arrive in completion order, and None every
+    quarter of a second in which none arrived (so the caller can commit and check cancel)."""
     queue = deque(tasks)
     suspects: deque[FileTask] = deque()
     window = workers * 4
     context = process_context()
+    parent_alive, lifeline = context.Pipe(duplex=False)  # workers read, only we write
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=init_worker, initargs=(config,)
+            max_workers=workers,
+            mp_context=context,
+            initializer=init_worker,
+            initargs=(config, parent_alive),
         )
 
     pool = new_pool()
@@ -72,6 +83,8 @@ def decode_in_processes(
                     task = queue.popleft()
                     pending[pool.submit(function, task)] = task
             done, _ = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            if not done:
+                yield None
             broken: list[FileTask] = []
             for future in done:
                 task = pending.pop(future)
@@ -98,3 +111,9 @@ def decode_in_processes(
                 isolated = None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        _close(lifeline, parent_alive)
+
+
+def _close(*connections: Connection) -> None:
+    for connection in connections:
+        connection.close()

@@ -7,6 +7,8 @@ weights .npz and streams one JSON object per line on stdout:
 "message"}. The ROC and reliability plots (`roc_<task>.png`, `calibration_<task>.png`) of the
 out-of-fold predictions are written next to the weights.
 The parent owns the database; this process only reads and writes the files it is given.
+With `--exit-with-parent` it ends at once when its standard input closes (the parent, which
+holds the other end, exited or was killed), whatever it is doing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +92,18 @@ def cv_plots(folder: Path, data: HeadDataset, cv: CrossValidation) -> list[Path]
     return paths
 
 
+def exit_with_parent() -> None:
+    """Read standard input to its end (the parent sends nothing), then end this process.
+    It reads the file descriptor, not `sys.stdin`: a daemon thread blocked inside a buffered
+    reader would abort the interpreter's normal exit."""
+    try:
+        while os.read(0, 4096):
+            pass
+    except OSError:
+        pass
+    os._exit(1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="train_worker")
     parser.add_argument("--dataset", required=True)
@@ -95,7 +111,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="exit when standard input closes (the parent holds it open while it waits)",
+    )
     args = parser.parse_args(argv)
+    if args.exit_with_parent:
+        threading.Thread(target=exit_with_parent, name="lifeline", daemon=True).start()
     try:
         run(Path(args.dataset), Path(args.out), args.folds, args.seed, args.threads)
     except Exception as exc:  # reported to the parent as one event, then a failing exit
