@@ -89,9 +89,7 @@ class InfluenceDialog(QDialog):
         self.table = QTableWidget(len(self.report.rows), len(COLUMNS))
         self.table.setObjectName("influenceTable")
         self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.ResizeToContents
-        )
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         for r, row in enumerate(self.report.rows):
             agree = "" if row.agreement is None else f"{row.agreement:.0%}"
             values = [row.reader, row.task, row.model, row.shown, row.accepted]
