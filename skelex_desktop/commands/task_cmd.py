@@ -18,7 +18,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     finally:
         ws.close()
     text = "\n".join(
-        f"{t['name']:<22} {t['kind']:<11} {', '.join(t['classes'])[:70]}" for t in tasks
+        f"{t['name']:<22} {t['kind']:<11} {'required' if t['required'] else '':<9}"
+        f"{', '.join(t['classes'])[:62]}"
+        for t in tasks
     )
     emit(args, tasks, text)
     return 0
@@ -38,6 +40,7 @@ def cmd_add(args: argparse.Namespace) -> int:
                     "classes": classes,
                     "title": args.title or "",
                     "description": args.description or "",
+                    "required": args.required,
                 }
             )
             with ws.db.write() as session:
@@ -62,5 +65,8 @@ def register(add: AddCommand) -> None:
     new.add_argument("--classes", help="comma-separated classes (binary: negative,positive)")
     new.add_argument("--title")
     new.add_argument("--description")
+    new.add_argument(
+        "--required", action="store_true", help="Enter confirms an image only once this is decided"
+    )
     new.add_argument("--json", action="store_true", help="machine-readable output")
     new.set_defaults(handler=cmd_add)

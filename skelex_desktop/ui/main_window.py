@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QRectF, QSettings, Qt, Signal
+from PySide6.QtCore import QByteArray, QPointF, QRectF, QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox
 
@@ -53,6 +53,8 @@ class MainWindow(QMainWindow):
         self.runner = JobRunner()
         self.last_error = ""
         self.analysis: ImageAnalysis | None = None
+        self._measuring = "length"
+        self._angle_first: list[tuple[float, float]] | None = None
         self._service = analysis_service
         self.setWindowTitle(f"SKELEX Desktop {__version__} - reader {self.reader}")
         self._fit_to_screen()
@@ -92,6 +94,7 @@ class MainWindow(QMainWindow):
         self.worklist.informative_requested.connect(self.order_by_informativeness)
         self.viewer.readout.connect(self.readout.setText)
         self.viewer.box_drawn.connect(self._on_box)
+        self.viewer.line_drawn.connect(self._on_line)
         self.findings.overlay_toggled.connect(self.viewer.set_overlay_visible)
         self.findings.overlay_style_changed.connect(self._draw_overlay)
         self.findings.hotspot_clicked.connect(self._zoom_to_hotspot)
@@ -190,6 +193,10 @@ class MainWindow(QMainWindow):
             view,
         )
         self.link_action.setCheckable(True)
+        self._action("Measure a length", "L", lambda: self.start_measuring("length"), review)
+        self._action(
+            "Measure an angle (two lines)", "A", lambda: self.start_measuring("angle"), review
+        )
         self.box_action = self._action("Draw box region", "B", self.toggle_box_mode, review)
         self.box_action.setCheckable(True)
         for digit in range(10):
@@ -416,9 +423,13 @@ class MainWindow(QMainWindow):
             self.viewer.zoom_to((h.x0, h.y0, h.x1, h.y1))
 
     def _draw_regions(self) -> None:
+        """Reader boxes and measurements of the open image."""
         if self.current is None:
             return
         self.viewer.set_regions([(b.x0, b.y0, b.x1, b.y1) for b in self.session.regions()])
+        measurements = self.session.measurements()
+        self.viewer.set_measurements([(list(m.points), m.label()) for m in measurements])
+        self.findings.set_measurements([m.label() for m in measurements])
 
     def _draw_driver(self) -> None:
         """The region that drove the current task's suggestion (region-guided heads)."""
@@ -436,6 +447,33 @@ class MainWindow(QMainWindow):
                 self.session.open_row(row)
             return
         self.session.confirm()
+
+    def start_measuring(self, kind: str) -> None:
+        """L: drag a length; A: drag two lines, the angle between them is stored."""
+        if self.current is None or self.viewer.frame is None:
+            return
+        self.viewer.measure_mode = True
+        self._measuring = kind
+        self._angle_first = None
+        spacing = self.viewer.frame.pixel_spacing
+        unit = "mm" if spacing is not None else "pixels (uncalibrated: no pixel spacing)"
+        self.statusBar().showMessage(
+            f"Length: drag from one point to the other ({unit})"
+            if kind == "length"
+            else "Angle: drag the first line, then the second",
+            8000,
+        )
+
+    def _on_line(self, start: QPointF, end: QPointF) -> None:
+        line = [(start.x(), start.y()), (end.x(), end.y())]
+        if self._measuring == "angle" and self._angle_first is None:
+            self._angle_first = line
+            self.statusBar().showMessage("Angle: now drag the second line", 8000)
+            return
+        points = (self._angle_first or []) + line
+        self.viewer.measure_mode = False
+        self.session.measure(self._measuring, points)
+        self._angle_first = None
 
     def toggle_box_mode(self) -> None:
         self.viewer.box_mode = self.box_action.isChecked()

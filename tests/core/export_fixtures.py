@@ -14,6 +14,7 @@ from skelex_desktop.core.db.models import Image, Prediction, Task
 from skelex_desktop.core.ingest import ImportOptions, import_paths
 from skelex_desktop.core.review.decisions import confirm_image, ensure_model_version
 from skelex_desktop.core.review.labels import confirm_label
+from skelex_desktop.core.review.measurements import add_measurement
 from skelex_desktop.core.review.regions import Box, add_region
 from skelex_desktop.core.settings import Settings
 from skelex_desktop.core.synth import SynthConfig, generate_dataset
@@ -64,6 +65,8 @@ def build_labelled_set(
         session.add(prediction)
         session.flush()
         prediction_id = prediction.id
+    with db.write() as session:  # this set leaves "abnormal" unlabelled: not required here
+        session.scalar(select(Task).where(Task.name == "abnormal")).required = False
     truth: dict[int, dict[str, str]] = {}
     for k, (image_id, sop) in enumerate(images):
         row = by_sop[sop]
@@ -80,6 +83,8 @@ def build_labelled_set(
         confirm_label(db, image_id, "tumour_category", row["tumour_category"], READER)
         if row["fracture"] == "1":
             add_region(db, image_id, "fracture", Box(40, 50, 120, 140), READER)
+        if k == 0:  # a reader's length measurement travels with the labels
+            add_measurement(db, image_id, "length", [(10.0, 20.0), (40.0, 60.0)], READER)
         confirm_image(db, image_id, READER)
     return LabelledSet(synth_dir, [i for i, _ in images], truth, error_map, "skelex-test:1.0")
 

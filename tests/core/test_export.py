@@ -67,6 +67,15 @@ def test_csv_has_one_row_per_image_with_encoded_labels(world: ExportWorld, full_
         assert row["patient"] == truth["patient_id"]
     first = by_id[world.labelled.image_ids[0]]
     assert first["model_version"] == world.labelled.model_label
+    # the first image's length: 50 px, in mm where the source has a pixel spacing
+    assert first["measurements"].startswith("length ")
+    assert first["measurements"].endswith((" mm", " px"))
+    assert all(r["measurements"] == "" for i, r in by_id.items() if i != int(first["image_id"]))
+    records = [json.loads(line) for line in (full_export / "labels.jsonl").read_text().splitlines()]
+    (measured,) = [r for r in records if r["measurement_list"]]
+    (m,) = measured["measurement_list"]
+    assert (m["kind"], m["points"], m["reader"]) == ("length", [[10.0, 20.0], [40.0, 60.0]], READER)
+    assert f"length {m['value']:.1f} {m['unit']}" == first["measurements"]
 
 
 def test_jsonl_matches_csv_and_keeps_types(full_export: Path):
@@ -219,7 +228,13 @@ def test_selection_filters(world: ExportWorld):
         ),
     )
     assert result.images == 1
-    assert list(_rows(only_model)[0])[-4:] == ["fracture", "reader", "source", "model_version"]
+    assert list(_rows(only_model)[0])[-5:] == [
+        "fracture",
+        "reader",
+        "source",
+        "model_version",
+        "measurements",
+    ]
     with pytest.raises(ExportError, match="nothing to export"):
         export_labelled_set(
             world.db,

@@ -26,7 +26,9 @@ def test_accepted_overridden_uncertain_and_unsuggested_decisions(workspace) -> N
         session.choose(digit) if digit is not None else session.mark_uncertain()
         session.select_task("fracture")  # no prediction: decided without a suggestion
         session.choose(0)
-        session.confirm()
+        session.select_task("abnormal")  # required before Enter
+        session.choose(0)
+        assert session.confirm()
     session.open(ids[1])
     session.select_task("implant")
     session.choose(1)  # a second thought: now agrees; only the current decision counts

@@ -122,5 +122,6 @@ def test_enter_does_not_accept_a_weak_heads_suggestion(db: Database) -> None:
         states = {st.name: st for st in task_states(s, image_id)}
     assert states["fracture"].has_suggestion and not states["fracture"].confirmable
     assert states["implant"].confirmable
+    confirm_label(db, image_id, "abnormal", 1, "dr.a")  # the required task, decided
     changes = confirm_image(db, image_id, "dr.a")
     assert changes.tasks == {"implant"}

@@ -120,20 +120,23 @@ def test_enter_confirms_advances_past_reviewed_images_and_undo_reopens(
     opened = session.events[-1]
     assert opened.kind == EventKind.OPENED
     assert [d.image_id for d in opened.prefetch] == [reviewed, third]
+    session.select_task("abnormal")
+    session.choose(0)  # the required task, decided (still queued when Enter comes)
     assert session.confirm()
     assert session.current is not None and session.current.image_id == third  # skips reviewed
     assert [d.image_id for d in session.events[-1].prefetch] == [fourth]
     assert session.wait(10)
     with db.read() as s:
         assert s.get(Image, first).status == ImageStatus.CONFIRMED
-    assert current_labels(db, first) == {"implant": 1}  # the shown suggestion was accepted
+    # the shown suggestion was accepted beside the reader's own decision
+    assert current_labels(db, first) == {"abnormal": 0, "implant": 1}
     changed = [e for e in session.events if e.kind == EventKind.CHANGED]
     assert changed and first in changed[-1].changes.images
 
     assert session.undo() and session.wait(10)
     with db.read() as s:
         assert s.get(Image, first).status == ImageStatus.NEW
-    assert current_labels(db, first) == {}
+    assert current_labels(db, first) == {"abnormal": 0}
 
     session.open_row(3)
     assert session.advance() is False
@@ -185,3 +188,30 @@ def test_start_opens_the_first_image_that_needs_a_reader(
         s.get(Image, second).status = ImageStatus.CONFIRMED.value
     assert session.start() is False
     assert session.events[-1].message == "Every image of the worklist has been reviewed"
+
+
+def test_enter_needs_every_required_task_decided(db: Database, session: ReviewSession) -> None:
+    from skelex_desktop.core.review.decisions import UndecidedError, confirm_image
+
+    first, second = images(db, 2)
+    session.open(first)
+    session.select_task("fracture")
+    assert session.confirm() is False  # "abnormal" is required and undecided
+    assert session.current_task.name == "abnormal"  # the cursor went to it
+    assert session.events[-1].message.startswith("Not confirmed: Abnormal must be decided")
+    with pytest.raises(UndecidedError, match="Abnormal must be decided"):
+        confirm_image(db, first, "dr.session")  # the core rule, for every front end
+    session.mark_uncertain()  # uncertain is a decision
+    assert session.confirm() and session.wait(10)
+    with db.read() as s:
+        assert s.get(Image, first).status == ImageStatus.CONFIRMED
+
+    with db.write() as s:  # no required task: still never confirmed with no decision at all
+        s.scalar(select(Task).where(Task.name == "abnormal")).required = False
+    session.open(second)
+    assert session.confirm() is False
+    assert session.events[-1].message.startswith("Not confirmed: no decision")
+    with pytest.raises(UndecidedError, match="no decision"):
+        confirm_image(db, second, "dr.session")
+    with db.read() as s:
+        assert s.get(Image, second).status == ImageStatus.NEW

@@ -48,7 +48,17 @@ def test_a_review_by_keyboard_only(qtbot, demo_workspace, no_modal) -> None:
         labels = {lv.task: lv.value for lv in current_labels(s) if lv.image_id == first.image_id}
     assert labels == {"fracture": 1}
 
-    # confirm: Enter stores the decision as confirmed and opens the next unreviewed image
+    # Enter before the required "abnormal" is decided: refused, the cursor goes to it
+    qtbot.keyClick(win.viewer, Qt.Key.Key_Return)
+    assert win.current.image_id == first.image_id
+    assert win.session.current_task.name == "abnormal"
+    qtbot.keyClick(win.viewer, Qt.Key.Key_0)
+    qtbot.waitUntil(lambda: win.session.idle)
+    with db.read() as s:
+        labels = {lv.task: lv.value for lv in current_labels(s) if lv.image_id == first.image_id}
+    assert labels == {"fracture": 1, "abnormal": 0}
+
+    # confirm: Enter stores the decisions as confirmed and opens the next unreviewed image
     qtbot.keyClick(win.viewer, Qt.Key.Key_Return)
     qtbot.waitUntil(lambda: win.session.idle)
     with db.read() as s:
@@ -66,7 +76,7 @@ def test_a_review_by_keyboard_only(qtbot, demo_workspace, no_modal) -> None:
     with db.read() as s:
         assert s.get(Image, first.image_id).status != "confirmed"
         labels = {lv.task: lv.value for lv in current_labels(s) if lv.image_id == first.image_id}
-    assert labels == {"fracture": 1}
+    assert labels == {"fracture": 1, "abnormal": 0}
     assert win.worklist.model.row_at(0).status != "confirmed"  # the worklist shows it
 
     # the search box never keeps the keys: Escape hands the focus back to the worklist

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -198,6 +199,8 @@ class Task(Base):
     kind: Mapped[str] = mapped_column(String(16))
     classes: Mapped[list[Any]] = mapped_column(default=list)
     order: Mapped[int] = mapped_column(Integer, default=0)
+    # Enter confirms an image only when every required task has a decision
+    required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -282,6 +285,28 @@ class Region(Base):
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="RESTRICT"))
     geometry: Mapped[dict[str, Any]] = mapped_column()
     value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    reader: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Measurement(Base):
+    """A length or an angle drawn on an image, with its value and unit; `points` are
+    full-resolution pixel coordinates ([x, y] pairs: two for a length, two lines for an angle)."""
+
+    __tablename__ = "measurements"
+    __table_args__ = (
+        CheckConstraint("kind IN ('length', 'angle')", name="measurement_kind_known"),
+        CheckConstraint("unit IN ('mm', 'px', 'deg')", name="measurement_unit_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="RESTRICT"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    points: Mapped[list[Any]] = mapped_column()
+    value: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(8))
+    spacing_source: Mapped[str] = mapped_column(String(96), default="")
     reader: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -231,6 +231,10 @@ class _Run:
             for r in item.regions
         ]
         row["regions"] = regions
+        row["measurements"] = tabular.measurements_text(item.measurements)
+        row["measurement_list"] = [
+            m.to_json() | {"reader": self.reader(m.reader)} for m in item.measurements
+        ]
         return row
 
     def write_dicom_objects(

@@ -17,7 +17,7 @@ from skelex_desktop.core.export.record import IMAGES_DIR, ExportRecord
 from skelex_desktop.core.export.selection import TaskInfo
 
 NO_LABEL_INT = -100
-DROPPED = ("file", "image", "regions")
+DROPPED = ("file", "image", "regions", "measurement_list")
 INTEGER_KINDS = ("binary", "region")
 
 

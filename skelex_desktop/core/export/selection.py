@@ -23,6 +23,7 @@ from skelex_desktop.core.db.models import (
 )
 from skelex_desktop.core.export.options import STATUS_ANY, ExportError, Selection
 from skelex_desktop.core.review.labels import is_current
+from skelex_desktop.core.review.measurements import MeasurementView, list_measurements
 
 
 @dataclass(frozen=True)
@@ -117,10 +118,12 @@ class ExportItem:
     labels: dict[str, LabelInfo] = field(default_factory=dict)
     regions: list[RegionInfo] = field(default_factory=list)
     error_maps: list[tuple[str, int]] = field(default_factory=list)  # (path, model version id)
+    measurements: list[MeasurementView] = field(default_factory=list)
 
     @property
     def readers(self) -> list[str]:
         names = [lab.reader for lab in self.labels.values()] + [r.reader for r in self.regions]
+        names += [m.reader for m in self.measurements]
         return sorted({n for n in names if n})
 
     @property
@@ -199,6 +202,7 @@ def select_items(session: Session, sel: Selection) -> SelectionResult:
     image_ids = [image.id for image, *_ in rows]
     labels: dict[int, dict[str, LabelInfo]] = defaultdict(dict)
     regions: dict[int, list[RegionInfo]] = defaultdict(list)
+    measurements: dict[int, list[MeasurementView]] = defaultdict(list)
     maps: dict[int, list[tuple[str, int]]] = defaultdict(list)
     used_models: set[int] = set()
     for chunk in _chunks(image_ids):
@@ -253,15 +257,18 @@ def select_items(session: Session, sel: Selection) -> SelectionResult:
         for image_id, path, mv in session.execute(map_query):
             if (path, mv) not in maps[image_id]:
                 maps[image_id].append((path, mv))
+        for measurement in list_measurements(session, image_ids=chunk):
+            if not sel.reader or measurement.reader == sel.reader:
+                measurements[measurement.image_id].append(measurement)
     items: list[ExportItem] = []
     for image, series, study, patient in rows:
         if not labels.get(image.id) and not regions.get(image.id):
             continue
-        items.append(
-            _item(
-                image, series, study, patient, labels[image.id], regions[image.id], maps[image.id]
-            )
+        item = _item(
+            image, series, study, patient, labels[image.id], regions[image.id], maps[image.id]
         )
+        item.measurements = measurements[image.id]
+        items.append(item)
         used_models.update(mv for _, mv in maps[image.id])
     models = {
         m.id: ModelInfo(m.id, m.name, m.version, dict(m.file_sha256 or {}))

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from skelex_desktop.core.export.selection import ExportItem, LabelInfo, TaskInfo
+from skelex_desktop.core.review.measurements import MeasurementView
 
 UNCERTAIN = "uncertain"
 FIXED_COLUMNS = (
@@ -30,7 +31,7 @@ FIXED_COLUMNS = (
     "rows",
     "cols",
 )
-TRAILING_COLUMNS = ("reader", "source", "model_version")
+TRAILING_COLUMNS = ("reader", "source", "model_version", "measurements")
 
 
 def encode_value(task: TaskInfo, label: LabelInfo | None, item: ExportItem) -> Any:
@@ -48,6 +49,11 @@ def encode_value(task: TaskInfo, label: LabelInfo | None, item: ExportItem) -> A
     if label.uncertain or label.value is None:
         return None
     return float(label.value)
+
+
+def measurements_text(measurements: list[MeasurementView]) -> str:
+    """The CSV cell of an image's measurements: `length 12.3 mm; angle 23.0 deg`."""
+    return "; ".join(f"{m.kind} {m.value:.1f} {m.unit}" for m in measurements)
 
 
 def columns(tasks: list[TaskInfo], with_image_id: bool) -> list[str]:

@@ -14,6 +14,7 @@ from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.domain import Changes
 from skelex_desktop.core.review.decisions import confirm_image, reopen_image
 from skelex_desktop.core.review.labels import confirm_label, undo_label
+from skelex_desktop.core.review.measurements import Point, add_measurement, delete_measurement
 from skelex_desktop.core.review.regions import Box, add_region, delete_region
 
 
@@ -126,3 +127,24 @@ class AddRegion(Command):
     def revert(self) -> Changes:
         assert self.region_id is not None
         return delete_region(self.db, self.region_id, self.reader)
+
+
+class AddMeasurement(Command):
+    """A length (two points) or an angle (two lines) drawn on the image."""
+
+    def __init__(
+        self, db: Database, reader: str, image_id: int, kind: str, points: list[Point]
+    ) -> None:
+        super().__init__(kind, db, reader, image_id)
+        self.kind, self.points = kind, points
+        self.measurement_id: int | None = None
+
+    def apply(self) -> Changes:
+        self.measurement_id, changes = add_measurement(
+            self.db, self.image_id, self.kind, self.points, self.reader
+        )
+        return changes
+
+    def revert(self) -> Changes:
+        assert self.measurement_id is not None
+        return delete_measurement(self.db, self.measurement_id, self.reader)

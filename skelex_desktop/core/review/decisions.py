@@ -105,6 +105,12 @@ class TaskState:
     value: Any
     uncertain: bool
     reader: str
+    required: bool = False
+
+    @property
+    def decided(self) -> bool:
+        """The reader has a current decision for it (a value, or "uncertain")."""
+        return self.label_id is not None
 
     @property
     def has_suggestion(self) -> bool:
@@ -169,6 +175,7 @@ def task_states(session: Session, image_id: int) -> list[TaskState]:
                 value=label.value if label else None,
                 uncertain=bool(label.uncertain) if label else False,
                 reader=label.reader if label else "",
+                required=bool(task.required),
             )
         )
     return states
@@ -192,18 +199,54 @@ def _probability(task: Task, prediction: Prediction | None, suggestion: Any) -> 
     return None if value is None else float(value)
 
 
+class UndecidedError(LabelError):
+    """Enter on an image with a required task undecided, or with no decision at all."""
+
+    def __init__(self, message: str, tasks: list[str]) -> None:
+        super().__init__(message)
+        self.tasks = tasks
+
+
+def undecided_required(states: list[TaskState], deciding: set[str] | None = None) -> list[str]:
+    """The required tasks that Enter would leave without a decision: not decided by the reader
+    (nor in `deciding`, decisions on their way), and without a suggestion Enter accepts."""
+    deciding = deciding or set()
+    return [
+        s.name
+        for s in states
+        if s.required and not s.decided and s.name not in deciding and not s.confirmable
+    ]
+
+
 def confirm_image(db: Database, image_id: int, reader: str) -> Changes:
     """Enter: accept every confirmable suggestion the reader has not decided (see
     `TaskState.confirmable`), mark the image confirmed.
 
-    One transaction: either every confirmation and the status change are stored, or none.
+    Refused (`UndecidedError`) when a required task would stay undecided, or when the image
+    would be confirmed with no decision at all. One transaction: either every confirmation and
+    the status change are stored, or none.
     """
     changes = Changes(images={image_id}, worklist=True)
     with db.write() as session:
         image = session.get(Image, image_id)
         if image is None:
             raise LabelError(f"no image with id {image_id}")
-        for state in task_states(session, image_id):
+        states = task_states(session, image_id)
+        missing = undecided_required(states)
+        if missing:
+            titles = ", ".join(s.title for s in states if s.name in missing)
+            raise UndecidedError(
+                f"image {image_id} is not confirmed: {titles} must be decided first "
+                "(a digit, or U for uncertain)",
+                missing,
+            )
+        if not any(s.decided or s.confirmable for s in states):
+            raise UndecidedError(
+                f"image {image_id} is not confirmed: it has no decision and no suggestion "
+                "Enter accepts; decide at least one task",
+                [],
+            )
+        for state in states:
             if state.label_id is None and state.confirmable:
                 label = set_label(
                     session,

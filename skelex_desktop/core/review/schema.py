@@ -31,6 +31,7 @@ class TaskSpec:
     classes: list[str] = field(default_factory=list)
     title: str = ""
     description: str = ""
+    required: bool = False  # Enter confirms an image only when this task has a decision
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
@@ -57,7 +58,14 @@ class TaskSpec:
             classes=classes,
             title=str(data.get("title") or name.replace("_", " ").capitalize()),
             description=str(data.get("description", "")),
+            required=_flag(name, data.get("required", False)),
         )
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise SchemaError(f"task {name!r}: 'required' must be true or false, not {value!r}")
+    return value
 
 
 def load_schema_file(path: Path | None = None) -> list[TaskSpec]:
@@ -87,6 +95,7 @@ def add_task(session: Session, spec: TaskSpec, who: str) -> Task:
         classes=list(spec.classes),
         order=order,
         description=spec.description,
+        required=spec.required,
     )
     session.add(task)
     session.flush()
@@ -116,4 +125,5 @@ def task_dict(task: Task) -> dict[str, Any]:
         "classes": list(task.classes),
         "order": task.order,
         "description": task.description,
+        "required": bool(task.required),
     }

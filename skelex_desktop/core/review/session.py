@@ -21,8 +21,21 @@ from typing import Any, Protocol
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.executor import SerialExecutor
 from skelex_desktop.core.domain import Changes, ImageStatus, TaskKind
-from skelex_desktop.core.review.commands import AddRegion, Command, ConfirmImage, SetLabel
-from skelex_desktop.core.review.decisions import ImageDetails, TaskState, image_details, task_states
+from skelex_desktop.core.review.commands import (
+    AddMeasurement,
+    AddRegion,
+    Command,
+    ConfirmImage,
+    SetLabel,
+)
+from skelex_desktop.core.review.decisions import (
+    ImageDetails,
+    TaskState,
+    image_details,
+    task_states,
+    undecided_required,
+)
+from skelex_desktop.core.review.measurements import MeasurementView, Point, list_measurements
 from skelex_desktop.core.review.regions import Box, list_regions
 from skelex_desktop.core.review.studies import Companion, companions
 
@@ -253,12 +266,44 @@ class ReviewSession:
 
     def confirm(self) -> bool:
         """Enter: accept the shown suggestions, confirm the image (queued), then move to the
-        next unreviewed image."""
+        next unreviewed image. Not while a required task is undecided (the cursor moves to it
+        and a message says why) or when nothing at all would be decided; the core refuses the
+        same (`decisions.confirm_image`), also for decisions still on their way."""
         if self.current is None:
+            return False
+        deciding = self._deciding(self.current.image_id)
+        missing = undecided_required(self.tasks, deciding)
+        if missing:
+            self.select_task(missing[0])
+            titles = ", ".join(s.title for s in self.tasks if s.name in missing)
+            self._emit(
+                EventKind.MESSAGE,
+                message=f"Not confirmed: {titles} must be decided first (a digit, or U)",
+            )
+            return False
+        if not deciding and not any(s.decided or s.confirmable for s in self.tasks):
+            self._emit(
+                EventKind.MESSAGE,
+                message="Not confirmed: no decision and no suggestion Enter accepts",
+            )
             return False
         self._push(ConfirmImage(self.db, self.reader, self.current.image_id, self.current.status))
         self.advance()
         return True
+
+    def measure(self, kind: str, points: list[Point]) -> bool:
+        """A length (two points) or an angle (four: two lines) on the current image (queued)."""
+        if self.current is None:
+            return False
+        self._push(AddMeasurement(self.db, self.reader, self.current.image_id, kind, points))
+        return True
+
+    def measurements(self) -> list[MeasurementView]:
+        """The measurements on the current image."""
+        if self.current is None:
+            return []
+        with self.db.read() as session:
+            return list_measurements(session, self.current.image_id)
 
     def add_region(self, box: Box) -> bool:
         """A box region for the current task (queued)."""
@@ -267,6 +312,18 @@ class ReviewSession:
             return False
         self._push(AddRegion(self.db, self.reader, self.current.image_id, state.name, box))
         return True
+
+    def _deciding(self, image_id: int) -> set[str]:
+        """Tasks of `image_id` whose decision is queued and not stored yet."""
+        with self._lock:
+            return {
+                c.task
+                for c in self._undo
+                if isinstance(c, SetLabel)
+                and c.image_id == image_id
+                and not c.applied
+                and not c.failed
+            }
 
     # --- history -----------------------------------------------------------------------------
     @property

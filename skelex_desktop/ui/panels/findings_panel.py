@@ -78,7 +78,9 @@ class TaskRow(QWidget):
         super().__init__()
         self.state = state
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)  # the highlight shows
-        self.title = QLabel(f"<b>{state.title}</b>")
+        self.title = QLabel(f"<b>{state.title}</b>" + (" *" if state.required else ""))
+        if state.required:
+            self.title.setToolTip("Required: Enter confirms the image only once this is decided")
         self.ai = QLabel(describe_suggestion(state))
         self.ai.setStyleSheet("color: #5fb3ff;" if state.confirmable else "color: #888;")
         self.ai.setWordWrap(True)
@@ -198,6 +200,12 @@ class FindingsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(overlay_box)
         layout.addWidget(hotspot_box, 1)
+        measure_box = QGroupBox("Measurements (L length, A angle)")
+        self.measurements = QListWidget()
+        self.measurements.setObjectName("measurementList")
+        self.measurements.setMaximumHeight(72)
+        QVBoxLayout(measure_box).addWidget(self.measurements)
+        layout.addWidget(measure_box)
         layout.addWidget(self.tasks_box, 3)
         layout.addWidget(self.confirm_button)
 
@@ -228,6 +236,10 @@ class FindingsPanel(QWidget):
             row.set_current(i == self.current_task)
         if self.rows:
             self.tasks_scroll.ensureWidgetVisible(self.rows[self.current_task])
+
+    def set_measurements(self, labels: list[str]) -> None:
+        self.measurements.clear()
+        self.measurements.addItems(labels)
 
     # --- overlay and hotspots ------------------------------------------------------------------
     def overlay_style(self) -> dict[str, Any]:

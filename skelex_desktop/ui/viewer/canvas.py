@@ -20,6 +20,8 @@ from PySide6.QtGui import (
     QWheelEvent,
 )
 from PySide6.QtWidgets import (
+    QGraphicsItem,
+    QGraphicsLineItem,
     QGraphicsPixmapItem,
     QGraphicsRectItem,
     QGraphicsScene,
@@ -42,11 +44,15 @@ from skelex_desktop.ui.viewer.windowing import Window, drag_window
 MIN_ZOOM, MAX_ZOOM = 0.02, 40.0
 
 
+MEASURE_COLOUR = "#ffd75e"  # lengths and angles: amber, apart from the map's colours
+
+
 class RadiographView(QGraphicsView):
     """Shows one frame; emits `readout` text as the mouse moves and `box_drawn` for regions."""
 
     readout = Signal(str)
     box_drawn = Signal(QRectF)
+    line_drawn = Signal(QPointF, QPointF)  # measure mode: a line in full-resolution pixels
     window_changed = Signal(float, float)
 
     def __init__(self) -> None:
@@ -77,6 +83,10 @@ class RadiographView(QGraphicsView):
         self.zoom = 1.0
         self.fit_mode = True  # keep fitting on resize until the reader zooms
         self.box_mode = False
+        self.measure_mode = False
+        self.measure_items: list[QGraphicsItem] = []
+        self._line_start: QPointF | None = None
+        self._rubber_line: QGraphicsLineItem | None = None
         self._drag_start: QPointF | None = None
         self._drag_window: Window | None = None
         self._box_start: QPointF | None = None
@@ -106,6 +116,7 @@ class RadiographView(QGraphicsView):
         self.set_hotspots([])
         self.set_regions([])
         self.set_driver(None)
+        self.set_measurements([])
         rows, cols = frame.shape
         self.scene().setSceneRect(QRectF(0, 0, cols, rows))
         self.image_item.setPixmap(QPixmap.fromImage(display.image))
@@ -201,6 +212,27 @@ class RadiographView(QGraphicsView):
     def set_regions(self, boxes: list[tuple[float, float, float, float]]) -> None:
         self.region_items = self._boxes(self.region_items, boxes, "#7CFC00")
 
+    def set_measurements(self, shown: list[tuple[list[tuple[float, float]], str]]) -> None:
+        """Draw measurements: each a polyline of full-resolution points (a length: two; an
+        angle: two lines of two) and its label beside its first point."""
+        for item in self.measure_items:
+            self.scene().removeItem(item)
+        self.measure_items = []
+        pen = QPen(QColor(MEASURE_COLOUR), 0)
+        pen.setCosmetic(True)
+        pen.setWidth(2)
+        for points, label in shown:
+            for a, b in zip(points[0::2], points[1::2], strict=False):
+                line = self.scene().addLine(a[0], a[1], b[0], b[1], pen)
+                line.setZValue(3)
+                self.measure_items.append(line)
+            text = self.scene().addSimpleText(label)
+            text.setBrush(QColor(MEASURE_COLOUR))
+            text.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+            text.setPos(points[0][0] + 4, points[0][1] + 4)
+            text.setZValue(3)
+            self.measure_items.append(text)
+
     def set_driver(self, box: tuple[float, float, float, float] | None) -> None:
         """The crop that drove the current task's region-guided suggestion (magenta)."""
         self.driver_items = self._boxes(self.driver_items, [box] if box else [], "#ff4fd8")
@@ -267,6 +299,15 @@ class RadiographView(QGraphicsView):
             self._drag_start = event.position()
             self._drag_window = self.window
             return
+        if event.button() == Qt.MouseButton.LeftButton and self.measure_mode and self.frame:
+            self._line_start = self.mapToScene(event.position().toPoint())
+            pen = QPen(QColor(MEASURE_COLOUR), 0)
+            pen.setStyle(Qt.PenStyle.DashLine)
+            start = self._line_start
+            self._rubber_line = self.scene().addLine(
+                start.x(), start.y(), start.x(), start.y(), pen
+            )
+            return
         if event.button() == Qt.MouseButton.LeftButton and self.box_mode and self.frame:
             self._box_start = self.mapToScene(event.position().toPoint())
             pen = QPen(QColor("#7CFC00"), 0)
@@ -281,6 +322,10 @@ class RadiographView(QGraphicsView):
             self.set_window(
                 *drag_window(self._drag_window, delta.x(), delta.y(), self._value_range)
             )
+        elif self._line_start is not None and self._rubber_line is not None:
+            end = self.mapToScene(event.position().toPoint())
+            start = self._line_start
+            self._rubber_line.setLine(start.x(), start.y(), end.x(), end.y())
         elif self._box_start is not None and self._rubber is not None:
             end = self.mapToScene(event.position().toPoint())
             self._rubber.setRect(QRectF(self._box_start, end).normalized())
@@ -290,6 +335,14 @@ class RadiographView(QGraphicsView):
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.RightButton and self._drag_start is not None:
             self._drag_start = self._drag_window = None
+            return
+        if event.button() == Qt.MouseButton.LeftButton and self._line_start is not None:
+            start, end = self._line_start, self.mapToScene(event.position().toPoint())
+            if self._rubber_line is not None:
+                self.scene().removeItem(self._rubber_line)
+            self._line_start, self._rubber_line = None, None
+            if (end - start).manhattanLength() >= 2:
+                self.line_drawn.emit(start, end)
             return
         if event.button() == Qt.MouseButton.LeftButton and self._box_start is not None:
             rect = self._rubber.rect() if self._rubber else QRectF()
