@@ -26,12 +26,27 @@ def emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 READING_COMMANDS = frozenset(
-    {"worklist", "label list", "db info", "task list", "model-version list", "export"}
+    {
+        "worklist",
+        "label list",
+        "db info",
+        "task list",
+        "model-version list",
+        "export",
+        "audit report",
+    }
 )
 """Commands that only read the database: they open it without writing (no waiting for another
 process's write lock), read-only when the file is not writable for this user."""
 
-_ACTIONS = ("label_command", "db_command", "task_command", "version_command", "model_command")
+_ACTIONS = (
+    "label_command",
+    "db_command",
+    "task_command",
+    "version_command",
+    "model_command",
+    "audit_command",
+)
 
 
 def command_path(args: argparse.Namespace) -> str:

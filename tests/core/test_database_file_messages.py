@@ -103,6 +103,9 @@ def test_a_read_only_database_opens_read_only_for_reading_commands(
         assert "images: 1" in info.stdout and "labels: 1" in info.stdout
         tasks = cli(data_dir, "task", "list", prefix=AS_PLAIN_USER)
         assert tasks.returncode == 0 and "fracture" in tasks.stdout
+        report = cli(data_dir, "audit", "report", "--json", prefix=AS_PLAIN_USER)
+        assert report.returncode == 0, report.stderr
+        assert [r["task"] for r in json.loads(report.stdout)["rows"]] == ["fracture"]
 
         # a command that writes is refused up front, naming the file and the way out
         line = one_error_line(
