@@ -15,13 +15,25 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, Update, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Insert,
+    Update,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from skelex_desktop.core.db.engine import Database
@@ -352,10 +364,14 @@ class _Run:
         at = self._at
         task_name, raw_value = fields[at["task"]], fields[at["value"]]
         raw_uncertain = fields[at["uncertain"]]
-        for name, text in (("task", task_name), ("value", raw_value), ("uncertain", raw_uncertain)):
-            if len(text) > MAX_FIELD_CHARS:
+        for name, given in (
+            ("task", task_name),
+            ("value", raw_value),
+            ("uncertain", raw_uncertain),
+        ):
+            if len(given) > MAX_FIELD_CHARS:
                 raise LabelError(
-                    f"the {name} field is {len(text)} characters long (at most "
+                    f"the {name} field is {len(given)} characters long (at most "
                     f"{MAX_FIELD_CHARS}); check that this is a label CSV"
                 )
         image_id, ref = self._image(fields)
@@ -470,46 +486,26 @@ def _write(session: Session, chunk: list[_Row], statuses: dict[int, tuple[str, s
     """Store a checked chunk as `set_label` stores one decision: a new current label per row,
     superseding the current one (an earlier row of the file included), the image in review,
     and an audit row with the label before and after. Core statements on the session's
-    connection, each an executemany (the ORM's per-row bookkeeping is what made this slow)."""
+    connection, each an executemany (the ORM's per-row bookkeeping is what made this slow);
+    on SQLite the audit rows are built by SQLite from the rows just written."""
     tables = Label.metadata.tables
-    labels, images, audit = tables["labels"], tables["images"], tables["audit_events"]
+    labels, images = tables["labels"], tables["images"]
     connection = session.connection()
-    pairs = {(row.image_id, row.task_id) for row in chunk}
-    previous: dict[tuple[int, int], tuple[int, dict[str, Any]]] = {}
-    current = select(
-        labels.c.image_id,
-        labels.c.task_id,
-        labels.c.id,
-        labels.c.value,
-        labels.c.uncertain,
-        labels.c.source,
-        labels.c.reader,
-        labels.c.prediction_id,
-        labels.c.prediction_relation,
-    ).where(
-        labels.c.image_id.in_({image_id for image_id, _task in pairs}),
-        labels.c.task_id.in_({task_id for _image, task_id in pairs}),
-        labels.c.superseded_by.is_(None),
-        labels.c.retracted_at.is_(None),
-    )
-    for image_id, task_id, label_id, *values in connection.execute(current).all():
-        if (image_id, task_id) in pairs:
-            previous[(image_id, task_id)] = (label_id, dict(zip(AUDITED, values, strict=True)))
+    in_sql = connection.dialect.name == "sqlite"
+    previous = _current_labels(connection, chunk, with_values=not in_sql)
     now = utcnow()
     new_ids = _insert_labels(
         connection,
-        labels,
+        insert(labels).values(
+            source=HUMAN, prediction_id=None, prediction_relation=NO_RELATION, created_at=now
+        ),
         [
             {
                 "image_id": row.image_id,
                 "task_id": row.task_id,
                 "value": row.value,
                 "uncertain": row.uncertain,
-                "source": HUMAN,
                 "reader": row.reader,
-                "prediction_id": None,
-                "prediction_relation": NO_RELATION,
-                "created_at": now,
             }
             for row in chunk
         ],
@@ -520,24 +516,24 @@ def _write(session: Session, chunk: list[_Row], statuses: dict[int, tuple[str, s
     for row, label_id in zip(chunk, new_ids, strict=True):
         assert row.image_id is not None  # resolved by _resolve
         key = (row.image_id, row.task_id)
-        stored = (row.value, row.uncertain, HUMAN, row.reader, None, NO_RELATION)
         before = previous.get(key)
         if before is not None:
             superseded.append({"old": before[0], "new": label_id})
-        previous[key] = (label_id, dict(zip(AUDITED, stored, strict=True)))
-        after = dict(zip(AUDITED, stored, strict=True))
-        after["image_id"], after["task"] = row.image_id, row.task_name
-        audits.append(
-            {
-                "at": now,
-                "who": row.reader,
-                "action": "label.set",
-                "entity": "label",
-                "entity_id": label_id,
-                "before": before[1] if before is not None else None,
-                "after": after,
-            }
-        )
+        stored = (row.value, row.uncertain, HUMAN, row.reader, None, NO_RELATION)
+        after = None if in_sql else dict(zip(AUDITED, stored, strict=True))
+        previous[key] = (label_id, after)
+        if after is not None:
+            audits.append(
+                {
+                    "at": now,
+                    "who": row.reader,
+                    "action": "label.set",
+                    "entity": "label",
+                    "entity_id": label_id,
+                    "before": before[1] if before is not None else None,
+                    "after": after | {"image_id": row.image_id, "task": row.task_name},
+                }
+            )
         if statuses[row.image_id][0] != ImageStatus.CONFIRMED:
             in_review[row.image_id] = row.reader  # the last row's reader, as one by one
     if superseded:
@@ -561,25 +557,82 @@ def _write(session: Session, chunk: list[_Row], statuses: dict[int, tuple[str, s
             .values(status=ImageStatus.IN_REVIEW.value, reader=bindparam("who")),
             [{"image": image_id, "who": who} for image_id, who in sorted(changed.items())],
         )
-    _executemany(connection, insert(audit), audits)
+    if in_sql:
+        connection.execute(SQLITE_AUDIT_ROWS, {"at": now, "first": new_ids[0], "last": new_ids[-1]})
+    else:
+        connection.execute(insert(tables["audit_events"]), audits)
 
 
-def _insert_labels(connection: Connection, labels: Table, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert `rows` in one executemany; their new ids, in order.
+def _current_labels(
+    connection: Connection, chunk: list[_Row], with_values: bool
+) -> dict[tuple[int, int], tuple[int, dict[str, Any] | None]]:
+    """(image, task) -> (id, audited fields or None) of the current label of each pair the
+    chunk names."""
+    labels = Label.metadata.tables["labels"]
+    pairs = {(row.image_id, row.task_id) for row in chunk}
+    columns = [labels.c.image_id, labels.c.task_id, labels.c.id]
+    if with_values:
+        columns += [labels.c[name] for name in AUDITED]
+    current = select(*columns).where(
+        labels.c.image_id.in_({image_id for image_id, _task in pairs}),
+        labels.c.task_id.in_({task_id for _image, task_id in pairs}),
+        labels.c.superseded_by.is_(None),
+        labels.c.retracted_at.is_(None),
+    )
+    found: dict[tuple[int, int], tuple[int, dict[str, Any] | None]] = {}
+    for image_id, task_id, label_id, *values in connection.execute(current).all():
+        if (image_id, task_id) in pairs:
+            audited = dict(zip(AUDITED, values, strict=True)) if with_values else None
+            found[(image_id, task_id)] = (label_id, audited)
+    return found
+
+
+def _sqlite_label_json(alias: str) -> str:
+    """SQLite's json_object of what `labels.set_label` audits of a label row (AUDITED)."""
+    return (
+        f"json_object('value', json({alias}.value), "
+        f"'uncertain', json(CASE WHEN {alias}.uncertain THEN 'true' ELSE 'false' END), "
+        f"'source', {alias}.source, 'reader', {alias}.reader, "
+        f"'prediction_id', {alias}.prediction_id, "
+        f"'prediction_relation', {alias}.prediction_relation"
+    )
+
+
+# The audit rows of the labels with ids first..last, in id order, as `set_label` writes them:
+# `before` the label each one superseded (JSON null when none), `after` the label with its image
+# and task. SQLite builds the JSON (the same values as json.dumps, written compactly), which
+# spares reading the superseded labels' values into Python and writing them back.
+SQLITE_AUDIT_ROWS = text(
+    'INSERT INTO audit_events (at, who, action, entity, entity_id, "before", "after") '
+    "SELECT :at, new.reader, 'label.set', 'label', new.id, "
+    f"coalesce((SELECT {_sqlite_label_json('old')}) FROM labels AS old "
+    "WHERE old.image_id = new.image_id AND old.task_id = new.task_id "
+    "AND old.superseded_by = new.id), 'null'), "
+    f"{_sqlite_label_json('new')}, 'image_id', new.image_id, 'task', tasks.name) "
+    "FROM labels AS new JOIN tasks ON tasks.id = new.task_id "
+    "WHERE new.id BETWEEN :first AND :last ORDER BY new.id"
+).bindparams(bindparam("at", type_=DateTime(timezone=True)))
+
+
+def _insert_labels(
+    connection: Connection, statement: Insert, rows: list[dict[str, Any]]
+) -> list[int]:
+    """Run the labels INSERT `statement` once per row, in one executemany; the new ids, in order.
 
     SQLite: the ids are given here, after the largest one: the import's transaction holds the
     database's one write lock from its start (`Database.write` begins IMMEDIATE), so no other
     writer can take them. (SQLAlchemy would run one INSERT per row to return ids in order on
     SQLite.) Other databases return them in order, in batches.
     """
+    labels = Label.metadata.tables["labels"]
     if connection.dialect.name != "sqlite":
-        returning = insert(labels).returning(labels.c.id, sort_by_parameter_order=True)
+        returning = statement.returning(labels.c.id, sort_by_parameter_order=True)
         return list(connection.execute(returning, rows).scalars())
     first = (connection.scalar(select(func.max(labels.c.id))) or 0) + 1
     ids = list(range(first, first + len(rows)))
     for row, label_id in zip(rows, ids, strict=True):
         row["id"] = label_id
-    _executemany(connection, insert(labels), rows)
+    _executemany(connection, statement, rows)
     return ids
 
 
@@ -601,22 +654,29 @@ def _executemany(
         connection.execute(statement, rows)
         return
     compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
-    names = list(compiled.positiontup or ())
-    given = set(rows[0])
-    fixed = {name: compiled.binds[name].effective_value for name in names if name not in given}
-    params = [[row[name] if name in given else fixed[name] for name in names] for row in rows]
-    for position, name in enumerate(names):
-        processor = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-        if processor is None:
+    columns: list[Iterable[Any]] = []
+    for name in compiled.positiontup or ():
+        bind = compiled.binds[name]
+        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if name not in rows[0]:  # a value of the statement itself
+            value = bind.effective_value
+            columns.append(repeat(value if processor is None else processor(value), len(rows)))
             continue
-        sent: dict[tuple[type, Any], Any] = {}
-        for values in params:
-            value = values[position]
-            if isinstance(value, dict | list):
-                values[position] = processor(value)
-                continue
-            key = (type(value), value)  # 1 and 1.0 (and True) are equal keys otherwise
-            if key not in sent:
-                sent[key] = processor(value)
-            values[position] = sent[key]
-    connection.exec_driver_sql(compiled.string, [tuple(values) for values in params])
+        values = [row[name] for row in rows]
+        columns.append(values if processor is None else _processed(values, processor))
+    connection.exec_driver_sql(compiled.string, list(zip(*columns, strict=True)))
+
+
+def _processed(values: list[Any], processor: Callable[[Any], Any]) -> list[Any]:
+    """`processor` applied to each value, once per distinct one (dicts: once each)."""
+    sent: dict[tuple[type, Any], Any] = {}
+    out = []
+    for value in values:
+        if isinstance(value, dict | list):
+            out.append(processor(value))
+            continue
+        key = (type(value), value)  # 1 and 1.0 (and True) are equal keys otherwise
+        if key not in sent:
+            sent[key] = processor(value)
+        out.append(sent[key])
+    return out
