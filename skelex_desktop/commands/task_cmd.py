@@ -18,7 +18,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     finally:
         ws.close()
     text = "\n".join(
-        f"{t['name']:<22} {t['kind']:<11} {'required' if t['required'] else '':<9}"
+        f"{t['name']:<22} {t['kind']:<11} {t['scope']:<6} {'required' if t['required'] else '':<9}"
         f"{', '.join(t['classes'])[:62]}"
         for t in tasks
     )
@@ -41,6 +41,7 @@ def cmd_add(args: argparse.Namespace) -> int:
                     "title": args.title or "",
                     "description": args.description or "",
                     "required": args.required,
+                    "scope": args.scope,
                 }
             )
             with ws.db.write() as session:
@@ -65,6 +66,12 @@ def register(add: AddCommand) -> None:
     new.add_argument("--classes", help="comma-separated classes (binary: negative,positive)")
     new.add_argument("--title")
     new.add_argument("--description")
+    new.add_argument(
+        "--scope",
+        choices=["image", "study"],
+        default="image",
+        help="study: one decision for the whole study (default: per image)",
+    )
     new.add_argument(
         "--required", action="store_true", help="Enter confirms an image only once this is decided"
     )

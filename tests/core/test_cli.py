@@ -141,9 +141,20 @@ def test_task_add_and_list(tmp_path: Path, capsys) -> None:
     assert "already exists" in capsys.readouterr().err
     assert main([*base, "task", "add", "side", "--kind", "multiclass", "--classes", "left"]) == 2
     assert "at least two classes" in capsys.readouterr().err
+    flags = ["--kind", "binary", "--scope", "study", "--required"]
+    assert main([*base, "task", "add", "study_normal", *flags]) == 0
+    capsys.readouterr()
     assert main([*base, "task", "list", "--json"]) == 0
-    names = [t["name"] for t in json.loads(capsys.readouterr().out)]
-    assert names[-1] == "bone_age" and len(names) == 7
+    tasks = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in tasks][-2:] == ["bone_age", "study_normal"] and len(tasks) == 8
+    assert (tasks[0]["name"], tasks[0]["required"], tasks[0]["scope"]) == (
+        "abnormal",
+        True,
+        "image",
+    )
+    assert (tasks[-1]["required"], tasks[-1]["scope"]) == (True, "study")
+    assert main([*base, "task", "list"]) == 0
+    assert "study  required" in capsys.readouterr().out
 
 
 def test_finetune_without_enough_labels_is_one_line(tmp_path: Path, capsys) -> None:

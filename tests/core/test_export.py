@@ -211,6 +211,7 @@ def test_manifest_lists_every_file_with_its_hash(full_export: Path):
     assert verify(full_export) == []
     assert manifest["tool_version"] and manifest["selection"]["status"] == "confirmed"
     assert [t["name"] for t in manifest["schema"]][:2] == ["abnormal", "fracture"]
+    assert {t["scope"] for t in manifest["schema"]} == {"image"}  # per image unless "study"
     assert manifest["model_versions"][0]["name"] == "skelex-test"
     assert "labels.csv" in manifest["files"] and "data.yaml" in manifest["files"]
     assert manifest["deidentification"] is None

@@ -215,3 +215,21 @@ def test_enter_needs_every_required_task_decided(db: Database, session: ReviewSe
         confirm_image(db, second, "dr.session")
     with db.read() as s:
         assert s.get(Image, second).status == ImageStatus.NEW
+
+
+def test_a_study_scoped_task_is_decided_once_for_the_study(db: Database, session) -> None:  # noqa: ANN001
+    from skelex_desktop.core.review.schema import TaskSpec, add_task
+
+    with db.write() as s:
+        ap = add_image(s, sop="1.2.826.0.9.50", study_uid="1.2.9.1", series_uid="1.2.9.1.1").id
+        lat = add_image(s, sop="1.2.826.0.9.51", study_uid="1.2.9.1", series_uid="1.2.9.1.2").id
+        other = add_image(s, sop="1.2.826.0.9.52", study_uid="1.2.9.2", series_uid="1.2.9.2.1").id
+        spec = TaskSpec.from_dict({"name": "study_normal", "kind": "binary", "scope": "study"})
+        add_task(s, spec, "admin")
+    session.open(ap)
+    session.select_task("study_normal")
+    assert session.choose(1) and session.wait(10)
+    for image_id, expected in ((ap, {"study_normal": 1}), (lat, {"study_normal": 1}), (other, {})):
+        assert current_labels(db, image_id) == expected
+    assert session.undo() and session.wait(10)  # one decision, undone for the whole study
+    assert current_labels(db, ap) == current_labels(db, lat) == {}

@@ -191,6 +191,7 @@ class Task(Base):
         CheckConstraint(
             "kind IN ('binary', 'multiclass', 'ordinal', 'regression', 'region')", name="kind_known"
         ),
+        CheckConstraint("scope IN ('image', 'study')", name="scope_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -201,6 +202,8 @@ class Task(Base):
     order: Mapped[int] = mapped_column(Integer, default=0)
     # Enter confirms an image only when every required task has a decision
     required: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # "study": one decision for the whole study, stored on each of its images
+    scope: Mapped[str] = mapped_column(String(8), default="image", server_default="image")
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -37,6 +37,7 @@ class TaskInfo:
     classes: tuple[str, ...]
     order: int
     description: str
+    scope: str = "image"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -46,6 +47,7 @@ class TaskInfo:
             "classes": list(self.classes),
             "order": self.order,
             "description": self.description,
+            "scope": self.scope,
         }
 
 
@@ -150,7 +152,14 @@ def _tasks(session: Session, names: tuple[str, ...]) -> list[TaskInfo]:
         rows = [t for t in rows if t.name in names]
     return [
         TaskInfo(
-            t.id, t.name, t.title, t.kind, tuple(str(c) for c in t.classes), t.order, t.description
+            t.id,
+            t.name,
+            t.title,
+            t.kind,
+            tuple(str(c) for c in t.classes),
+            t.order,
+            t.description,
+            t.scope,
         )
         for t in rows
     ]

@@ -70,7 +70,7 @@ class SetLabel(Command):
         super().__init__(f"{task} = {'uncertain' if uncertain else value}", db, reader, image_id)
         self.task, self.value, self.uncertain = task, value, uncertain
         self.prediction_id = prediction_id
-        self.label_id: int | None = None
+        self.label_ids: list[int] = []  # one, or one per image of the study (study scope)
 
     def apply(self) -> Changes:
         changes = confirm_label(
@@ -82,12 +82,19 @@ class SetLabel(Command):
             uncertain=self.uncertain,
             prediction_id=self.prediction_id,
         )
-        (self.label_id,) = changes.labels
+        self.label_ids = sorted(changes.labels)
         return changes
 
+    @property
+    def label_id(self) -> int | None:
+        """The label of the decided image itself (stored first: the smallest id)."""
+        return self.label_ids[0] if self.label_ids else None
+
     def revert(self) -> Changes:
-        assert self.label_id is not None
-        return undo_label(self.db, self.label_id, self.reader)
+        changes = Changes()
+        for label_id in reversed(self.label_ids):
+            changes.merge(undo_label(self.db, label_id, self.reader))
+        return changes
 
 
 class ConfirmImage(Command):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from skelex_desktop.core.db import audit
 from skelex_desktop.core.db.engine import Database
-from skelex_desktop.core.db.models import Image, Label, Prediction, Task, utcnow
+from skelex_desktop.core.db.models import Image, Label, Prediction, Series, Task, utcnow
 from skelex_desktop.core.domain import (
     Changes,
     ImageStatus,
@@ -195,19 +195,43 @@ def confirm_label(
     uncertain: bool = False,
     prediction_id: int | None = None,
 ) -> Changes:
-    """Commit one human decision at once, as its own transaction."""
+    """Commit one human decision at once, as its own transaction. A study-scoped task is
+    decided for every image of the image's study (one label each, one transaction)."""
     with db.write() as session:
-        label = set_label(
-            session,
-            image_id,
-            task_name,
-            value,
-            reader,
-            uncertain=uncertain,
-            prediction_id=prediction_id,
+        images = [image_id]
+        if get_task(session, task_name).scope == "study":
+            images += [i for i in study_image_ids(session, image_id) if i != image_id]
+        labels = [
+            set_label(
+                session,
+                target,
+                task_name,
+                value,
+                reader,
+                uncertain=uncertain,
+                prediction_id=prediction_id if target == image_id else None,
+            ).id
+            for target in images
+        ]
+    return Changes(images=set(images), labels=set(labels), tasks={task_name}, worklist=True)
+
+
+def study_image_ids(session: Session, image_id: int) -> list[int]:
+    """Every image of `image_id`'s study, in id order."""
+    study = (
+        select(Series.study_id)
+        .join(Image, Image.series_id == Series.id)
+        .where(Image.id == image_id)
+        .scalar_subquery()
+    )
+    return list(
+        session.scalars(
+            select(Image.id)
+            .join(Series, Image.series_id == Series.id)
+            .where(Series.study_id == study)
+            .order_by(Image.id)
         )
-        label_id = label.id
-    return Changes(images={image_id}, labels={label_id}, tasks={task_name}, worklist=True)
+    )
 
 
 def current_labels(session: Session, task_name: str | None = None) -> list[LabelView]:

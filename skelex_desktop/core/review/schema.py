@@ -16,6 +16,7 @@ from skelex_desktop.core.domain import TaskKind
 from skelex_desktop.core.resources import resources_dir
 
 SCHEMA_FILE = "label_schema.json"
+SCOPES = ("image", "study")
 
 
 class SchemaError(ValueError):
@@ -32,6 +33,7 @@ class TaskSpec:
     title: str = ""
     description: str = ""
     required: bool = False  # Enter confirms an image only when this task has a decision
+    scope: str = "image"  # "study": one decision for the whole study
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
@@ -59,6 +61,7 @@ class TaskSpec:
             title=str(data.get("title") or name.replace("_", " ").capitalize()),
             description=str(data.get("description", "")),
             required=_flag(name, data.get("required", False)),
+            scope=_scope(name, data.get("scope", "image")),
         )
 
 
@@ -66,6 +69,12 @@ def _flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise SchemaError(f"task {name!r}: 'required' must be true or false, not {value!r}")
     return value
+
+
+def _scope(name: str, value: object) -> str:
+    if value not in SCOPES:
+        raise SchemaError(f"task {name!r}: 'scope' must be 'image' or 'study', not {value!r}")
+    return str(value)
 
 
 def load_schema_file(path: Path | None = None) -> list[TaskSpec]:
@@ -96,6 +105,7 @@ def add_task(session: Session, spec: TaskSpec, who: str) -> Task:
         order=order,
         description=spec.description,
         required=spec.required,
+        scope=spec.scope,
     )
     session.add(task)
     session.flush()
@@ -126,4 +136,5 @@ def task_dict(task: Task) -> dict[str, Any]:
         "order": task.order,
         "description": task.description,
         "required": bool(task.required),
+        "scope": task.scope,
     }

@@ -1,11 +1,12 @@
-"""required tasks and measurements
+"""required and study-scoped tasks, measurements
 
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-30 13:30:00
 
 `tasks.required`: Enter confirms an image only when every required task has a decision; the
-default schema's `abnormal` task becomes required in existing databases too. `measurements`:
+default schema's `abnormal` task becomes required in existing databases too. `tasks.scope`:
+"image" or "study" (one decision per study, stored on each of its images). `measurements`:
 lengths and angles drawn by readers, with value, unit and the pixel spacing used.
 """
 
@@ -22,6 +23,13 @@ def upgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("required", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
+    with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("scope", sa.String(length=8), server_default="image", nullable=False)
+        )
+        batch_op.create_check_constraint(
+            batch_op.f("ck_tasks_scope_known"), "scope IN ('image', 'study')"
         )
     op.execute(
         sa.text("UPDATE tasks SET required = :yes WHERE name = 'abnormal'").bindparams(yes=True)
@@ -61,4 +69,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_measurements_image_id"))
     op.drop_table("measurements")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("ck_tasks_scope_known"), type_="check")
+        batch_op.drop_column("scope")
         batch_op.drop_column("required")
