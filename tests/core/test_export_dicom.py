@@ -37,7 +37,9 @@ def exported(world: ExportWorld) -> tuple[Path, list[dict[str, str]], list[str]]
         rows = list(csv.DictReader(fh))
     lines = (out / "labels.jsonl").read_text(encoding="utf-8").splitlines()
     for row, line in zip(rows, lines, strict=True):
-        row["n_regions"] = len(json.loads(line)["regions"])
+        record = json.loads(line)
+        row["n_regions"] = len(record["regions"])
+        row["measurement_list"] = record["measurement_list"]
     return out, rows, result.notes
 
 
@@ -55,6 +57,7 @@ def _texts(item: pydicom.Dataset, code: str) -> list[str]:
 def test_sr_holds_findings_observers_algorithm_and_regions(exported):
     out, rows, _ = exported
     assert len(list((out / "dicom" / "sr").glob("*.dcm"))) == len(rows)
+    assert sum(len(r["measurement_list"]) for r in rows) == 1  # the fixture's one length
     for row in rows:
         sr = hd.sr.srread(out / "dicom" / "sr" / f"{row['image']}.dcm")
         assert isinstance(sr, hd.sr.Comprehensive3DSR)
@@ -67,10 +70,16 @@ def test_sr_holds_findings_observers_algorithm_and_regions(exported):
         observers = report.get_observer_contexts()
         assert any(o.observer_type == pydicom.sr.codedict.codes.DCM.Person for o in observers)
         rois = report.get_planar_roi_measurement_groups()
-        assert len(rois) == row["n_regions"]
+        assert len(rois) == row["n_regions"] + len(row["measurement_list"])
         if rois:
             region = rois[0].roi
             assert region.value_type == hd.sr.ValueTypeValues.SCOORD
+        for measured, group in zip(row["measurement_list"], rois[row["n_regions"] :], strict=True):
+            (value,) = group.get_measurements()
+            assert value.name.meaning == "Length" and measured["kind"] == "length"
+            assert value.value == pytest.approx(measured["value"])
+            assert value.unit.value == {"mm": "mm", "px": "{pixels}"}[measured["unit"]]
+            assert group.roi.value.tolist() == measured["points"]
         if row["model_version"]:
             assert len(groups) == 2
             assert _texts(groups[1][0], "111001") == ["skelex-test"]  # Algorithm Name

@@ -2,7 +2,8 @@
 
 One report per image: the readers' current decisions as qualitative evaluations (regression
 tasks as measurements), the suggestions of each model version the decisions were made against
-(with Algorithm Identification), and every box region as an image region (TID 1410). The
+(with Algorithm Identification), every box region as an image region (TID 1410), and every
+length and angle as a measurement (TID 1410 with its line(s) as the referenced region). The
 observer context names the reader (person) and, when a model was involved, the model (device).
 """
 
@@ -48,6 +49,36 @@ from skelex_desktop.core.export.dicom_common import (
 from skelex_desktop.core.export.selection import ExportItem, ModelInfo, TaskInfo
 
 RADIOGRAPHY = CodedConcept("363680008", "SCT", "Radiographic imaging procedure")
+MEASURED = {"length": CodedConcept("410668003", "SCT", "Length"), "angle": codes.SCT.Angle}
+UNITS = {
+    "mm": CodedConcept("mm", "UCUM", "millimeter"),
+    "px": CodedConcept("{pixels}", "UCUM", "pixels"),  # an uncalibrated length
+    "deg": CodedConcept("deg", "UCUM", "degree"),
+}
+
+
+def _measurement_groups(
+    source: Dataset, item: ExportItem
+) -> list[PlanarROIMeasurementsAndQualitativeEvaluations]:
+    """Each length (its line, a POLYLINE) and angle (the end points of its two lines, a
+    MULTIPOINT) with its value and unit."""
+    groups = []
+    for n, m in enumerate(item.measurements, start=1):
+        roi = ImageRegion(
+            graphic_type=(
+                GraphicTypeValues.POLYLINE if m.kind == "length" else GraphicTypeValues.MULTIPOINT
+            ),
+            graphic_data=np.asarray(m.points, dtype=float),
+            source_image=SourceImageForRegion.from_source_image(source),
+        )
+        groups.append(
+            PlanarROIMeasurementsAndQualitativeEvaluations(
+                tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier=f"{m.kind} {n}"),
+                referenced_region=roi,
+                measurements=[Measurement(MEASURED[m.kind], float(m.value), UNITS[m.unit])],
+            )
+        )
+    return groups
 
 
 def _evaluations(
@@ -151,8 +182,10 @@ def build_sr(
             )
         )
     groups += _region_groups(source, item, tasks)
+    groups += _measurement_groups(source, item)
     readers = Counter(lab.reader for lab in item.labels.values() if lab.reader)
     readers.update(r.reader for r in item.regions if r.reader)
+    readers.update(m.reader for m in item.measurements if m.reader)
     reader = reader_name(readers.most_common(1)[0][0]) if readers else "unknown"
     if "^" not in reader:
         reader += "^"  # a single-component person name (family name only)
