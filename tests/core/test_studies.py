@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from skelex_desktop.core.db.engine import Database
-from skelex_desktop.core.db.models import Study
+from skelex_desktop.core.db.models import Image, Study
 from skelex_desktop.core.review.studies import (
     companions,
     matching_view,
@@ -35,6 +35,8 @@ def test_study_views_priors_and_companions(db: Database) -> None:
         older_ap = _image(s, 6, "P1", "1.2.9.103", date(2020, 1, 1), "KNEE", "AP")
         _image(s, 7, "P1", "1.2.9.104", date(2025, 1, 1), "KNEE", "AP")  # later: no prior
         _image(s, 8, "P2", "1.2.9.105", date(2019, 1, 1), "KNEE", "AP")  # another patient
+        left = _image(s, 9, "P1", "1.2.9.106", date(2021, 1, 1), "KNEE", "AP")
+        s.get(Image, left).laterality = "L"  # the other knee: not this knee's prior
     with db.read() as s:
         assert [d.image_id for d in study_images(s, ap)] == [ap, lat]
         priors = prior_studies(s, ap)

@@ -4,7 +4,9 @@ prior by one key, a click opens a companion, linked window/level."""
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, Qt
+from sqlalchemy import select
 
+from skelex_desktop.core.db.models import Image
 from skelex_desktop.core.review.studies import companions
 from skelex_desktop.ui.main_window import MainWindow
 
@@ -17,6 +19,11 @@ def test_study_view_prior_and_link(qtbot, demo_workspace, no_modal) -> None:
     win.show()
     win.activateWindow()
     qtbot.waitExposed(win)
+    # the small demo set has one patient with ankles of both sides a few months apart: make the
+    # earlier study the same (left) side, so the later one has a prior
+    with demo_workspace.db.write() as s:
+        for image in s.scalars(select(Image).where(Image.body_part == "ANKLE")):
+            image.laterality = "L"
     # an image whose study has another view, and one whose patient has an earlier study
     ids = [win.worklist.model.row_at(r).image_id for r in range(win.worklist.model.total)]
     with demo_workspace.db.read() as s:

@@ -22,14 +22,14 @@ class PriorStudy:
     images: tuple[ImageDetails, ...]
 
 
-def _study_of(session: Session, image_id: int) -> tuple[int, int, date | None, str]:
+def _study_of(session: Session, image_id: int) -> tuple[int, int, date | None, str, str]:
     row = session.execute(
-        select(Study.id, Study.patient_id, Study.study_date, Image.body_part)
+        select(Study.id, Study.patient_id, Study.study_date, Image.body_part, Image.laterality)
         .join(Series, Series.study_id == Study.id)
         .join(Image, Image.series_id == Series.id)
         .where(Image.id == image_id)
     ).one()
-    return row[0], row[1], row[2], row[3]
+    return row[0], row[1], row[2], row[3], row[4]
 
 
 def _images_of(session: Session, study_id: int) -> list[int]:
@@ -50,9 +50,10 @@ def study_images(session: Session, image_id: int) -> list[ImageDetails]:
 
 
 def prior_studies(session: Session, image_id: int) -> list[PriorStudy]:
-    """The patient's studies before `image_id`'s that hold an image of the same body part,
-    newest first (a study without a date counts as older than any dated one)."""
-    study_id, patient_pk, study_date, body_part = _study_of(session, image_id)
+    """The patient's studies before `image_id`'s that hold an image of the same body part and
+    side (an image without laterality matches either), newest first (a study without a date
+    counts as older than any dated one)."""
+    study_id, patient_pk, study_date, body_part, side = _study_of(session, image_id)
     candidates = select(Study.id, Study.study_instance_uid, Study.study_date).where(
         Study.patient_id == patient_pk, Study.id != study_id
     )
@@ -62,9 +63,13 @@ def prior_studies(session: Session, image_id: int) -> list[PriorStudy]:
     for prior_id, uid, when in session.execute(candidates):
         ids = _images_of(session, prior_id)
         shown = [image_details(session, i) for i in ids]
-        same_part = [d for d in shown if d.body_part == body_part]
-        if same_part or not body_part:
-            priors.append(PriorStudy(uid, when, tuple(same_part or shown)))
+        same = [
+            d
+            for d in shown
+            if d.body_part == body_part and (not side or not d.laterality or d.laterality == side)
+        ]
+        if same or not body_part:
+            priors.append(PriorStudy(uid, when, tuple(same or shown)))
     return sorted(priors, key=lambda p: p.study_date or date.min, reverse=True)
 
 

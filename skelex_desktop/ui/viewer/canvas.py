@@ -94,6 +94,7 @@ class RadiographView(QGraphicsView):
         self._value_range = 1.0
         self.notice = QLabel(self.viewport())
         self.notice.setStyleSheet("color: #ffd23f; background: transparent; font-weight: bold;")
+        self.notice.setWordWrap(True)
         self.notice.move(8, 8)
         self.markers = QLabel(self.viewport())
         self.markers.setStyleSheet("color: white; background: transparent; font-size: 16pt;")
@@ -379,3 +380,6 @@ class RadiographView(QGraphicsView):
 
     def _place_markers(self) -> None:
         self.markers.move(self.viewport().width() - self.markers.width() - 12, 8)
+        # the notice wraps left of the markers in a narrow view instead of running under them
+        self.notice.setMaximumWidth(max(80, self.viewport().width() - self.markers.width() - 32))
+        self.notice.adjustSize()
