@@ -54,3 +54,15 @@ def no_modal(monkeypatch) -> list[str]:
     monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: shown.append(a[2]))
     monkeypatch.setattr(QMessageBox, "about", lambda *a, **k: shown.append(a[2]))
     return shown
+
+
+def active_window(qtbot, workspace: Workspace):  # noqa: ANN001, ANN201 - qtbot, MainWindow
+    """The real window, shown and active (shortcuts reach an active window only)."""
+    from skelex_desktop.ui.main_window import MainWindow
+
+    win = MainWindow(workspace)
+    qtbot.addWidget(win)
+    win.show()
+    win.activateWindow()
+    qtbot.waitExposed(win)
+    return win

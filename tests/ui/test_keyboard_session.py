@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QApplication
 from skelex_desktop.core.db.models import Image
 from skelex_desktop.core.review.labels import current_labels
 from skelex_desktop.ui.main_window import MainWindow
+from tests.ui.conftest import active_window
 
 TIMEOUT = 120_000
 
@@ -19,11 +20,7 @@ def focused() -> object:
 
 def test_a_review_by_keyboard_only(qtbot, demo_workspace, no_modal) -> None:
     db = demo_workspace.db
-    win = MainWindow(demo_workspace)
-    qtbot.addWidget(win)
-    win.show()
-    win.activateWindow()
-    qtbot.waitExposed(win)
+    win = active_window(qtbot, demo_workspace)
     win.start()  # what launching does (app.run_gui)
     table = win.worklist.table
 

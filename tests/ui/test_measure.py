@@ -7,6 +7,7 @@ from PySide6.QtCore import QPoint, Qt
 
 from skelex_desktop.core.review.measurements import list_measurements
 from skelex_desktop.ui.main_window import MainWindow
+from tests.ui.conftest import active_window
 
 
 def drag(qtbot, win: MainWindow, start: QPoint, end: QPoint) -> None:  # noqa: ANN001
@@ -16,11 +17,7 @@ def drag(qtbot, win: MainWindow, start: QPoint, end: QPoint) -> None:  # noqa: A
 
 
 def test_length_and_angle_by_keyboard_and_mouse(qtbot, demo_workspace, no_modal) -> None:
-    win = MainWindow(demo_workspace)
-    qtbot.addWidget(win)
-    win.show()
-    win.activateWindow()
-    qtbot.waitExposed(win)
+    win = active_window(qtbot, demo_workspace)
     win.start()
     qtbot.waitUntil(lambda: win.viewer.frame is not None, timeout=60_000)
     image_id = win.current.image_id

@@ -8,17 +8,13 @@ from sqlalchemy import select
 
 from skelex_desktop.core.db.models import Image
 from skelex_desktop.core.review.studies import companions
-from skelex_desktop.ui.main_window import MainWindow
+from tests.ui.conftest import active_window
 
 TIMEOUT = 60_000
 
 
 def test_study_view_prior_and_link(qtbot, demo_workspace, no_modal) -> None:
-    win = MainWindow(demo_workspace)
-    qtbot.addWidget(win)
-    win.show()
-    win.activateWindow()
-    qtbot.waitExposed(win)
+    win = active_window(qtbot, demo_workspace)
     # the small demo set has one patient with ankles of both sides a few months apart: make the
     # earlier study the same (left) side, so the later one has a prior
     with demo_workspace.db.write() as s:
