@@ -38,6 +38,10 @@ def test_study_view_prior_and_link(qtbot, demo_workspace, no_modal) -> None:
     qtbot.keyClick(win.viewer, Qt.Key.Key_K)
     qtbot.keyClick(win.viewer, Qt.Key.Key_W)
     assert win.study.views[0].window == win.viewer.window
+    qtbot.keyClick(win.viewer, Qt.Key.Key_Plus)  # and zoom: the same scale
+    assert win.study.views[0].zoom == win.viewer.zoom and not win.study.views[0].fit_mode
+    qtbot.keyClick(win.viewer, Qt.Key.Key_F)
+    assert win.study.views[0].fit_mode
 
     # a click on the companion opens it
     view = win.study.views[0]

@@ -54,6 +54,7 @@ class RadiographView(QGraphicsView):
     box_drawn = Signal(QRectF)
     line_drawn = Signal(QPointF, QPointF)  # measure mode: a line in full-resolution pixels
     window_changed = Signal(float, float)
+    zoom_changed = Signal(float, bool)  # the reader's zoom (scale), and whether it is "fit"
 
     def __init__(self) -> None:
         super().__init__()
@@ -264,16 +265,20 @@ class RadiographView(QGraphicsView):
         self.fit_mode = True
         self._apply_transform()
         self.centerOn(rect.center())
+        self.zoom_changed.emit(self.zoom, True)
 
     def actual_size(self) -> None:
-        self.zoom = 1.0
-        self.fit_mode = False
-        self._apply_transform()
+        self.set_zoom(1.0)
 
     def zoom_by(self, factor: float) -> None:
-        self.zoom = min(MAX_ZOOM, max(MIN_ZOOM, self.zoom * factor))
+        self.set_zoom(self.zoom * factor)
+
+    def set_zoom(self, zoom: float) -> None:
+        """A fixed scale (screen pixels per image pixel); fitting stops."""
+        self.zoom = min(MAX_ZOOM, max(MIN_ZOOM, zoom))
         self.fit_mode = False
         self._apply_transform()
+        self.zoom_changed.emit(self.zoom, False)
 
     def rotate_by(self, degrees: int) -> None:
         self.rotation = (self.rotation + degrees) % 360

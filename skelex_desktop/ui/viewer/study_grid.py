@@ -1,5 +1,6 @@
 """The study view: the open image's viewer with the other views of its study (or the prior)
-beside it, 1x1, 1x2 or 2x2 by count. Companions are display-only; a click opens one."""
+beside it, 1x1, 1x2 or 2x2 by count. Companions are display-only; a click opens one. Linked,
+they follow the open image's window/level and zoom."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class StudyGrid(QWidget):
         self.grid.setSpacing(2)
         self.grid.addWidget(main, 0, 0)
         main.window_changed.connect(self._follow_window)
+        main.zoom_changed.connect(self._follow_zoom)
         for _ in range(MOST):
             view, caption = CompanionView(), QLabel()
             view.clicked.connect(self.open_requested.emit)
@@ -96,10 +98,18 @@ class StudyGrid(QWidget):
         return False
 
     def set_linked(self, linked: bool) -> None:
-        """Companions follow the open image's window/level when linked."""
+        """Companions follow the open image's window/level and zoom when linked."""
         self.linked = linked
         if linked and self.main.frame is not None:
             self._follow_window(*self.main.window)
+            self._follow_zoom(self.main.zoom, self.main.fit_mode)
+
+    def _follow_zoom(self, zoom: float, fit: bool) -> None:
+        if not self.linked:
+            return
+        for view in self.views[: len(self.companions)]:
+            if view.frame is not None:
+                view.fit() if fit else view.set_zoom(zoom)
 
     def _follow_window(self, center: float, width: float) -> None:
         if not self.linked:
