@@ -7,7 +7,8 @@ set-based lookups (tasks once, images by id, SOP Instance UID or file path per c
 row has failed, each chunk's labels, the labels they supersede, the images they put in review
 and one audit row per label are written in bulk inside the one transaction; after the first
 invalid row nothing more is written, the rest is only checked, so that every bad line is
-reported, and the transaction is rolled back. Memory is bounded by the chunk, not the file.
+reported, and the transaction is rolled back. Memory is bounded by the chunk (and the import's
+SQLite page cache, `IMPORT_CACHE_KIB`), not by the file.
 """
 
 from __future__ import annotations
