@@ -38,24 +38,36 @@ from tests.core.postgres_server import find_pg_bin, postgres_cluster
 IMAGES = 6
 
 
-def make_workspace(folder: Path) -> None:
-    """Images 1.2.3.0 ... (the last one confirmed), and a stored label to be superseded."""
-    ws = open_workspace(Settings(data_dir=folder, reader="dr.setup"))
+def make_workspace(folder: Path, db_url: str = "") -> None:
+    """Images 1.2.3.0 ... in two studies (the last image confirmed), a study-scoped task, and
+    stored labels to be superseded."""
+    ws = open_workspace(Settings(data_dir=folder, db_url=db_url, reader="dr.setup"))
     with ws.db.write() as session:
         for i in range(IMAGES):
-            add_image(session, sop=f"1.2.3.{i}")
+            study = i * 2 // IMAGES
+            add_image(
+                session, sop=f"1.2.3.{i}", study_uid=f"1.2.9.{study}", series_uid=f"1.2.9.{study}.1"
+            )
         session.get(Image, IMAGES).status = "confirmed"
     confirm_label(ws.db, 1, "fracture", 1, "dr.setup")
     confirm_label(ws.db, 2, "kl_grade", "2", "dr.setup")
     ws.close()
+    database = ["--db", db_url] if db_url else []
+    task = ["task", "add", "hardware", "--kind", "binary", "--scope", "study"]
+    assert main(["--data-dir", str(folder), *database, *task]) == 0
 
 
 def rows(count: int) -> list[dict[str, str]]:
     """Rows over every image and three task kinds, repeating (image, task) pairs."""
-    tasks = [("fracture", ["0", "1", "fracture"]), ("kl_grade", ["0", "3"]), ("implant", ["no"])]
+    tasks = [
+        ("fracture", ["0", "1", "fracture"]),
+        ("kl_grade", ["0", "3"]),
+        ("implant", ["no"]),
+        ("hardware", ["1", "0", "positive"]),  # study scope: every image of the study
+    ]
     out = []
     for n in range(count):
-        task, values = tasks[n % 3]
+        task, values = tasks[n % len(tasks)]
         out.append(
             {
                 "image": f"1.2.3.{n % IMAGES}",
@@ -127,7 +139,8 @@ def test_bulk_import_stores_what_one_decision_at_a_time_stores(
     write_csv(tmp_path / "labels.csv", table)
     base = ["--data-dir", str(bulk), "--reader", "dr.csv"]
     assert main([*base, "label", "import", str(tmp_path / "labels.csv")]) == 0
-    assert "imported 60 labels" in capsys.readouterr().out
+    # 15 of the rows are of the study-scoped task: each is stored for the 3 images of its study
+    assert "imported 90 labels" in capsys.readouterr().out
 
     ws = open_workspace(Settings(data_dir=single, reader="dr.csv"))
     for row in table:
@@ -142,7 +155,7 @@ def test_bulk_import_stores_what_one_decision_at_a_time_stores(
         )
     ws.close()
     expected, got = snapshot(single / "skelex.sqlite3"), snapshot(bulk / "skelex.sqlite3")
-    assert len(got["labels"]) == 62 and len(got["audit"]) == 62
+    assert len(got["labels"]) == 92 and len(got["audit"]) == 92
     assert got == expected
 
 
@@ -178,7 +191,8 @@ def test_label_import_shows_progress_on_a_terminal(tmp_path: Path) -> None:
         os.close(controller)
         if terminal >= 0:
             os.close(terminal)
-    assert result.returncode == 0 and "imported 3000 labels" in result.stdout
+    # 750 rows of the study-scoped task are stored for the 3 images of their study
+    assert result.returncode == 0 and "imported 4500 labels" in result.stdout
     text = shown.decode(errors="replace")
     assert "3000/3000" in text and "line 3001" in text and "[" in text
 
@@ -242,14 +256,11 @@ def test_bulk_import_on_postgres_stores_what_one_decision_at_a_time_stores(
         postgres_cluster(Path(cluster) / "pg") as url,
     ):
         for how in ("bulk", "single"):
+            make_workspace(tmp_path / how, db_url=url)
             ws = open_workspace(Settings(data_dir=tmp_path / how, db_url=url, reader="dr.csv"))
-            with ws.db.write() as session:
-                for i in range(IMAGES):
-                    add_image(session, sop=f"1.2.3.{i}")
-            confirm_label(ws.db, 1, "fracture", 1, "dr.setup")
             if how == "bulk":
                 result = import_labels_csv(ws.db, tmp_path / "labels.csv", "dr.csv")
-                assert (result.imported, result.errors) == (40, [])
+                assert (result.imported, result.errors) == (60, [])
             else:
                 for row in table:
                     uncertain = row["uncertain"] == "yes"
@@ -267,4 +278,4 @@ def test_bulk_import_on_postgres_stores_what_one_decision_at_a_time_stores(
                 conn.execute(text("CREATE SCHEMA public"))
             ws.close()
     bulk, single = snapshots
-    assert len(bulk["labels"]) == 41 and bulk == single
+    assert len(bulk["labels"]) == 62 and bulk == single

@@ -18,7 +18,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from skelex_desktop.core.db.engine import Database
-from skelex_desktop.core.db.models import Image, Label, Task, utcnow
+from skelex_desktop.core.db.models import Image, Label, Series, Task, utcnow
 from skelex_desktop.core.domain import ImageStatus, LabelSource, PredictionRelation
 from skelex_desktop.core.names import InvalidName, check_name, shown
 from skelex_desktop.core.progress import Progress, check
@@ -61,7 +61,8 @@ SAVE_AS_UTF8 = "save the file as UTF-8 ('CSV UTF-8' in Excel or LibreOffice) and
 
 @dataclass
 class LabelImportResult:
-    """Rows applied (all of them, or none when `errors` is not empty) and per-line errors.
+    """Labels stored (one per row, one per image of the study for a study-scoped task; none
+    when `errors` is not empty) and per-line errors.
 
     `errors` holds the first `MAX_REPORTED_ERRORS` reasons; `invalid` counts every invalid line.
     """
@@ -86,7 +87,9 @@ def import_labels_csv(
     `value` [, `uncertain`, `reader`] as one transaction.
 
     Every invalid row is reported with its line number and reason; if any row is invalid,
-    nothing from the file is applied. `progress` counts the file's lines; a cancel rolls back.
+    nothing from the file is applied. A row of a study-scoped task is stored for every image of
+    its image's study, as `labels.confirm_label` stores the window's decision. `progress` counts
+    the file's lines; a cancel rolls back.
     """
     try:
         default_reader = check_name(reader)
@@ -437,8 +440,47 @@ class _Run:
         self.flush_errors()
         if self.invalid or not chunk:
             return
+        chunk = self._whole_studies(session, chunk, statuses)
         _write(session, chunk, statuses)
         self.written += len(chunk)
+
+    def _whole_studies(
+        self, session: Session, chunk: list[_Row], statuses: dict[int, tuple[str, str]]
+    ) -> list[_Row]:
+        """The chunk with each row of a study-scoped task followed by the same decision for
+        the other images of its image's study, in id order (as `labels.confirm_label` stores
+        it); `statuses` gets those images too."""
+        study_tasks = {task.id for task in self._tasks.values() if task.scope == "study"}
+        named = {row.image_id for row in chunk if row.task_id in study_tasks}
+        if not named:
+            return chunk
+        studies = (
+            select(Image.id, Series.study_id)
+            .join(Series, Image.series_id == Series.id)
+            .where(Image.id.in_(named))
+        )
+        study_of = {image_id: study_id for image_id, study_id in session.execute(studies)}
+        members: dict[int, list[int]] = {}
+        others = (
+            select(Image.id, Series.study_id, Image.status, Image.reader)
+            .join(Series, Image.series_id == Series.id)
+            .where(Series.study_id.in_(set(study_of.values())))
+            .order_by(Image.id)
+        )
+        for image_id, study_id, status, reader in session.execute(others):
+            members.setdefault(study_id, []).append(image_id)
+            statuses[image_id] = (status, reader)
+        expanded = []
+        for row in chunk:
+            expanded.append(row)
+            if row.task_id in study_tasks:
+                assert row.image_id is not None  # resolved by _resolve
+                expanded += [
+                    replace(row, image_id=other)
+                    for other in members[study_of[row.image_id]]
+                    if other != row.image_id
+                ]
+        return expanded
 
     def _resolve(self, session: Session, chunk: list[_Row]) -> dict[int, tuple[str, str]]:
         """Fill each row's image id; rows naming no image become errors. Returns the status and
