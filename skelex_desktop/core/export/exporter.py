@@ -278,6 +278,10 @@ class _Run:
         if "csv" in formats:
             header = tabular.columns(self.tasks, with_image_id=self.deid is None)
             files["labels.csv"] = tabular.to_csv(rows, header)
+            study_tasks = [t.name for t in self.tasks if t.scope == "study"]
+            if study_tasks:  # a study-scoped decision once per study, beside the image rows
+                studies = tabular.study_rows(rows, study_tasks)
+                files["studies.csv"] = tabular.to_csv(studies, tabular.STUDY_COLUMNS + study_tasks)
         if "jsonl" in formats:
             files["labels.jsonl"] = tabular.to_jsonl(rows)
         if "coco" in formats:

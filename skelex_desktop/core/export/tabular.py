@@ -56,6 +56,24 @@ def measurements_text(measurements: list[MeasurementView]) -> str:
     return "; ".join(f"{m.kind} {m.value:.1f} {m.unit}" for m in measurements)
 
 
+STUDY_COLUMNS = ["study_instance_uid", "patient", "split", "images"]
+
+
+def study_rows(rows: list[dict[str, Any]], study_tasks: list[str]) -> list[dict[str, Any]]:
+    """One row per study for the study-scoped tasks (the same value on each of its images)."""
+    studies: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        study = studies.setdefault(
+            row["study_instance_uid"],
+            {k: row[k] for k in STUDY_COLUMNS[:3]} | {"images": 0},
+        )
+        study["images"] += 1
+        for task in study_tasks:
+            if study.get(task) is None:
+                study[task] = row.get(task)
+    return list(studies.values())
+
+
 def columns(tasks: list[TaskInfo], with_image_id: bool) -> list[str]:
     fixed = list(FIXED_COLUMNS) + (["image_id"] if with_image_id else [])
     return fixed + [t.name for t in tasks] + list(TRAILING_COLUMNS)
