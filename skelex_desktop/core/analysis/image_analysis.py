@@ -95,6 +95,8 @@ def record_zero_shot(
         if existing is not None and all(
             (existing.details or {}).get(k) == v for k, v in state.items()
         ):
+            if error_map_path and not existing.error_map_path:  # stored before maps were named
+                existing.error_map_path = error_map_path
             return existing.id
         prediction = Prediction(
             image_id=image_id,

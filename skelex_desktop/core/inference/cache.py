@@ -41,6 +41,10 @@ class PredictionCache:
     def _paths(self, key: str) -> tuple[Path, Path]:
         return self.folder / f"{key}.npy", self.folder / f"{key}.json"
 
+    def map_path(self, key: str) -> Path:
+        """Where the map of `key` is (or will be) stored."""
+        return self._paths(key)[0]
+
     def get(self, key: str) -> tuple[np.ndarray, dict[str, Any]] | None:
         npy, meta = self._paths(key)
         if not (npy.is_file() and meta.is_file()):

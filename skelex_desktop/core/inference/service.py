@@ -282,12 +282,23 @@ class ErrorMapService:
             foreground=FOREGROUND_VERSION,
         )
         if use_cache and (hit := self.cache.get(key)) is not None:
-            return ErrorMapResult.from_cache(*hit)
+            return self._with_cache_path(ErrorMapResult.from_cache(*hit), key)
         decoded = read_frame(Path(path), frame)
         pixels = decoded.model_pixels
         result = runtime.analyse(pixels, mode)
         if use_cache:
             self.cache.put(key, result.error_map, result.summary())
+            self._with_cache_path(result, key)
+        return result
+
+    def _with_cache_path(self, result: ErrorMapResult, key: str) -> ErrorMapResult:
+        """Note where the cached map is (relative to the data dir when inside it), so the
+        stored prediction can name it and exports find it (the DICOM Parametric Map)."""
+        path = self.cache.map_path(key)
+        data_dir = Path(self.settings.data_dir)
+        result.extra["cache_path"] = str(
+            path.relative_to(data_dir) if path.is_relative_to(data_dir) else path
+        )
         return result
 
 
