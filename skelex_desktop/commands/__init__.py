@@ -10,6 +10,7 @@ from skelex_desktop.commands import (
     ingest_cmd,
     label_cmd,
     model_cmd,
+    review_cmd,
     synth_cmd,
     task_cmd,
     train_cmd,
@@ -27,6 +28,7 @@ MODULES = (
     finetune_cmd,
     db_cmd,
     audit_cmd,
+    review_cmd,
 )
 
 

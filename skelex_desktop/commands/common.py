@@ -46,6 +46,7 @@ _ACTIONS = (
     "version_command",
     "model_command",
     "audit_command",
+    "review_command",
 )
 
 

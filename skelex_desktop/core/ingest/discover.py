@@ -72,6 +72,12 @@ def _expand_dicomdir(path: Path, found: Discovery) -> None:
     )
 
 
+# A folder holding this file is not walked: its images are not radiographs (SynthMSK writes it
+# into its ground-truth masks folder, so `import DIR` of a `synth --out DIR` takes the radiographs
+# only).
+NOT_RADIOGRAPHS = ".skelex-not-radiographs"
+
+
 def _add(path: Path, root: Path, found: Discovery) -> None:
     name = path.name
     if name.startswith(".") or name == SIDECAR_NAME:
@@ -99,6 +105,13 @@ def _walk(root: Path, found: Discovery, progress: Progress | None) -> None:
             continue
         except OSError as exc:
             found.verdict(folder, ImportOutcome.FAILED, f"cannot list folder: {exc.strerror}")
+            continue
+        if any(entry.name == NOT_RADIOGRAPHS for entry in entries):
+            found.verdict(
+                folder,
+                ImportOutcome.SKIPPED,
+                f"not radiographs (the folder holds {NOT_RADIOGRAPHS}, e.g. ground-truth masks)",
+            )
             continue
         subfolders = []
         for entry in entries:

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 from pydicom.dataset import Dataset
 
+from ..ingest.discover import NOT_RADIOGRAPHS
 from ..ingest.layout import SIDECAR_COLUMNS  # the importer's sidecar format, written here
 from ..progress import Progress, check
 from .demographics import Patient, Study, make_patient, make_study
@@ -319,7 +320,12 @@ def generate_dataset(
     if cfg.fmt not in ("dicom", "png"):
         raise ValueError(f"unknown format {cfg.fmt!r}")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    masks = out_dir / "masks"
+    masks.mkdir(parents=True, exist_ok=True)
+    (masks / NOT_RADIOGRAPHS).write_text(
+        "SynthMSK ground-truth masks, not radiographs: skelex-desktop import skips this folder\n",
+        encoding="utf-8",
+    )
     plan = make_plan(cfg)
     if progress is not None:
         progress.set_total(len(plan))
