@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 
 from skelex_desktop.commands.common import AddCommand, CliError, emit, iso_date, open_ws
@@ -44,6 +45,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise CliError(str(exc), code=2) from exc
     ws = open_ws(args)
     progress = TextProgress()
+
+    def terminated(_signum: int, _frame: object) -> None:
+        progress.cancel()  # SIGTERM (kill, timeout, logout): stop and remove the partial folder
+
+    previous = signal.signal(signal.SIGTERM, terminated)
     try:
         result = export_labelled_set(ws.db, options, progress, data_dir=ws.settings.data_dir)
     except ExportError as exc:
@@ -51,6 +57,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     except Cancelled as exc:
         raise CliError("export cancelled; nothing was written") from exc
     finally:
+        signal.signal(signal.SIGTERM, previous)
         progress.finish()
         ws.close()
     lines = [result.summary()] + [f"warning: {w}" for w in result.warnings]

@@ -368,9 +368,14 @@ def export_labelled_set(
     with db.read() as session:
         chosen = select_items(session, options.selection)
     if not chosen.items:
+        filters = ", ".join(
+            f"{k} {', '.join(v) if isinstance(v, list) else v}"
+            for k, v in options.selection.to_json().items()
+            if v
+        )
         raise ExportError(
-            "nothing to export: no image with labels matches the selection "
-            f"(status {options.selection.status})"
+            f"nothing to export: no image with labels matches the selection ({filters}); "
+            "widen it (e.g. --status any) or label and confirm images first"
         )
     run = _Run(options, chosen, data_dir)
     run.read_headers(progress)

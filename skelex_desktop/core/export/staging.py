@@ -1,5 +1,10 @@
 """Atomic export folders: everything is written into a hidden folder next to the target, which
-is renamed to the target only when the export is complete and verified."""
+is renamed to the target only when the export is complete and verified.
+
+The hidden folder's name carries the writing process's id, so a later export to the same place
+removes what a killed one (SIGKILL, power loss) left behind. The finished folder gets the mode a
+new folder gets under the user's umask (a temporary folder is created 0700).
+"""
 
 from __future__ import annotations
 
@@ -15,11 +20,47 @@ PREFIX = ".skelex-export-"
 
 
 def check_target(out: Path) -> None:
-    """Refuse a target that exists as a file or as a folder with content."""
+    """Refuse a target that exists as a file, as a folder with content, or read-only; and a
+    parent folder the export cannot write into."""
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise ExportError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         raise ExportError(f"{out} exists and is not empty; choose a new folder")
+    if out.is_dir() and not os.access(out, os.W_OK):
+        raise ExportError(f"{out} exists and is read-only; make it writable or choose a new folder")
+    parent = next((p for p in out.parents if p.exists()), None)
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(
+            f"cannot write into {parent}: the folder is read-only for this user; "
+            "choose an export folder elsewhere"
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_leftovers(out: Path) -> list[Path]:
+    """Remove hidden staging folders of `out` whose writing process is gone."""
+    removed = []
+    for folder in out.parent.glob(f"{PREFIX}{out.name}-*"):
+        parts = folder.name.removeprefix(f"{PREFIX}{out.name}-").split("-", 1)
+        if folder.is_dir() and parts[0].isdigit() and not _alive(int(parts[0])):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class Staging:
@@ -32,7 +73,9 @@ class Staging:
     def __enter__(self) -> Staging:
         check_target(self.out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{self.out.name}-", dir=self.out.parent))
+        remove_leftovers(self.out)
+        prefix = f"{PREFIX}{self.out.name}-{os.getpid()}-"
+        self.path = Path(tempfile.mkdtemp(prefix=prefix, dir=self.out.parent))
         return self
 
     def write(self, rel: str, data: bytes) -> Path:
@@ -49,6 +92,7 @@ class Staging:
         check_target(self.out)
         if self.out.is_dir():
             self.out.rmdir()
+        self.path.chmod(0o777 & ~_umask())
         os.replace(self.path, self.out)
         self.path = None
         return self.out
