@@ -39,6 +39,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             seed=args.seed,
             images=args.images,
             include_burned_in=args.include_burned_in,
+            with_ai=args.with_ai,
         )
         options.validate()
     except ExportError as exc:
@@ -120,5 +121,10 @@ def register(add: AddCommand) -> None:
         "--include-burned-in",
         action="store_true",
         help="also export images flagged BurnedInAnnotation YES",
+    )
+    ex.add_argument(
+        "--with-ai",
+        action="store_true",
+        help="add the AI's suggestions to CSV/JSONL (ai_<task>, _p, _model), beside the labels",
     )
     ex.add_argument("--json", action="store_true", help="machine-readable output")

@@ -231,6 +231,8 @@ class _Run:
             for r in item.regions
         ]
         row["regions"] = regions
+        if self.options.with_ai:
+            row.update(tabular.ai_columns(self.tasks, item))
         row["measurements"] = tabular.measurements_text(item.measurements)
         row["measurement_list"] = [
             m.to_json() | {"reader": self.reader(m.reader)} for m in item.measurements
@@ -276,7 +278,7 @@ class _Run:
         rows = [r.row for r in self.records]
         formats = self.options.formats
         if "csv" in formats:
-            header = tabular.columns(self.tasks, with_image_id=self.deid is None)
+            header = tabular.columns(self.tasks, self.deid is None, self.options.with_ai)
             files["labels.csv"] = tabular.to_csv(rows, header)
             study_tasks = [t.name for t in self.tasks if t.scope == "study"]
             if study_tasks:  # a study-scoped decision once per study, beside the image rows
@@ -366,7 +368,7 @@ def export_labelled_set(
     if progress is not None:
         progress.set_status("selecting images")
     with db.read() as session:
-        chosen = select_items(session, options.selection)
+        chosen = select_items(session, options.selection, options.with_ai)
     if not chosen.items:
         filters = ", ".join(
             f"{k} {', '.join(v) if isinstance(v, list) else v}"

@@ -60,6 +60,7 @@ class ExportOptions:
     seed: int = 0
     images: str | None = None
     include_burned_in: bool = False
+    with_ai: bool = False  # the AI's suggestions in CSV/JSONL, beside (never in) the label columns
 
     @property
     def image_mode(self) -> str:

@@ -22,7 +22,7 @@ from skelex_desktop.core.db.models import (
     Task,
 )
 from skelex_desktop.core.export.options import STATUS_ANY, ExportError, Selection
-from skelex_desktop.core.review.labels import is_current
+from skelex_desktop.core.review.labels import is_current, prediction_value
 from skelex_desktop.core.review.measurements import MeasurementView, list_measurements
 
 
@@ -49,6 +49,15 @@ class TaskInfo:
             "description": self.description,
             "scope": self.scope,
         }
+
+
+@dataclass(frozen=True)
+class AiSuggestion:
+    """The newest suggestion of a task for an image (an active model's first), for --with-ai."""
+
+    value: Any
+    probability: float | None
+    model: str  # "name:version"
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,7 @@ class ExportItem:
     regions: list[RegionInfo] = field(default_factory=list)
     error_maps: list[tuple[str, int]] = field(default_factory=list)  # (path, model version id)
     measurements: list[MeasurementView] = field(default_factory=list)
+    ai: dict[str, AiSuggestion] = field(default_factory=dict)
 
     @property
     def readers(self) -> list[str]:
@@ -202,8 +212,9 @@ def _image_rows(
     return list(session.execute(query))
 
 
-def select_items(session: Session, sel: Selection) -> SelectionResult:
-    """Images passing every filter that hold at least one current label or region of the tasks."""
+def select_items(session: Session, sel: Selection, with_ai: bool = False) -> SelectionResult:
+    """Images passing every filter that hold at least one current label or region of the tasks;
+    with `with_ai`, each also carries the AI's newest suggestion per task."""
     tasks = _tasks(session, sel.tasks)
     by_id = {t.id: t for t in tasks}
     model_ids = _model_ids(session, sel.model_version) if sel.model_version else None
@@ -278,6 +289,8 @@ def select_items(session: Session, sel: Selection) -> SelectionResult:
         )
         item.measurements = measurements[image.id]
         items.append(item)
+    if with_ai:
+        _attach_ai(session, items, tasks)
         used_models.update(mv for _, mv in maps[image.id])
     models = {
         m.id: ModelInfo(m.id, m.name, m.version, dict(m.file_sha256 or {}))
@@ -319,6 +332,32 @@ def _item(
         regions=list(regions),
         error_maps=list(maps),
     )
+
+
+def _attach_ai(session: Session, items: list[ExportItem], tasks: list[TaskInfo]) -> None:
+    """Each item's newest suggestion per task, active model versions first (as the review
+    panel shows them), with its value as the reader would have seen it."""
+    by_image = {item.image_id: item for item in items}
+    task_rows = {t.id: session.get(Task, t.id) for t in tasks}
+    for chunk in _chunks(list(by_image)):
+        rows = session.execute(
+            select(Prediction, ModelVersion.name, ModelVersion.version)
+            .join(ModelVersion, Prediction.model_version_id == ModelVersion.id)
+            .where(Prediction.image_id.in_(chunk), Prediction.task_id.in_(list(task_rows)))
+            .order_by(ModelVersion.active, Prediction.created_at, Prediction.id)
+        )
+        for prediction, name, version in rows:  # later rows (active, newest) win
+            task = task_rows[prediction.task_id]
+            if task is None:
+                continue
+            value = prediction_value(task, prediction)
+            probs = prediction.probabilities or {}
+            thresholded = "threshold" in (prediction.details or {})
+            key = str(task.classes[1]) if task.kind == "binary" else str(value)
+            p = None if thresholded else probs.get(key)
+            by_image[prediction.image_id].ai[task.name] = AiSuggestion(
+                value, None if p is None else float(p), f"{name}:{version}"
+            )
 
 
 def _predicted_value(task: TaskInfo, prediction: Prediction | None) -> Any:

@@ -74,9 +74,29 @@ def study_rows(rows: list[dict[str, Any]], study_tasks: list[str]) -> list[dict[
     return list(studies.values())
 
 
-def columns(tasks: list[TaskInfo], with_image_id: bool) -> list[str]:
+def columns(tasks: list[TaskInfo], with_image_id: bool, with_ai: bool = False) -> list[str]:
     fixed = list(FIXED_COLUMNS) + (["image_id"] if with_image_id else [])
-    return fixed + [t.name for t in tasks] + list(TRAILING_COLUMNS)
+    ai = [f"ai_{t.name}{part}" for t in tasks for part in AI_PARTS] if with_ai else []
+    return fixed + [t.name for t in tasks] + list(TRAILING_COLUMNS) + ai
+
+
+AI_PARTS = ("", "_p", "_model")  # ai_<task>: the suggestion; _p its probability; _model who
+
+
+def ai_columns(tasks: list[TaskInfo], item: ExportItem) -> dict[str, Any]:
+    """The AI's suggestion per task, in columns of their own (`ai_<task>`, `ai_<task>_p`,
+    `ai_<task>_model`), encoded as the labels are (binary 1/0, class names); empty when the AI
+    suggested nothing. Never mixed into the label columns."""
+    out: dict[str, Any] = {}
+    for task in tasks:
+        ai = item.ai.get(task.name)
+        value = None
+        if ai is not None and ai.value is not None:
+            value = int(ai.value) if task.kind == "binary" else str(ai.value)
+        out[f"ai_{task.name}"] = value
+        out[f"ai_{task.name}_p"] = ai.probability if ai is not None else None
+        out[f"ai_{task.name}_model"] = ai.model if ai is not None else None
+    return out
 
 
 def to_csv(rows: list[dict[str, Any]], header: list[str]) -> bytes:
