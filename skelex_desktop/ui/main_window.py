@@ -491,7 +491,7 @@ class MainWindow(QMainWindow):
 
     def step_image(self, step: int) -> None:
         """N / P: the row after / before the selected one."""
-        self.session.open_row(self.worklist.current_row() + step)
+        self.session.step_image(step, self.worklist.current_row())
 
     def cycle_preset(self) -> None:
         names = ["default", "bone", "soft tissue", "auto"]

@@ -7,35 +7,23 @@ import csv
 import json
 from pathlib import Path
 
-from sqlalchemy import select
-
 from skelex_desktop.cli import main
-from skelex_desktop.core.db.models import Image
 from skelex_desktop.core.review.decisions import task_states
-from skelex_desktop.core.review.session import ReviewSession
 from skelex_desktop.core.settings import Settings
 from skelex_desktop.core.workspace import open_workspace
-from tests.core.test_embeddings import import_synthetic
+from tests.core.flows import decide, imported_and_analysed
 
 
 def test_export_with_ai_keeps_suggestions_apart(workspace, tmp_path: Path) -> None:
-    db, data_dir = workspace.db, workspace.settings.data_dir
-    import_synthetic(db, data_dir, tmp_path / "synth", n=2, seed=6)
-    workspace.close()
+    data_dir = workspace.settings.data_dir
+    ids = imported_and_analysed(workspace, tmp_path / "synth", n=2, seed=6)
     base = ["--data-dir", str(data_dir)]
-    assert main([*base, "analyze", "--all"]) == 0
     ws = open_workspace(Settings(data_dir=data_dir))
     with ws.db.read() as s:
-        ids = list(s.scalars(select(Image.id).order_by(Image.id)))
         shown = {st.name: st for st in task_states(s, ids[0])}
-    session = ReviewSession(ws.db, "dr.ai")
-    for image_id in ids:
-        session.open(image_id)
-        session.select_task("fracture")
-        session.choose(1)  # the reader's call, whatever the AI said
-    assert session.wait(10)
-    session.close()
     ws.close()
+    # the reader's call, whatever the AI said
+    decide(data_dir, "dr.ai", [(image_id, "fracture", 1) for image_id in ids])
 
     out = tmp_path / "export"
     args = ["export", "--format", "csv,jsonl", "--out", str(out), "--status", "any", "--with-ai"]

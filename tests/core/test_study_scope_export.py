@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from skelex_desktop.cli import main
 from skelex_desktop.core.db.models import Image, Series
-from skelex_desktop.core.review.session import ReviewSession
+from tests.core.flows import decide
 from tests.core.test_embeddings import import_synthetic
 
 
@@ -34,20 +34,12 @@ def test_study_scoped_decision_exports_once_per_study(workspace, tmp_path: Path)
     base = ["--data-dir", str(data_dir)]
     assert main([*base, "task", "add", "study_normal", "--kind", "binary", "--scope", "study"]) == 0
 
-    from skelex_desktop.core.settings import Settings
-    from skelex_desktop.core.workspace import open_workspace
-
-    ws = open_workspace(Settings(data_dir=data_dir))
-    session = ReviewSession(ws.db, "dr.study")
-    session.open(studies[0][0])
-    session.select_task("study_normal")
-    session.choose(1)  # once, for the whole first study
-    session.open(studies[1][0])
-    session.select_task("study_normal")
-    session.choose(0)
-    assert session.wait(10)
-    session.close()
-    ws.close()
+    # once for the whole first study, once for the second
+    decide(
+        data_dir,
+        "dr.study",
+        [(studies[0][0], "study_normal", 1), (studies[1][0], "study_normal", 0)],
+    )
 
     out = tmp_path / "export"
     assert main([*base, "export", "--format", "csv", "--out", str(out), "--status", "any"]) == 0

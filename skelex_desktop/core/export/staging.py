@@ -58,7 +58,15 @@ def remove_leftovers(out: Path) -> list[Path]:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read where the system shows it (Linux) rather than set to 0 for a
+    moment: the window exports on a worker thread while other threads write files."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0)  # elsewhere: read by setting it, restored at once
     os.umask(mask)
     return mask
 

@@ -8,6 +8,7 @@ failed reverts nothing).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 from skelex_desktop.core.db.engine import Database
@@ -18,7 +19,7 @@ from skelex_desktop.core.review.measurements import Point, add_measurement, dele
 from skelex_desktop.core.review.regions import Box, add_region, delete_region
 
 
-class Command:
+class Command(ABC):
     """A decision that can be applied and reverted; `text` names it in messages."""
 
     def __init__(self, text: str, db: Database, reader: str, image_id: int) -> None:
@@ -29,11 +30,13 @@ class Command:
         self.applied = False
         self.failed = False
 
+    @abstractmethod
     def apply(self) -> Changes:
-        raise NotImplementedError
+        """Store the decision (one committed transaction)."""
 
+    @abstractmethod
     def revert(self) -> Changes:
-        raise NotImplementedError
+        """Undo what `apply` stored (one committed transaction)."""
 
     def run_apply(self) -> Changes:
         """Apply (on the writer thread); a failure marks the command failed and re-raises."""

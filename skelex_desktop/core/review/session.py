@@ -203,9 +203,11 @@ class ReviewSession:
             self._emit(EventKind.CURSOR)
 
     # --- navigation --------------------------------------------------------------------------
-    def step_image(self, step: int) -> bool:
-        """Open the row `step` rows away from the current one, when there is one."""
-        return self.row + step >= 0 and self.open_row(self.row + step)
+    def step_image(self, step: int, from_row: int | None = None) -> bool:
+        """Open the row `step` rows away from `from_row` (a front end's selected row; default
+        the open one), when there is one."""
+        start = self.row if from_row is None else from_row
+        return start + step >= 0 and self.open_row(start + step)
 
     def advance(self) -> bool:
         """Open the next image below the current row that still needs a reader."""
