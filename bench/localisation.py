@@ -62,10 +62,13 @@ from skelex_desktop.core.inference.preprocess import (
 )
 from skelex_desktop.core.inference.service import MaeRuntime
 from skelex_desktop.core.inference.yardstick import (
+    PATCH_SIZE_BINS,
     aupro,
     auroc_against,
     box_hits,
     hit_rate,
+    patch_size_bin,
+    patches_spanned,
 )
 from skelex_desktop.core.stats import auroc
 from skelex_desktop.core.synth import generate_image
@@ -211,28 +214,50 @@ class Tally:
     hits_no_implant: list[bool] = field(default_factory=list)
     peak_hits: list[bool] = field(default_factory=list)
     box_fraction: list[float] = field(default_factory=list)
+    # by finding size relative to the model patch (`PATCH_SIZE_BINS`); an image counts in the
+    # bin of its largest finding
+    sized_positives: dict[tuple[str, str], list[np.ndarray]] = field(default_factory=dict)
+    sized_regions: list[tuple[str, np.ndarray]] = field(default_factory=list)
+    image_bins: list[str | None] = field(default_factory=list)
+    sized_hits: dict[str, list[bool]] = field(default_factory=dict)
+    sized_peak_hits: dict[str, list[bool]] = field(default_factory=dict)
 
 
 def tally_image(
-    t: Tally, model_map: np.ndarray, emap: ErrorMap, image: Any, hotspot_threshold: float | None
+    t: Tally,
+    model_map: np.ndarray,
+    emap: ErrorMap,
+    image: Any,
+    hotspot_threshold: float | None,
+    patch: int,
 ) -> None:
-    """Add one image's map (model space [S, S]) to `t`, scored at source resolution."""
+    """Add one image's map (model space [S, S]) to `t`, scored at source resolution; finding
+    sizes are measured in model patches of `patch` pixels."""
     import cv2
 
     full = to_source(model_map, emap.geometry)
     bone = image.bone_mask.astype(bool)
     finding = np.zeros_like(bone)
+    scale = model_per_source(emap)
+    largest = 0.0
     for f in image.findings:
         m = f.mask.astype(bool)
         finding |= m
         inside = m & bone
+        patches = patches_spanned(m, scale, patch)
+        largest = max(largest, patches)
+        size = patch_size_bin(patches)
         t.positives.setdefault(f.type, []).append(full[inside])
+        t.sized_positives.setdefault((f.type, size), []).append(full[inside])
         count, labels = cv2.connectedComponents(inside.astype(np.uint8), connectivity=8)
         for k in range(1, count):
             t.regions.append((f.type, full[labels == k]))
+            t.sized_regions.append((size, full[labels == k]))
     t.negatives.append(full[bone & ~finding])
     t.scores.append(anomaly_score(model_map, emap.foreground, SCORE_PERCENTILE))
     t.labels.append(bool(image.findings))
+    image_bin = patch_size_bin(largest) if image.findings else None
+    t.image_bins.append(image_bin)
     if image.findings:
         spots = find_hotspots(
             model_map, emap.foreground, z_threshold=DEFAULT_Z, threshold=hotspot_threshold
@@ -247,7 +272,18 @@ def tally_image(
         if spots:
             s = spots[0]
             t.box_fraction.append((s.x1 - s.x0) * (s.y1 - s.y0) / bone.size)
-        t.peak_hits.append(box_hits(peak_box(model_map, emap), finding))
+        peak = box_hits(peak_box(model_map, emap), finding)
+        t.peak_hits.append(peak)
+        assert image_bin is not None
+        t.sized_hits.setdefault(image_bin, []).append(hit)
+        t.sized_peak_hits.setdefault(image_bin, []).append(peak)
+
+
+def model_per_source(emap: ErrorMap) -> tuple[float, float]:
+    """Model-input pixels per source pixel along x and y (the map's geometry)."""
+    x0, y0, x1, y1 = emap.geometry.content
+    rows, cols = emap.geometry.source_shape
+    return (x1 - x0) / cols, (y1 - y0) / rows
 
 
 def peak_box(model_map: np.ndarray, emap: ErrorMap) -> tuple[int, int, int, int]:
@@ -282,12 +318,48 @@ def summarise(t: Tally) -> dict[str, Any]:
     out["top_box_median_area_fraction"] = (
         float(np.median(t.box_fraction)) if t.box_fraction else float("nan")
     )
+    out["by_size"] = summarise_by_size(t, neg)
     out["counts"] = {
         "negative_pixels": int(neg.size),
         "regions": len(t.regions),
         "images": len(t.labels),
         "abnormal": int(sum(t.labels)),
     }
+    return out
+
+
+def summarise_by_size(t: Tally, neg: np.ndarray) -> dict[str, dict[str, Any]]:
+    """The figures per finding size relative to the model patch: pixel AUROC (and per type),
+    AUPRO, image AUROC (normals against the abnormal images whose largest finding has that
+    size), top-hotspot and peak hit rates of those images."""
+    scores, labels = np.asarray(t.scores), np.asarray(t.labels)
+    bins = np.asarray([b or "" for b in t.image_bins])
+    out: dict[str, dict[str, Any]] = {}
+    for size in PATCH_SIZE_BINS:
+        pos = [a for (_, s), arrays in t.sized_positives.items() if s == size for a in arrays]
+        regions = [r for s, r in t.sized_regions if s == size]
+        if not pos:
+            continue
+        keep = ~labels | (bins == size)
+        out[size] = {
+            "pixel_auroc": auroc_against(neg, np.concatenate(pos)),
+            "pixel_auroc_by_type": {
+                k: auroc_against(neg, np.concatenate(t.sized_positives[(k, size)]))
+                for k in FINDING_KINDS
+                if (k, size) in t.sized_positives
+            },
+            "aupro": aupro(neg, regions, MAX_FPR) if regions else float("nan"),
+            "image_auroc": auroc(scores[keep], labels[keep]),
+            "hit_rate": hit_rate(t.sized_hits.get(size, [])),
+            "peak_hit_rate": hit_rate(t.sized_peak_hits.get(size, [])),
+            "findings": {
+                k: len(t.sized_positives[(k, size)])
+                for k in FINDING_KINDS
+                if (k, size) in t.sized_positives
+            },
+            "regions": len(regions),
+            "images": int(np.sum(bins == size)),
+        }
     return out
 
 
@@ -365,6 +437,28 @@ def report(results: dict[str, dict[str, Any]]) -> None:
             fmt(r["peak_hit_rate"]),
         ]
         print(" | ".join(row))
+    report_by_size(results)
+
+
+def report_by_size(results: dict[str, dict[str, Any]]) -> None:
+    """The figures by finding size relative to the model patch, one block per size."""
+    for size in PATCH_SIZE_BINS:
+        rows = {name: r["by_size"][size] for name, r in results.items() if size in r["by_size"]}
+        if not rows:
+            continue
+        first = next(iter(rows.values()))
+        found = ", ".join(f"{k} {n}" for k, n in first["findings"].items())
+        print(
+            f"\nfindings {size} (largest side at the model's input; {found}; "
+            f"{first['images']} images counted here by their largest finding)"
+        )
+        kinds = [k for k in FINDING_KINDS if k in first["findings"]]
+        print(" | ".join(["map", "pixAUC", *kinds, "AUPRO", "imgAUC", "hit", "peak"]))
+        for name, r in rows.items():
+            by_type = r["pixel_auroc_by_type"]
+            cells = [fmt(by_type.get(k, float("nan"))) for k in kinds]
+            figures = [r["aupro"], r["image_auroc"], r["hit_rate"], r["peak_hit_rate"]]
+            print(" | ".join([name, fmt(r["pixel_auroc"]), *cells, *map(fmt, figures)]))
 
 
 def main() -> None:
@@ -461,7 +555,9 @@ def main() -> None:
         for k, fn in maps.items():
             model_map = fn(p)
             if model_map is not None:
-                tally_image(tallies[k], model_map, p.emap, image, thresholds[k])
+                tally_image(
+                    tallies[k], model_map, p.emap, image, thresholds[k], manifest.patch_size
+                )
     print(
         f"{2 * args.n} images (seed {args.seed}, {args.size} px) in "
         f"{time.perf_counter() - start:.0f} s"

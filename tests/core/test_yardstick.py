@@ -13,6 +13,8 @@ from skelex_desktop.core.inference.yardstick import (
     auroc_against,
     box_hits,
     hit_rate,
+    patch_size_bin,
+    patches_spanned,
     pro_curve,
 )
 from skelex_desktop.core.stats import auroc, midranks
@@ -97,3 +99,24 @@ def test_box_hits_and_hit_rate() -> None:
     assert not box_hits((-5, -5, 0, 0), mask)
     assert hit_rate([True, False, True, True]) == 0.75
     assert math.isnan(hit_rate([]))
+
+
+def test_patches_spanned_takes_the_larger_side_in_model_patches() -> None:
+    mask = np.zeros((512, 512), bool)
+    mask[100:130, 200:264] = True  # 30 rows x 64 columns at source resolution
+    # 224 model px over 512 source px: 64 * 0.4375 = 28 model px = 1.75 patches of 16
+    scale = (224 / 512, 224 / 512)
+    assert patches_spanned(mask, scale, 16) == pytest.approx(1.75)
+    assert patch_size_bin(1.75) == "1-2 patches"
+    assert patches_spanned(np.zeros((4, 4), bool), scale, 16) == 0.0
+
+
+def test_patch_size_bins_have_inclusive_edges_at_one_and_two() -> None:
+    assert [patch_size_bin(v) for v in (0.2, 0.999, 1.0, 2.0, 2.01, 9.0)] == [
+        "< 1 patch",
+        "< 1 patch",
+        "1-2 patches",
+        "1-2 patches",
+        "> 2 patches",
+        "> 2 patches",
+    ]

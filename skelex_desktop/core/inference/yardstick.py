@@ -86,3 +86,25 @@ def box_hits(box: Sequence[float], mask: np.ndarray) -> bool:
 def hit_rate(hits: Sequence[bool]) -> float:
     """Share of True in `hits` (NaN when empty)."""
     return float(np.mean(np.asarray(hits, bool))) if len(hits) else float("nan")
+
+
+PATCH_SIZE_BINS = ("< 1 patch", "1-2 patches", "> 2 patches")
+
+
+def patches_spanned(mask: np.ndarray, model_per_source: tuple[float, float], patch: int) -> float:
+    """The larger side of `mask`'s bounding box in model patches: a finding of 0.8 fits in one
+    patch of the model's input, one of 3.0 spans three. `model_per_source` is (x, y) model
+    pixels per source pixel; 0.0 for an empty mask."""
+    rows, cols = np.nonzero(np.asarray(mask, bool))
+    if rows.size == 0:
+        return 0.0
+    width = (int(cols.max()) - int(cols.min()) + 1) * model_per_source[0]
+    height = (int(rows.max()) - int(rows.min()) + 1) * model_per_source[1]
+    return float(max(width, height)) / patch
+
+
+def patch_size_bin(patches: float) -> str:
+    """`PATCH_SIZE_BINS` label of a size in patches: below 1, 1 to 2 (inclusive), above 2."""
+    if patches < 1.0:
+        return PATCH_SIZE_BINS[0]
+    return PATCH_SIZE_BINS[1] if patches <= 2.0 else PATCH_SIZE_BINS[2]
