@@ -28,6 +28,18 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return run_gui(data_dir=args.data_dir, db_url=args.db, reader=args.reader)
 
 
+def cmd_self_test(args: argparse.Namespace) -> int:
+    from skelex_desktop.app import display_available
+    from skelex_desktop.commands.self_test import run_self_test
+
+    window_step = None
+    if display_available():
+        from skelex_desktop.ui.self_test import open_and_close_window
+
+        window_step = open_and_close_window
+    return run_self_test(args, window_step)
+
+
 def reader_name(text: str) -> str:
     """argparse type of `--reader`: the rule every stored reader name follows."""
     try:
@@ -50,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         type=reader_name,
         help="reader name recorded with decisions (at most 128 characters, no control characters)",
+    )
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation on a temporary data dir (import, error map, label, undo, "
+        "export, window) and exit; never touches your own database",
     )
     parser.set_defaults(handler=cmd_gui, command=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -86,7 +104,12 @@ def _silence_stdout() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.self_test:
+        if args.command:
+            parser.error("--self-test runs on its own; give no command with it")
+        args.handler = cmd_self_test
     try:
         code = int(args.handler(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit

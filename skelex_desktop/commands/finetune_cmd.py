@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 
 from skelex_desktop.commands.common import AddCommand, CliError, emit, open_ws
+from skelex_desktop.commands.full_edition import require_full_edition
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    require_full_edition("Fine-tuning (`finetune`)")
     from skelex_desktop.core.inference.package import PackageError
     from skelex_desktop.core.ingest.pixels import IngestError
     from skelex_desktop.core.progress import TextProgress

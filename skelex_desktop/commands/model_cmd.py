@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from skelex_desktop.commands.common import AddCommand, CliError, emit, needs_action, open_ws
+from skelex_desktop.commands.full_edition import require_full_edition
 
 
 def _settings(args: argparse.Namespace):  # noqa: ANN202 - Settings is imported lazily
@@ -84,6 +85,7 @@ def cmd_model_trust(args: argparse.Namespace) -> int:
 
 
 def cmd_model_import(args: argparse.Namespace) -> int:
+    require_full_edition("Importing a checkpoint (`model import`)")
     from skelex_desktop.core.inference.package import PackageError
     from skelex_desktop.core.inference.trust import TrustStore
     from skelex_desktop.core.progress import TextProgress
@@ -232,6 +234,7 @@ def cmd_errormap(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
+    require_full_edition("Pretraining (`pretrain`)")
     from skelex_desktop.core.progress import TextProgress
     from skelex_desktop.core.training.pretrain import PretrainConfig, pretrain
 

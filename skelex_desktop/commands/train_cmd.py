@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from skelex_desktop.commands.common import AddCommand, CliError, emit, needs_action, open_ws
+from skelex_desktop.commands.full_edition import require_full_edition
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -36,6 +37,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    require_full_edition("Training task heads (`train`)")
     from skelex_desktop.core.analysis.pipeline import refresh_predictions
     from skelex_desktop.core.heads.splits import SplitError
     from skelex_desktop.core.heads.training_job import TrainingError, train_head

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+def installation_root() -> Path:
+    """The folder holding `models/` and `resources/`: the bundle's data folder when frozen
+    (PyInstaller sets `sys._MEIPASS`), else the source checkout."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    if getattr(sys, "frozen", False) and bundle:
+        return Path(bundle)
+    return Path(__file__).resolve().parents[2]
+
+
+PROJECT_ROOT = installation_root()
 
 
 def resources_dir() -> Path:

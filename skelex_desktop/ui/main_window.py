@@ -148,7 +148,7 @@ class MainWindow(QMainWindow):
             "Import folders, files or a DICOMDIR",
         )
         self._action("Export labelled set...", "Ctrl+E", self.show_export_dialog, file_menu)
-        self._action("Train task heads...", "Ctrl+Shift+T", self.show_training_dialog, file_menu)
+        self._training_action(file_menu)
         self._action("Model versions...", "Ctrl+Shift+M", self.show_versions_dialog, file_menu)
         self.demo_action = self._action(
             "Load demo studies", "Ctrl+Shift+D", self.load_demo_studies, file_menu
@@ -567,6 +567,25 @@ class MainWindow(QMainWindow):
         dialog = InfluenceDialog(self.db, self)
         dialog.show()
         return dialog
+
+    def _training_action(self, menu) -> QAction:  # noqa: ANN001 - a QMenu
+        """File > Train task heads; in the reader edition (no torch) it says that training needs
+        the full edition and is disabled."""
+        from skelex_desktop.core.training.edition import is_full_edition, needs_full_edition
+
+        if is_full_edition():
+            return self._action(
+                "Train task heads...", "Ctrl+Shift+T", self.show_training_dialog, menu
+            )
+        action = self._action(
+            "Train task heads (needs the full edition)",
+            "",
+            self.show_training_dialog,
+            menu,
+            needs_full_edition("Training task heads"),
+        )
+        action.setEnabled(False)
+        return action
 
     def show_training_dialog(self):  # noqa: ANN201 - TrainingDialog, imported lazily
         from skelex_desktop.ui.dialogs.training_dialog import TrainingDialog
