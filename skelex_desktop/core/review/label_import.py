@@ -39,12 +39,13 @@ from sqlalchemy.orm import Session
 
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, Label, Series, Task, utcnow
-from skelex_desktop.core.domain import ImageStatus, LabelSource, PredictionRelation
+from skelex_desktop.core.domain import ImageStatus, LabelSource, PredictionRelation, TaskKind
 from skelex_desktop.core.names import InvalidName, check_name, shown
 from skelex_desktop.core.progress import Progress, check
+from skelex_desktop.core.review.image_refs import ImageRefs
 from skelex_desktop.core.review.labels import LabelError, normalise_value
 
-IMAGE_COLUMNS = ("image", "image_id", "sop_instance_uid")
+IMAGE_COLUMNS = ("image", "image_id", "file", "sop_instance_uid")
 CHUNK_ROWS = 10_000  # rows checked, looked up and written together
 IMPORT_CACHE_KIB = 65_536  # SQLite page cache during an import (bounded: 64 MiB)
 MAX_REPORTED_ERRORS = 1000  # reasons kept; further invalid lines are only counted
@@ -83,8 +84,10 @@ class _RollBack(Exception):
 def import_labels_csv(
     db: Database, path: Path, reader: str, progress: Progress | None = None
 ) -> LabelImportResult:
-    """Import rows `image` (SOP Instance UID or imported file path) or `image_id`, `task`,
-    `value` [, `uncertain`, `reader`] as one transaction.
+    """Import rows `image` (or `file`, `sop_instance_uid`: a SOP Instance UID or a file path,
+    see `image_refs`) or `image_id`, `task`, `value` [, `uncertain`, `reader`] as one
+    transaction. Without `task` and `value` columns, each column named after a task holds
+    that task's value (SynthMSK's `ground_truth.csv`); an empty cell is no decision.
 
     Every invalid row is reported with its line number and reason; if any row is invalid,
     nothing from the file is applied. A row of a study-scoped task is stored for every image of
@@ -103,13 +106,12 @@ def import_labels_csv(
     if progress is not None:
         progress.set_total(max(0, total_lines - 1))
         progress.set_status(f"importing labels from {path.name}")
-    run = _Run(default_reader)
+    run = _Run(default_reader, path)
     try:
         with handle, db.write() as session, _page_cache(session):
             lines = _Lines(handle)
             rows = csv.reader(lines, strict=True)
-            header = _header(rows, lines, path)
-            run.start(session, header)
+            run.start(session, _header(rows, lines, path))
             chunk: list[_Row] = []
             for row in _records(rows, lines, run):
                 chunk.append(row)
@@ -255,14 +257,7 @@ def _header(rows: Iterator[list[str]], lines: _Lines, path: Path) -> list[str]:
         raise LabelError(f"{path}: {exc}; nothing was imported") from exc
     except csv.Error as exc:
         raise LabelError(f"{path}: {_csv_problem(exc, 1, lines)}; nothing was imported") from exc
-    names = [name.strip() for name in header or []]
-    columns = set(names)
-    if not {"task", "value"} <= columns or not columns & set(IMAGE_COLUMNS):
-        raise LabelError(
-            f"{path}: needs columns task, value and one of {', '.join(IMAGE_COLUMNS)}; "
-            f"found {', '.join(shown(n) for n in names) or 'none'}; correct the first line"
-        )
-    return names
+    return [name.strip() for name in header or []]
 
 
 @dataclass
@@ -303,16 +298,18 @@ def _records(rows: Iterator[list[str]], lines: _Lines, run: _Run) -> Iterator[_R
                 "not closed: close it, or remove the line break inside the quotes",
             )
             continue
-        row = run.check(start, fields)
-        if row is not None:
-            yield row
+        yield from run.check(start, fields)
 
 
 @dataclass
 class _Run:
-    """The state of one import: the schema, caches of checked values, errors and counts."""
+    """The state of one import: the schema, caches of checked values, errors and counts.
+
+    `_wide`: (column index, task) of each task column of a file without task and value
+    columns; empty for a file of one label per row."""
 
     default_reader: str
+    path: Path
     errors: list[str] = field(default_factory=list)
     invalid: int = 0
     written: int = 0
@@ -322,14 +319,34 @@ class _Run:
     _values: dict[tuple[int, str, bool], Any] = field(default_factory=dict)
     _readers: set[str] = field(default_factory=set)
     _pending: list[tuple[int, str]] = field(default_factory=list)
+    _wide: list[tuple[int, Task]] = field(default_factory=list)
+    _refs: ImageRefs | None = None
 
     def start(self, session: Session, header: list[str]) -> None:
+        """Take the columns of `header`; a header naming no image or no label is refused."""
         self._width = len(header)
         first = {name: i for i, name in reversed(list(enumerate(header)))}
         columns = (*IMAGE_COLUMNS, "task", "value", "uncertain", "reader")
         self._at = {name: first.get(name, self._width) for name in columns}
         self._tasks = {task.name: task for task in session.scalars(select(Task))}
         self._readers = {self.default_reader}
+        self._refs = ImageRefs(session, self.path.parent)
+        if not {"task", "value"} <= first.keys():
+            self._wide = [(i, self._tasks[n]) for n, i in first.items() if n in self._tasks]
+            self._wide.sort(key=lambda column: column[0])
+        boxes = [task.name for _i, task in self._wide if task.kind == TaskKind.REGION]
+        if boxes:
+            raise LabelError(
+                f"{self.path}: column {shown(boxes[0])} is a region task: its boxes go in a box "
+                "file (columns image, task, x0, y0, x1, y1, or COCO JSON); remove the column"
+            )
+        if not first.keys() & set(IMAGE_COLUMNS) or not (self._wide or "task" in first):
+            found = ", ".join(shown(n) for n in header) or "none"
+            raise LabelError(
+                f"{self.path}: needs columns task, value and one of {', '.join(IMAGE_COLUMNS)} "
+                f"(or, instead of task and value, one column per task named as the task: "
+                f"`skelex-desktop task list`); found {found}; correct the first line"
+            )
 
     def error(self, line: int, reason: str) -> None:
         """Line `line` is invalid; its reason is reported in line order (`flush_errors`)."""
@@ -347,24 +364,55 @@ class _Run:
         self.errors.extend(text for _line, text in sorted(self._pending)[: max(0, room)])
         self._pending.clear()
 
-    def check(self, line: int, fields: list[str]) -> _Row | None:
-        """The row to store, or None after recording why line `line` cannot be stored."""
+    def check(self, line: int, fields: list[str]) -> list[_Row]:
+        """The labels of the row to store, or none after recording why line `line` cannot be
+        stored."""
         try:
-            return self._check(line, fields)
+            if self._wide:
+                return self._check_wide(line, fields)
+            return [self._check(line, fields)]
         except LabelError as exc:
             self.error(line, str(exc))
-            return None
+            return []
 
-    def _check(self, line: int, fields: list[str]) -> _Row:
+    def _fields(self, fields: list[str]) -> list[str]:
+        """The row's fields, one per column of the header and one "" for absent columns."""
         width = self._width
         if len(fields) > width and any(extra.strip() for extra in fields[width:]):
             raise LabelError(
                 f"has {len(fields)} fields where the header has {width}; "
                 'quote values that contain commas ("a, b")'
             )
-        # a short row's missing fields, and the columns the header lacks, read as ""
         del fields[width:]
         fields.extend([""] * (width + 1 - len(fields)))
+        return fields
+
+    def _check_wide(self, line: int, fields: list[str]) -> list[_Row]:
+        """One label per task column with a value (an empty cell is no decision)."""
+        fields = self._fields(fields)
+        filled = [(task, fields[i]) for i, task in self._wide if fields[i].strip()]
+        if not filled:
+            return []
+        uncertain = fields[self._at["uncertain"]].strip().lower() in TRUE_WORDS
+        image_id, ref = self._image(fields)
+        reader = self._reader(fields[self._at["reader"]])
+        out = []
+        for task, raw in filled:
+            if len(raw) > MAX_FIELD_CHARS:
+                raise LabelError(
+                    f"the {task.name} field is {len(raw)} characters long (at most "
+                    f"{MAX_FIELD_CHARS}); check that this is a label CSV"
+                )
+            try:
+                value = self._value(task, raw, uncertain)
+            except LabelError as exc:
+                raise LabelError(f"column {task.name}: {exc}") from exc
+            out.append(_Row(line, image_id, ref, task.id, task.name, value, uncertain, reader))
+        return out
+
+    def _check(self, line: int, fields: list[str]) -> _Row:
+        # a short row's missing fields, and the columns the header lacks, read as ""
+        fields = self._fields(fields)
         at = self._at
         task_name, raw_value = fields[at["task"]], fields[at["value"]]
         raw_uncertain = fields[at["uncertain"]]
@@ -400,7 +448,7 @@ class _Run:
                 f"image_id {shown(given_id)} is not an image id (a whole number); "
                 "`skelex-desktop worklist` lists them"
             )
-        ref = (fields[at["image"]] or fields[at["sop_instance_uid"]]).strip()
+        ref = (fields[at["image"]] or fields[at["file"]] or fields[at["sop_instance_uid"]]).strip()
         if not ref:
             raise LabelError("no image given: fill the image (or image_id) column")
         return None, ref
@@ -485,36 +533,26 @@ class _Run:
     def _resolve(self, session: Session, chunk: list[_Row]) -> dict[int, tuple[str, str]]:
         """Fill each row's image id; rows naming no image become errors. Returns the status and
         reader of every image the chunk names."""
-        ids = {row.image_id for row in chunk if row.image_id is not None}
-        refs = {row.ref for row in chunk if row.image_id is None}
+        assert self._refs is not None  # set by start
+        by_ref, reasons = self._refs.resolve({row.ref for row in chunk if row.image_id is None})
+        ids = {row.image_id for row in chunk if row.image_id is not None} | set(by_ref.values())
         statuses: dict[int, tuple[str, str]] = {}
         if ids:
             by_id = select(Image.id, Image.status, Image.reader).where(Image.id.in_(ids))
             for image_id, status, reader in session.execute(by_id):
                 statuses[image_id] = (status, reader)
-        by_ref: dict[str, tuple[int, int]] = {}  # ref -> (frame, image id), the lowest frame
-        for column in (Image.sop_instance_uid, Image.file_path):
-            wanted = refs - by_ref.keys()
-            if not wanted:
-                break
-            query = select(column, Image.frame, Image.id, Image.status, Image.reader)
-            for ref, frame, image_id, status, reader in session.execute(
-                query.where(column.in_(wanted))
-            ):
-                statuses[image_id] = (status, reader)
-                if ref not in by_ref or frame < by_ref[ref][0]:
-                    by_ref[ref] = (frame, image_id)
         valid = []
+        reported: set[int] = set()  # a row of several labels (wide) is one invalid line
         for row in chunk:
             if row.image_id is None and row.ref in by_ref:
-                row.image_id = by_ref[row.ref][1]
+                row.image_id = by_ref[row.ref]
+            if row.line in reported:
+                continue
             if row.image_id is None:
-                self.error(
-                    row.line,
-                    f"no image with SOP Instance UID or file path {shown(row.ref)}; import the "
-                    "image first (`skelex-desktop import`) or correct the reference",
-                )
+                reported.add(row.line)
+                self.error(row.line, reasons[row.ref])
             elif row.image_id not in statuses:
+                reported.add(row.line)
                 self.error(
                     row.line,
                     f"no image with id {row.image_id}; `skelex-desktop worklist` lists the images",
