@@ -73,7 +73,7 @@ class LabelImportResult:
     invalid: int = 0
 
 
-class _FileProblem(Exception):
+class FileProblem(Exception):
     """The file cannot be read on from this line; the message names the line and the way out."""
 
 
@@ -82,7 +82,11 @@ class _RollBack(Exception):
 
 
 def import_labels_csv(
-    db: Database, path: Path, reader: str, progress: Progress | None = None
+    db: Database,
+    path: Path,
+    reader: str,
+    progress: Progress | None = None,
+    base: Path | None = None,
 ) -> LabelImportResult:
     """Import rows `image` (or `file`, `sop_instance_uid`: a SOP Instance UID or a file path,
     see `image_refs`) or `image_id`, `task`, `value` [, `uncertain`, `reader`] as one
@@ -92,7 +96,8 @@ def import_labels_csv(
     Every invalid row is reported with its line number and reason; if any row is invalid,
     nothing from the file is applied. A row of a study-scoped task is stored for every image of
     its image's study, as `labels.confirm_label` stores the window's decision. `progress` counts
-    the file's lines; a cancel rolls back.
+    the file's lines; a cancel rolls back. Relative paths are relative to `base` (default:
+    the file's folder).
     """
     try:
         default_reader = check_name(reader)
@@ -106,10 +111,10 @@ def import_labels_csv(
     if progress is not None:
         progress.set_total(max(0, total_lines - 1))
         progress.set_status(f"importing labels from {path.name}")
-    run = _Run(default_reader, path)
+    run = _Run(default_reader, path, base or path.parent)
     try:
         with handle, db.write() as session, _page_cache(session):
-            lines = _Lines(handle)
+            lines = CsvLines(handle)
             rows = csv.reader(lines, strict=True)
             run.start(session, _header(rows, lines, path))
             chunk: list[_Row] = []
@@ -158,7 +163,7 @@ def _count_lines(path: Path) -> int:
     return count + (last != b"\n")
 
 
-def _advance(progress: Progress | None, lines: _Lines) -> None:
+def _advance(progress: Progress | None, lines: CsvLines) -> None:
     """Report the data lines read since the last report; stop here when cancelled."""
     if progress is None:
         return
@@ -169,7 +174,7 @@ def _advance(progress: Progress | None, lines: _Lines) -> None:
         lines.reported = done
 
 
-class _Lines:
+class CsvLines:
     """The file's lines decoded one by one, counted; stops with a reason at a binary, UTF-16 or
     UTF-32 start, or at the first line that is not UTF-8 text or too long to be a label row."""
 
@@ -185,14 +190,14 @@ class _Lines:
             if self.number == 1:
                 raw = self._first_line(raw)
             if len(raw) > MAX_LINE_BYTES:
-                raise _FileProblem(
+                raise FileProblem(
                     f"line {self.number}: longer than {MAX_LINE_BYTES} bytes; a label CSV has one "
                     "short row per line: check that this is the right file"
                 )
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise _FileProblem(
+                raise FileProblem(
                     f"line {self.number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte "
                     f"{exc.start + 1} of the line; the file is probably Latin-1 or Windows-1252); "
                     f"{SAVE_AS_UTF8}"
@@ -203,13 +208,13 @@ class _Lines:
         by its first bytes, before its first line is taken for Latin-1."""
         start = raw + self._handle.peek(SNIFF_BYTES)[:SNIFF_BYTES]
         if start.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-            raise _FileProblem(f"line 1: the file is UTF-32 text; {SAVE_AS_UTF8}")
+            raise FileProblem(f"line 1: the file is UTF-32 text; {SAVE_AS_UTF8}")
         if start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            raise _FileProblem(f"line 1: the file is UTF-16 text; {SAVE_AS_UTF8}")
+            raise FileProblem(f"line 1: the file is UTF-16 text; {SAVE_AS_UTF8}")
         nul = start.find(b"\0")
         if nul >= 0 and _looks_binary(start):
             line = start.count(b"\n", 0, nul) + 1
-            raise _FileProblem(
+            raise FileProblem(
                 f"line {line}: holds NUL bytes (offset {nul} of the "
                 f"file): this is a binary file or UTF-16 text, not a UTF-8 CSV; {SAVE_AS_UTF8}"
             )
@@ -228,36 +233,53 @@ def _looks_binary(start: bytes) -> bool:
     return start.count(b"\0") * 10 >= len(start)
 
 
-def _csv_problem(exc: csv.Error, start: int, lines: _Lines) -> _FileProblem:
+def csv_problem(exc: csv.Error, start: int, lines: CsvLines) -> FileProblem:
     """A clear reason for a csv module error in the record that starts on line `start`."""
     text = str(exc)
     if "field larger than field limit" in text:
-        return _FileProblem(
+        return FileProblem(
             f"line {start}: a field runs on for more than {csv.field_size_limit()} characters "
             f"(to line {lines.number}): a quote opened on line {start} is probably never closed; "
             "close it, or check that this is a label CSV"
         )
     if "unexpected end of data" in text:
-        return _FileProblem(
+        return FileProblem(
             f"line {start}: the quote opened on this line is never closed (the field runs to the "
             "end of the file); close the quote or remove it"
         )
     if "expected after" in text:
-        return _FileProblem(
+        return FileProblem(
             f"line {lines.number}: a quote in the middle of a field ({text}); quote the whole "
             'field and double the quotes inside it ("a ""b"" c")'
         )
-    return _FileProblem(f"line {start}: not valid CSV ({text})")
+    return FileProblem(f"line {start}: not valid CSV ({text})")
 
 
-def _header(rows: Iterator[list[str]], lines: _Lines, path: Path) -> list[str]:
+def _header(rows: Iterator[list[str]], lines: CsvLines, path: Path) -> list[str]:
     try:
         header = next(rows, None)
-    except _FileProblem as exc:
+    except FileProblem as exc:
         raise LabelError(f"{path}: {exc}; nothing was imported") from exc
     except csv.Error as exc:
-        raise LabelError(f"{path}: {_csv_problem(exc, 1, lines)}; nothing was imported") from exc
+        raise LabelError(f"{path}: {csv_problem(exc, 1, lines)}; nothing was imported") from exc
     return [name.strip() for name in header or []]
+
+
+def image_reference(fields: list[str], at: dict[str, int]) -> tuple[int | None, str]:
+    """(image id, "") or (None, reference) of a row: `fields[at[column]]` for each of
+    IMAGE_COLUMNS (an absent column's index holds "")."""
+    given_id = fields[at["image_id"]].strip()
+    if given_id:
+        if given_id.isascii() and given_id.isdigit() and 0 < int(given_id) < 2**63:
+            return int(given_id), ""
+        raise LabelError(
+            f"image_id {shown(given_id)} is not an image id (a whole number); "
+            "`skelex-desktop worklist` lists them"
+        )
+    ref = (fields[at["image"]] or fields[at["file"]] or fields[at["sop_instance_uid"]]).strip()
+    if not ref:
+        raise LabelError("no image given: fill the image (or image_id) column")
+    return None, ref
 
 
 @dataclass
@@ -274,18 +296,18 @@ class _Row:
     reader: str
 
 
-def _records(rows: Iterator[list[str]], lines: _Lines, run: _Run) -> Iterator[_Row]:
+def _records(rows: Iterator[list[str]], lines: CsvLines, run: _Run) -> Iterator[_Row]:
     """Every row of the file that passes the per-row checks; the others become errors. A
     problem that stops reading (encoding, binary, an unclosed quote) ends the iteration."""
     while True:
         start = lines.number + 1
         try:
             fields = next(rows, None)
-        except _FileProblem as exc:
+        except FileProblem as exc:
             run.stop(str(exc) + "; reading stopped here")
             return
         except csv.Error as exc:
-            run.stop(f"{_csv_problem(exc, start, lines)}; reading stopped here")
+            run.stop(f"{csv_problem(exc, start, lines)}; reading stopped here")
             return
         if fields is None:
             return
@@ -310,6 +332,7 @@ class _Run:
 
     default_reader: str
     path: Path
+    base: Path  # the folder relative image paths are relative to
     errors: list[str] = field(default_factory=list)
     invalid: int = 0
     written: int = 0
@@ -330,7 +353,7 @@ class _Run:
         self._at = {name: first.get(name, self._width) for name in columns}
         self._tasks = {task.name: task for task in session.scalars(select(Task))}
         self._readers = {self.default_reader}
-        self._refs = ImageRefs(session, self.path.parent)
+        self._refs = ImageRefs(session, self.base)
         if not {"task", "value"} <= first.keys():
             self._wide = [(i, self._tasks[n]) for n, i in first.items() if n in self._tasks]
             self._wide.sort(key=lambda column: column[0])
@@ -394,7 +417,7 @@ class _Run:
         if not filled:
             return []
         uncertain = fields[self._at["uncertain"]].strip().lower() in TRUE_WORDS
-        image_id, ref = self._image(fields)
+        image_id, ref = image_reference(fields, self._at)
         reader = self._reader(fields[self._at["reader"]])
         out = []
         for task, raw in filled:
@@ -426,7 +449,7 @@ class _Run:
                     f"the {name} field is {len(given)} characters long (at most "
                     f"{MAX_FIELD_CHARS}); check that this is a label CSV"
                 )
-        image_id, ref = self._image(fields)
+        image_id, ref = image_reference(fields, self._at)
         task = self._tasks.get(task_name.strip())
         if task is None:
             raise LabelError(
@@ -437,21 +460,6 @@ class _Run:
         value = self._value(task, raw_value, uncertain)
         reader = self._reader(fields[at["reader"]])
         return _Row(line, image_id, ref, task.id, task.name, value, uncertain, reader)
-
-    def _image(self, fields: list[str]) -> tuple[int | None, str]:
-        at = self._at
-        given_id = fields[at["image_id"]].strip()
-        if given_id:
-            if given_id.isascii() and given_id.isdigit() and 0 < int(given_id) < 2**63:
-                return int(given_id), ""
-            raise LabelError(
-                f"image_id {shown(given_id)} is not an image id (a whole number); "
-                "`skelex-desktop worklist` lists them"
-            )
-        ref = (fields[at["image"]] or fields[at["file"]] or fields[at["sop_instance_uid"]]).strip()
-        if not ref:
-            raise LabelError("no image given: fill the image (or image_id) column")
-        return None, ref
 
     def _value(self, task: Task, raw: str, uncertain: bool) -> Any:
         """The stored value (what `set_label` stores), cached per task and text."""

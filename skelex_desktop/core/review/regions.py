@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from skelex_desktop.core.db import audit
 from skelex_desktop.core.db.engine import Database
-from skelex_desktop.core.db.models import Image, Region, utcnow
+from skelex_desktop.core.db.models import Image, Region, Task, utcnow
 from skelex_desktop.core.domain import Changes
 from skelex_desktop.core.review.labels import LabelError, get_task
 
@@ -46,18 +46,29 @@ def add_region(
         y0, y1 = max(0.0, y0), min(float(image.rows), y1)
         if x1 - x0 < 1 or y1 - y0 < 1:
             raise LabelError("a region must cover at least one pixel of the image")
-        region = Region(
-            image_id=image_id,
-            task_id=task.id,
-            geometry=Box(x0, y0, x1, y1).to_geometry(),
-            value=value,
-            reader=reader,
-        )
-        session.add(region)
-        session.flush()
-        audit.record(session, reader, "region.add", "region", region.id, after=region.geometry)
-        region_id = region.id
+        region_id = store_region(session, image_id, task, Box(x0, y0, x1, y1), reader, value)
     return region_id, Changes(images={image_id}, tasks={task_name})
+
+
+def store_region(
+    session: Session,
+    image_id: int,
+    task: Task,
+    box: Box,
+    reader: str,
+    value: Any = None,
+    provenance: dict[str, Any] | None = None,
+) -> int:
+    """Add a checked box region and its audit row to the caller's transaction; its id.
+    `provenance` (e.g. the file it was imported from) is recorded in the audit row only."""
+    region = Region(
+        image_id=image_id, task_id=task.id, geometry=box.to_geometry(), value=value, reader=reader
+    )
+    session.add(region)
+    session.flush()
+    after = region.geometry if provenance is None else {**region.geometry, **provenance}
+    audit.record(session, reader, "region.add", "region", region.id, after=after)
+    return region.id
 
 
 def delete_region(db: Database, region_id: int, reader: str) -> Changes:

@@ -1,4 +1,4 @@
-"""Generate a whole synthetic data set on disk: images, masks, ground truth, sidecar.
+"""Generate a whole synthetic data set on disk: images, masks, ground truth, boxes, sidecar.
 
 The plan (patients, studies, regions, which images are abnormal) is drawn in the main process
 from the seed; every image is then rendered from (seed, index) alone, so a process pool gives
@@ -28,7 +28,7 @@ from ..ingest.layout import SIDECAR_COLUMNS  # the importer's sidecar format, wr
 from ..progress import Progress, check
 from .demographics import Patient, Study, make_patient, make_study
 from .dicom_io import build_dataset, encode, instance_uids
-from .image import SynthImage, generate_image
+from .image import GENERATOR_VERSION, SynthImage, generate_image
 from .views import BODY_PARTS, REGIONS
 
 GT_COLUMNS = (
@@ -51,6 +51,8 @@ GT_COLUMNS = (
     "bone_mask",
     "masks",
 )
+# the finding boxes in the box CSV form `label import` reads (task: the finding type)
+BOX_COLUMNS = ("file", "task", "x0", "y0", "x1", "y1")
 _REGION_WEIGHTS = {
     "hand": 0.2,
     "wrist": 0.14,
@@ -82,6 +84,7 @@ class SynthResult:
     files: list[Path] = field(default_factory=list)
     ground_truth_csv: Path | None = None
     findings_json: Path | None = None
+    boxes_csv: Path | None = None
     sidecar_csv: Path | None = None
     n_patients: int = 0
     n_studies: int = 0
@@ -294,6 +297,20 @@ def _write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, Any]])
     os.replace(tmp, path)
 
 
+def _box_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per finding with a non-empty box: file, finding type, x0, y0, x1, y1."""
+    return [
+        {
+            "file": r["json"]["file"],
+            "task": f["type"],
+            **dict(zip(BOX_COLUMNS[2:], f["box"], strict=True)),
+        }
+        for r in rows
+        for f in r["json"]["findings"]
+        if f["box"][0] < f["box"][2] and f["box"][1] < f["box"][3]
+    ]
+
+
 def _finish(
     out_dir: Path, cfg: SynthConfig, plan: list[PlanItem], rows: list[dict[str, Any]]
 ) -> SynthResult:
@@ -304,8 +321,11 @@ def _finish(
     if cfg.fmt == "png":
         res.sidecar_csv = out_dir / "skelex_sidecar.csv"
         _write_csv(res.sidecar_csv, SIDECAR_COLUMNS, [r["sidecar"] for r in rows])
+    res.boxes_csv = out_dir / "boxes.csv"
+    _write_csv(res.boxes_csv, BOX_COLUMNS, _box_rows(rows))
     res.findings_json = out_dir / "findings.json"
-    payload = json.dumps({"seed": cfg.seed, "images": [r["json"] for r in rows]}, indent=1)
+    meta = {"seed": cfg.seed, "generator_version": GENERATOR_VERSION}  # SynthMSK version
+    payload = json.dumps({**meta, "images": [r["json"] for r in rows]}, indent=1)
     _write_atomic(res.findings_json, payload.encode())
     res.n_patients = len({p.patient_k for p in plan})
     res.n_studies = len({(p.patient_k, p.study_k) for p in plan})
