@@ -148,7 +148,7 @@ def test_coco_files_load_in_pycocotools(world: ExportWorld, full_export: Path):
     for split in ("train", "val", "test"):
         coco = coco_mod.COCO(str(full_export / "annotations" / f"instances_{split}.json"))
         names = [c["name"] for c in coco.loadCats(coco.getCatIds())]
-        assert names[:3] == ["abnormal", "fracture", "implant"]
+        assert names == ["fracture"]  # the only task with boxes; image-level tasks are labels
         for image in coco.loadImgs(coco.getImgIds()):
             assert (full_export / "images" / image["file_name"]).is_file()
             for ann in coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]])):
@@ -188,17 +188,23 @@ def test_hf_imagefolder_loads_with_datasets(full_export: Path):
     total = sum(len(loaded[s]) for s in loaded)
     assert total == N_IMAGES
     assert set(loaded) <= {"train", "validation", "test"}
+    features = loaded["train"].features
+    assert features["fracture"] == datasets.ClassLabel(names=["no fracture", "fracture"])
     sample = loaded["train"][0]
-    assert sample["image"].size == (256, 256)
-    assert sample["fracture"] in (1, 0, -1) and sample["abnormal"] == -100
-    assert sample["tumour_category"] in ("malignant", "intermediate", "benign", "none")
+    assert sample["image"].size == (256, 256) and sample["image"].mode == "L"  # png8 by default
+    assert sample["fracture"] in (1, 0, -1) and sample["fracture_target"] in (1, 0, -100)
+    assert (sample["abnormal"], sample["abnormal_target"]) == (-1, -100)  # no label
+    name = features["tumour_category"].int2str(sample["tumour_category"])
+    assert name in ("malignant", "intermediate", "benign", "none")
 
 
-def test_png16_keeps_the_values(world: ExportWorld, full_export: Path):
-    row = _rows(full_export)[0]
-    stored = cv2.imread(str(full_export / row["file"]), cv2.IMREAD_UNCHANGED)
+def test_png16_keeps_the_values(world: ExportWorld):
+    out = world.root / "png16"
+    export_labelled_set(world.db, ExportOptions(out=out, formats=("csv", "coco")))  # png16 default
+    row = _rows(out)[0]
+    stored = cv2.imread(str(out / row["file"]), cv2.IMREAD_UNCHANGED)
     assert stored.dtype == np.uint16
-    manifest = json.loads((full_export / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     mapping = manifest["png_values"].get(row["file"], {"offset": 0.0, "scale": 1.0})
     with world.db.read() as session:
         path = session.get(Image, int(row["image_id"])).file_path
@@ -328,7 +334,14 @@ def test_option_parsing_and_validation(tmp_path: Path):
         parse_formats("csv,xml")
     with pytest.raises(ExportError):
         parse_split("0.5,0.5")
-    with pytest.raises(ExportError, match="needs --images png16 or png8"):
+    with pytest.raises(ExportError, match="needs --images png8 .default. or png16"):
         ExportOptions(out=tmp_path, formats=("hf",), images="dicom").validate()
+    with pytest.raises(ExportError, match="format yolo needs --images png8"):
+        ExportOptions(out=tmp_path, formats=("csv", "yolo"), images="png16").validate()
     assert ExportOptions(out=tmp_path, formats=("dicom-sr",)).image_mode == "dicom"
     assert ExportOptions(out=tmp_path, formats=("csv", "dicom-sr")).image_mode == "png16"
+    assert ExportOptions(out=tmp_path, formats=("csv", "hf")).image_mode == "png8"
+    assert ExportOptions(out=tmp_path, formats=("yolo", "dicom-sr")).image_mode == "png8"
+    hf16 = ExportOptions(out=tmp_path, formats=("hf",), images="png16")
+    hf16.validate()  # allowed on request, with a warning
+    assert "I;16" in hf16.warnings()[0] and ExportOptions(tmp_path, ("hf",)).warnings() == []

@@ -1,8 +1,10 @@
 """COCO detection files, one per split: annotations/instances_<split>.json.
 
 Images are referenced relative to the `images/` folder (`train/P0001_00001.png`); categories are
-the selected tasks of the schema (ids 1..n in schema order); each region is one box annotation
-(with its rectangle as the polygon), and the image-level labels ride along in `images[].labels`.
+the detection tasks (`detection.detection_tasks`: region tasks and tasks with boxes; ids 1..k in
+schema order, the same in every split); each region is one box annotation (with its rectangle as
+the polygon), and the image-level labels of every chosen task ride along in `images[].labels`.
+Without any detection task nothing is written (the exporter notes why).
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from skelex_desktop import __version__
+from skelex_desktop.core.export.detection import detection_tasks
 from skelex_desktop.core.export.options import SPLITS
 from skelex_desktop.core.export.record import ExportRecord, boxes, category_ids
 from skelex_desktop.core.export.selection import TaskInfo
 
 
-def coco_document(records: list[ExportRecord], tasks: list[TaskInfo], split: str) -> dict[str, Any]:
-    ids = category_ids(tasks)
+def coco_document(
+    records: list[ExportRecord], tasks: list[TaskInfo], categories: list[TaskInfo], split: str
+) -> dict[str, Any]:
+    ids = category_ids(categories)
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     for image_id, record in enumerate((r for r in records if r.split == split), start=1):
@@ -54,16 +59,19 @@ def coco_document(records: list[ExportRecord], tasks: list[TaskInfo], split: str
         "images": images,
         "annotations": annotations,
         "categories": [
-            {"id": ids[t.name] + 1, "name": t.name, "supercategory": t.kind} for t in tasks
+            {"id": ids[t.name] + 1, "name": t.name, "supercategory": t.kind} for t in categories
         ],
     }
 
 
 def coco_files(records: list[ExportRecord], tasks: list[TaskInfo]) -> dict[str, bytes]:
-    """Relative path -> content of the COCO files."""
+    """Relative path -> content of the COCO files (none without a detection task)."""
+    categories = detection_tasks(records, tasks)
+    if not categories:
+        return {}
     return {
         f"annotations/instances_{split}.json": json.dumps(
-            coco_document(records, tasks, split), indent=1, ensure_ascii=False
+            coco_document(records, tasks, categories, split), indent=1, ensure_ascii=False
         ).encode("utf-8")
         for split in SPLITS
     }

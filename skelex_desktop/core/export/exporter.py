@@ -18,6 +18,7 @@ from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.export import identities, phi_scan, tabular
 from skelex_desktop.core.export.coco import coco_files
 from skelex_desktop.core.export.deidentify import PROFILE_CODES, Deidentifier
+from skelex_desktop.core.export.detection import detection_notes
 from skelex_desktop.core.export.hf import hf_files
 from skelex_desktop.core.export.images import dicom_bytes, render_png
 from skelex_desktop.core.export.manifest import (
@@ -82,7 +83,7 @@ class _Run:
         self.data_dir = data_dir
         self.deid = Deidentifier() if options.deidentify else None
         self.headers: dict[str, pydicom.Dataset] = {}
-        self.warnings: list[str] = []
+        self.warnings: list[str] = options.warnings()
         self.notes: list[str] = []
         self.records: list[ExportRecord] = []
         self.png_values: dict[str, dict[str, Any]] = {}
@@ -286,6 +287,7 @@ class _Run:
                 files["studies.csv"] = tabular.to_csv(studies, tabular.STUDY_COLUMNS + study_tasks)
         if "jsonl" in formats:
             files["labels.jsonl"] = tabular.to_jsonl(rows)
+        self.notes += detection_notes(self.records, self.tasks, formats)
         if "coco" in formats:
             files.update(coco_files(self.records, self.tasks))
         if "yolo" in formats:

@@ -11,6 +11,7 @@ from skelex_desktop.core.domain import ImageStatus
 FORMATS = ("csv", "jsonl", "coco", "yolo", "hf", "dicom-sr", "dicom-pm", "dicom-seg")
 DICOM_FORMATS = ("dicom-sr", "dicom-pm", "dicom-seg")
 IMAGE_MODES = ("png16", "png8", "dicom", "none")
+ML_IMAGE_FORMATS = ("yolo", "hf")  # read by 8-bit image loaders: png8 unless asked otherwise
 SPLITS = ("train", "val", "test")
 STATUS_ANY = "any"
 STATUSES = (*(s.value for s in ImageStatus), STATUS_ANY)
@@ -50,7 +51,8 @@ class Selection:
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """A whole export request. `images=None` picks `dicom` for DICOM-only exports, else png16."""
+    """A whole export request. `images=None` picks png8 when YOLO or HF is among the formats
+    (their loaders read 8-bit images), `dicom` for DICOM-only exports, else png16."""
 
     out: Path
     formats: tuple[str, ...]
@@ -66,7 +68,19 @@ class ExportOptions:
     def image_mode(self) -> str:
         if self.images is not None:
             return self.images
+        if any(f in ML_IMAGE_FORMATS for f in self.formats):
+            return "png8"
         return "dicom" if set(self.formats) <= set(DICOM_FORMATS) else "png16"
+
+    def warnings(self) -> list[str]:
+        """What the user asked for that works, but not the way most tools expect."""
+        if "hf" in self.formats and self.image_mode == "png16":
+            return [
+                "hf with --images png16: PIL opens these images as mode I;16 and the usual "
+                '.convert("RGB") saturates them (mostly white); read them with np.asarray(image) '
+                "and apply your own window, or export with the default png8"
+            ]
+        return []
 
     def validate(self) -> None:
         """Raise ExportError naming the first inconsistent option."""
@@ -83,9 +97,15 @@ class ExportOptions:
             raise ExportError("the split needs three non-negative fractions (train, val, test)")
         if abs(sum(self.split) - 1.0) > 1e-6:
             raise ExportError(f"split fractions must add up to 1, not {sum(self.split):g}")
-        needs_png = [f for f in self.formats if f in ("hf", "yolo")]
+        needs_png = [f for f in self.formats if f in ML_IMAGE_FORMATS]
         if needs_png and self.image_mode not in ("png16", "png8"):
-            raise ExportError(f"format {needs_png[0]} needs --images png16 or png8")
+            raise ExportError(f"format {needs_png[0]} needs --images png8 (default) or png16")
+        if "yolo" in self.formats and self.image_mode == "png16":
+            raise ExportError(
+                "format yolo needs --images png8 (its default): ultralytics reads images with "
+                "cv2.imread, which keeps only the high byte of 16-bit values (a 12-bit "
+                "radiograph becomes black)"
+            )
         sel = self.selection
         if sel.date_from and sel.date_to and sel.date_from > sel.date_to:
             raise ExportError("the date range is empty: --from is after --to")
