@@ -1,4 +1,4 @@
-"""Image references in an imported label or box file: an id's stand-in, resolved to image ids.
+"""Image references of an imported label or box file (SOP UID or file path) -> image ids.
 
 A reference is tried, in this order, as
 1. a SOP Instance UID;
