@@ -115,7 +115,7 @@ def register(add: AddCommand) -> None:
     ex.add_argument(
         "--images",
         choices=("png16", "png8", "dicom", "none"),
-        help="image files (default png16; dicom for DICOM-only exports)",
+        help="image files (default: png8 with yolo or hf, dicom for DICOM-only exports, else png16)",
     )
     ex.add_argument(
         "--include-burned-in",
