@@ -17,8 +17,11 @@ hit rate on abnormal images and the latency of the model map. Maps are scored at
 source resolution (model-space maps resampled as the app does); definitions in
 docs/LOCALISATION.md and skelex_desktop/core/inference/yardstick.py.
 
+`--synth-version` renders the images with that SynthMSK generator version (default the
+latest; 1 reproduces the figures made before generator versions existed, docs/SYNTH.md).
+
 Usage: python bench/localisation.py [--n 200] [--model skelex-demo] [--variants] [--ceiling]
-                                    [--json F]
+                                    [--synth-version V] [--json F]
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ from skelex_desktop.core.inference.yardstick import (
     patches_spanned,
 )
 from skelex_desktop.core.stats import auroc
-from skelex_desktop.core.synth import generate_image
+from skelex_desktop.core.synth import GENERATOR_VERSION, GENERATOR_VERSIONS, generate_image
 from skelex_desktop.core.synth.image import FINDING_KINDS
 
 EVAL_SEED = 90210
@@ -147,13 +150,16 @@ def twin_u8(
     size: int,
     model_size: int,
     quantum_noise: bool = True,
+    version: int = GENERATOR_VERSION,
 ) -> np.ndarray | None:
     """The finding-free twin of an abnormal image as 8-bit model input [S, S] ("resize" mode),
     windowed with the abnormal image's own min-max: what a perfect normal-anatomy predictor
     would return (without quantum noise: the expected normal image, which a model can at best
     predict). None when the twin's anatomy differs (knee osteoarthritis draws its grade with
     other random numbers, so its twin is another knee)."""
-    twin = generate_image(seed, index, size=size, abnormal=False, quantum_noise=quantum_noise)
+    twin = generate_image(
+        seed, index, size=size, abnormal=False, quantum_noise=quantum_noise, version=version
+    )
     same = twin.bone_mask.shape == image.bone_mask.shape and (
         np.mean(twin.bone_mask.astype(bool) != image.bone_mask.astype(bool)) <= 0.01
     )
@@ -369,12 +375,14 @@ def fit_lut(
     seed: int,
     size: int,
     maps: dict[str, Callable[[Pieces], np.ndarray]],
+    version: int = GENERATOR_VERSION,
 ) -> dict[str, ErrorNormaliser]:
     """A structure lookup table per named map, fitted on `n` NORMAL images of `seed`."""
     errors: dict[str, list[np.ndarray]] = {k: [] for k in maps}
     grays, fgs = [], []
     for i in range(n):
-        p = model_pieces(runtime, generate_image(seed, i, size=size, abnormal=False).monochrome2())
+        image = generate_image(seed, i, size=size, abnormal=False, version=version)
+        p = model_pieces(runtime, image.monochrome2())
         grays.append(p.gray)
         fgs.append(p.emap.foreground)
         for k, fn in maps.items():
@@ -481,6 +489,13 @@ def main() -> None:
     parser.add_argument("--fit-n", type=int, default=120)
     parser.add_argument("--fit-seed", type=int, default=FIT_SEED)
     parser.add_argument("--latency-n", type=int, default=50)
+    parser.add_argument(
+        "--synth-version",
+        type=int,
+        choices=GENERATOR_VERSIONS,
+        default=GENERATOR_VERSION,
+        help="SynthMSK generator version of the images (1: figures made before versions)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args()
 
@@ -510,6 +525,7 @@ def main() -> None:
             args.fit_seed,
             args.size,
             {"raw": lambda p: p.raw, "lowpass": lp, "median": median_residual},
+            args.synth_version,
         )
         print(
             f"fitted lookup tables on {args.fit_n} normal images in "
@@ -541,15 +557,18 @@ def main() -> None:
     for i in range(2 * args.n):
         abnormal = i < args.n
         index = i if abnormal else NORMAL_OFFSET + i - args.n
-        image = generate_image(args.seed, index, size=args.size, abnormal=abnormal)
+        image = generate_image(
+            args.seed, index, size=args.size, abnormal=abnormal, version=args.synth_version
+        )
         pixels = image.monochrome2()
         if not abnormal and len(normals) < args.latency_n:
             normals.append(pixels)
         p = model_pieces(runtime, pixels)
         if args.ceiling:
             where = (image, pixels, args.seed, index, args.size, manifest.preprocessing.size)
-            p.twin = twin_u8(*where) if abnormal else p.gray
-            p.expected = twin_u8(*where, quantum_noise=False)
+            v = args.synth_version
+            p.twin = twin_u8(*where, version=v) if abnormal else p.gray
+            p.expected = twin_u8(*where, quantum_noise=False, version=v)
         if i == 0:  # the bench's replica is the runtime's map
             assert np.allclose(p.emap.model_map, runtime.error_map(pixels).model_map, atol=1e-6)
         for k, fn in maps.items():
@@ -559,7 +578,8 @@ def main() -> None:
                     tallies[k], model_map, p.emap, image, thresholds[k], manifest.patch_size
                 )
     print(
-        f"{2 * args.n} images (seed {args.seed}, {args.size} px) in "
+        f"{2 * args.n} images (seed {args.seed}, {args.size} px, SynthMSK version "
+        f"{args.synth_version}) in "
         f"{time.perf_counter() - start:.0f} s"
     )
     results = {k: summarise(t) for k, t in tallies.items()}

@@ -5,10 +5,12 @@
 """
 
 from .dataset import SynthConfig, SynthResult, generate_dataset, make_plan
-from .image import SynthFinding, SynthImage, generate_image
+from .image import GENERATOR_VERSION, GENERATOR_VERSIONS, SynthFinding, SynthImage, generate_image
 from .views import REGIONS
 
 __all__ = [
+    "GENERATOR_VERSION",
+    "GENERATOR_VERSIONS",
     "REGIONS",
     "SynthConfig",
     "SynthFinding",

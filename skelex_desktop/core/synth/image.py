@@ -14,6 +14,12 @@ from .render import Finding, render_paths
 from .scene import Scene
 from .views import BODY_PARTS, REGIONS, build_view
 
+# The generator's version: what a given (seed, index) renders. Version 1 is SynthMSK as first
+# released; version 2 sizes implants to the host bone (docs/SYNTH.md, "SynthMSK against the
+# literature"). Pass `version=1` to reproduce images and figures made before version 2.
+GENERATOR_VERSION = 2
+GENERATOR_VERSIONS = (1, 2)
+
 FINDING_KINDS = ("fracture", "lytic_lesion", "benign_lesion", "implant", "osteoarthritis")
 _KIND_WEIGHTS = {
     "knee": (0.22, 0.14, 0.14, 0.15, 0.35),
@@ -38,6 +44,7 @@ class SynthFinding:
     severity: str
     detail: str = ""
     host_mask: np.ndarray | None = field(default=None, repr=False)
+    spec: Finding | None = field(default=None, repr=False)  # image-pixel parameters (not OA)
 
 
 @dataclass
@@ -91,6 +98,7 @@ def _place(
     field: Field,
     severity: str,
     spacing: float,
+    version: int,
 ) -> list[tuple[Finding, str]]:
     """Finding specs (with their types) for the requested kind; may be empty if nothing fits."""
     out: list[tuple[Finding | None, str]] = []
@@ -105,7 +113,7 @@ def _place(
         lkind = sub[int(rng.random() < (0.35 if kind == "lytic_lesion" else 0.4))]
         out.append((place_lesion(rng, scene, field, lkind, severity), kind))
     elif kind == "implant":
-        placed = place_implant(rng, scene, field, spacing)
+        placed = place_implant(rng, scene, field, spacing, version)
         if placed is not None:
             implant, t_mid = placed
             out.append((implant, "implant"))
@@ -131,13 +139,18 @@ def generate_image(
     modality: str | None = None,
     photometric: str | None = None,
     quantum_noise: bool = True,
+    version: int = GENERATOR_VERSION,
 ) -> SynthImage:
     """Render one radiograph; every random choice is drawn from (seed, index).
 
     Arguments left as None are drawn at random; given ones override the draw, so the rest of
     the image does not change when one of them is fixed. `quantum_noise=False` renders the
-    expected image (the same anatomy, texture and exposure, no detector noise).
+    expected image (the same anatomy, texture and exposure, no detector noise). `version`
+    selects the generator version (`GENERATOR_VERSIONS`; default the latest): version 1
+    renders what SynthMSK rendered before versions existed, byte for byte.
     """
+    if version not in GENERATOR_VERSIONS:
+        raise ValueError(f"unknown SynthMSK generator version {version!r}: {GENERATOR_VERSIONS}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 7]))
     d_region = REGIONS[int(rng.integers(len(REGIONS)))]
     region = region or d_region
@@ -179,7 +192,7 @@ def generate_image(
     maps = None
     for attempt in range(4):
         try_kind = kind if attempt == 0 else "fracture"
-        specs = _place(f_rng, try_kind, geo.scene, exp.field, severity, spacing)
+        specs = _place(f_rng, try_kind, geo.scene, exp.field, severity, spacing, version)
         maps = render_paths(geo.scene, size, [s for s, _ in specs])
         if not abnormal or kind == "osteoarthritis" or any(m.any() for m in maps.finding_masks):
             break
@@ -207,7 +220,7 @@ def generate_image(
         else:
             detail = "plate edge-on" if spec.edge_on else "plate en face"
         findings.append(
-            SynthFinding(ftype, mask, _box(mask), spec.site, spec.severity, detail, host)
+            SynthFinding(ftype, mask, _box(mask), spec.site, spec.severity, detail, host, spec)
         )
     if kind == "osteoarthritis" and kl_grade is not None and kl_grade >= 2:
         mask = (maps.osteophyte_mask | maps.joint_mask) & (maps.soft > 0)
@@ -254,5 +267,6 @@ def generate_image(
         "exposure_mas": float(round(exp.photons / 600.0, 1)),
         "requested_abnormal": bool(abnormal),
         "requested_finding": kind or "",
+        "generator_version": version,
     }
     return SynthImage(stored, maps.bone_mask, findings, labels, meta)

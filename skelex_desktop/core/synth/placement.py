@@ -14,6 +14,29 @@ _BIG_LONG = ("radius", "ulna", "humerus", "femur", "tibia", "fibula")
 Field = tuple[float, float, float, float]  # x0, y0, x1, y1: the exposed field, image pixels
 Candidate = tuple[Bone, list[float]]  # a bone and the axis parameters t inside the field
 
+# Implant system (cortex screw thread diameter, mm) by host bone, generator version 2 on.
+# Version 1 used the 3.5 mm small-fragment system on every bone, which docs/SYNTH.md
+# ("SynthMSK against the literature") shows to be too large for the hand and forefoot and too
+# small for the femur: 1.5 mm in the phalanges and 2.0 mm in the metacarpals (Wheeless,
+# "ORIF of hand fractures with screws"), 2.0 mm in the metatarsals (same size class,
+# extrapolated), 4.5 mm in the distal femur (AO Surgery Reference, distal femur, condylar LCP),
+# 3.5 mm in the forearm, fibula and the rest (Wheeless, "Cortex screw: 3.5 mm").
+_V1_SCREW_MM = 3.5
+_SCREW_PITCH_MM = {1.5: 0.5, 2.0: 0.6, 3.5: 1.25, 4.5: 1.75}  # ISO 5835 HA thread pitches
+
+
+def implant_screw_mm(bone_name: str, version: int) -> float:
+    """Thread diameter (mm) of the cortex screws of the plate system used on `bone_name`."""
+    if version < 2:
+        return _V1_SCREW_MM
+    if bone_name == "femur":
+        return 4.5
+    if bone_name.endswith(("_pp", "_mp", "_dp")) or bone_name.startswith("toe"):
+        return 1.5  # phalanges of the hand and foot
+    if bone_name.endswith("_mc") or bone_name.startswith("mt"):
+        return 2.0  # metacarpals and metatarsals
+    return _V1_SCREW_MM
+
 
 def _inside(p: np.ndarray, field: Field, margin: float) -> bool:
     x0, y0, x1, y1 = field
@@ -183,9 +206,15 @@ def place_lesion(
 
 
 def place_implant(
-    rng: np.random.Generator, scene: Scene, field: Field, spacing: float
+    rng: np.random.Generator, scene: Scene, field: Field, spacing: float, version: int = 1
 ) -> tuple[Implant, float] | None:
-    """A plate with bicortical screws along a visible long bone; returns it and its axis t."""
+    """A plate with bicortical screws along a visible long bone; returns it and its axis t.
+
+    The plate and screws are those of the 3.5 mm small-fragment system (plate 3.5 mm thick,
+    10-13 mm wide, a screw every 12 mm); from generator version 2 on, they are scaled to the
+    system used on the host bone (`implant_screw_mm`). The random draws are the same in every
+    version, so the rest of the image does not change.
+    """
     px = 1.0 / spacing
     cands = _candidates(scene, field, min_radius=2.5, tubular_only=True, min_len=30 * px)
     if not cands:
@@ -203,7 +232,9 @@ def place_implant(
     )
     r = bone.radius
     edge_on = bool(rng.random() < 0.7)
-    thick, width = 3.5 * px, float(rng.uniform(10, 13)) * px
+    screw_mm = implant_screw_mm(bone.name, version)
+    scale = screw_mm / _V1_SCREW_MM  # 1 in version 1: the plate of the 3.5 mm system
+    thick, width = 3.5 * scale * px, float(rng.uniform(10, 13)) * scale * px
     if edge_on:
         off = r + thick / 2
         p0 = a + e * (mid - span / 2) + perp * off
@@ -213,7 +244,7 @@ def place_implant(
         p0 = a + e * (mid - span / 2)
         p1 = a + e * (mid + span / 2)
         in_plane, path = width, thick
-    n_screws = int(np.clip(span / (12 * px), 3, 8))
+    n_screws = int(np.clip(span / (12 * scale * px), 3, 8))
     screws = []
     for k in range(n_screws):
         s = mid - span / 2 + span * (k + 0.5) / n_screws
@@ -232,8 +263,8 @@ def place_implant(
         in_plane,
         path,
         tuple(screws),
-        1.75 * px,
-        max(1.25 * px, 2.5),
+        screw_mm / 2 * px,
+        max(_SCREW_PITCH_MM[screw_mm] * px, 2.5),
         edge_on,
         site=bone.site_at(t_mid),
     )
