@@ -132,3 +132,10 @@ def test_ground_truth_with_a_bad_value_names_the_column_and_stores_nothing(
     err = capsys.readouterr().err
     assert "line 3: column kl_grade: task 'kl_grade': '7' is not one of" in err
     assert listed(data, capsys, out) == {}
+
+
+def test_a_task_column_without_values_is_refused_at_the_header(tmp_path: Path, capsys: Capsys):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("image,task\n1.2.3,fracture\n", encoding="utf-8")
+    assert cli(tmp_path / "data", "label", "import", str(labels)) == 1
+    assert "needs columns task, value and one of" in capsys.readouterr().err

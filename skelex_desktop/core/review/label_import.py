@@ -363,7 +363,9 @@ class _Run:
                 f"{self.path}: column {shown(boxes[0])} is a region task: its boxes go in a box "
                 "file (columns image, task, x0, y0, x1, y1, or COCO JSON); remove the column"
             )
-        if not first.keys() & set(IMAGE_COLUMNS) or not (self._wide or "task" in first):
+        if not first.keys() & set(IMAGE_COLUMNS) or not (
+            self._wide or {"task", "value"} <= first.keys()
+        ):
             found = ", ".join(shown(n) for n in header) or "none"
             raise LabelError(
                 f"{self.path}: needs columns task, value and one of {', '.join(IMAGE_COLUMNS)} "
