@@ -121,7 +121,8 @@ class _Steps:
                 try:
                     detail = step()
                 except Exception as exc:  # reported as the step's one line
-                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+                    reason = f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
                     print(f"[{n}/{len(steps)}] {name}: FAILED: {reason}", flush=True)
                     return False
                 took = time.perf_counter() - started
