@@ -216,7 +216,9 @@ def test_foreground_is_the_anatomy_inside_the_collimated_field() -> None:
     near[37:183, 87:143] = True  # the anatomy widened by 3 px: the mask keeps edges in
     assert not (mask & ~near).any()
     flat = np.full((224, 224, 3), 128, np.uint8)
-    assert foreground_mask(flat, Geometry((224, 224), 224, (0, 0, 224, 224))).all()
+    whole = foreground_mask(flat, Geometry((224, 224), 224, (0, 0, 224, 224)))
+    assert whole[4:220, 4:220].all()  # all but the image border band
+    assert not whole[:4].any() and not whole[:, 220:].any()
 
 
 def test_foreground_keeps_a_limb_that_splits_the_air_and_drops_side_markers() -> None:

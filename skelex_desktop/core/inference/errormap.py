@@ -15,14 +15,17 @@ number of passes that masked it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from skelex_desktop.core.inference.exposed_field import detect_field
 from skelex_desktop.core.inference.preprocess import Geometry, Preprocessing, denormalise
 
 MODES = ("complementary", "reference")
-FOREGROUND_VERSION = 2  # part of cached maps' keys: bump when `foreground_mask` changes
+FOREGROUND_VERSION = 3  # part of cached maps' keys: bump when `foreground_mask` changes
 
 
 def patch_groups(grid: int, passes: int, seed: int = 0) -> np.ndarray:
@@ -77,6 +80,23 @@ def expand_mask(mask: np.ndarray, patch: int) -> np.ndarray:
     return np.repeat(np.repeat(mask.reshape(k, grid, grid), patch, axis=1), patch, axis=2)
 
 
+def masked_sums(
+    pixel_values: np.ndarray,
+    reconstruction: np.ndarray,
+    mask: np.ndarray,
+    patch: int,
+    prep: Preprocessing,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sum over passes of the masked squared error [S, S], times masked [S, S]) for one
+    image: `pixel_values` [3, S, S] normalised; `reconstruction` [K, L, P*P*3]; `mask` [K, L].
+    """
+    target = denormalise(pixel_values, prep)[None]
+    recon = denormalise(unpatchify(reconstruction, patch, pixel_values.shape[0]), prep)
+    per_pass = ((recon - target) ** 2).mean(axis=1)
+    masked = expand_mask(mask.astype(np.float32), patch)
+    return (per_pass * masked).sum(axis=0), masked.sum(axis=0)
+
+
 def masked_error(
     pixel_values: np.ndarray,
     reconstruction: np.ndarray,
@@ -88,14 +108,122 @@ def masked_error(
 
     `pixel_values` [3, S, S] normalised; `reconstruction` [K, L, P*P*3]; `mask` [K, L].
     """
-    target = denormalise(pixel_values, prep)[None]
-    recon = denormalise(unpatchify(reconstruction, patch, pixel_values.shape[0]), prep)
-    per_pass = ((recon - target) ** 2).mean(axis=1)
-    masked = expand_mask(mask.astype(np.float32), patch)
-    counts = masked.sum(axis=0)
-    total = (per_pass * masked).sum(axis=0)
+    total, counts = masked_sums(pixel_values, reconstruction, mask, patch, prep)
     error = np.divide(total, counts, out=np.zeros_like(total), where=counts > 0)
     return error.astype(np.float32), counts.astype(np.float32)
+
+
+# Shifted passes: the patch grid of a ViT draws itself into a masked-reconstruction map (every
+# patch is reconstructed as a block). Passes can run on copies of the image translated by
+# given offsets; their errors are moved back and pooled, so patch borders fall at different
+# pixels in different passes. The input is just the pixels: no new graph. A package opts in
+# with `errormap.shifts` (e.g. [[0, 0], [8, 8]]: half the passes shifted by half a patch);
+# without it (and in reference mode) nothing is shifted: on the pydicom-data radiographs the
+# shifted maps showed no less grid (docs/LOCALISATION.md), so the default stays unshifted.
+SHIFTS_KEY = "shifts"
+Shift = tuple[int, int]
+SumsFn = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+UNSHIFTED: tuple[Shift, ...] = ((0, 0),)
+
+
+def half_patch_shifts(patch: int) -> tuple[Shift, ...]:
+    """Unshifted and half a patch diagonally: the 16-px grid's fundamental cancels."""
+    return ((0, 0), (patch // 2, patch // 2))
+
+
+def declared_shifts(errormap: dict[str, Any], mode: str, patch: int) -> tuple[Shift, ...]:
+    """The (rows, cols) offsets in model pixels a map's passes are split over: a declared
+    `shifts` list of integer pairs between 0 and one patch (complementary mode only);
+    otherwise (absent, malformed, reference mode) `UNSHIFTED`."""
+    value = errormap.get(SHIFTS_KEY)
+    if mode != "complementary" or not isinstance(value, list) or not value:
+        return UNSHIFTED
+    out: list[Shift] = []
+    for pair in value:
+        if (
+            not isinstance(pair, list | tuple)
+            or len(pair) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+            or not all(0 <= v < patch for v in pair)
+        ):
+            return UNSHIFTED
+        out.append((int(pair[0]), int(pair[1])))
+    return tuple(out)
+
+
+def shift_of_passes(passes: int, shifts: tuple[Shift, ...]) -> list[Shift]:
+    """The offset of each pass: the passes split into len(shifts) consecutive groups (with
+    complementary noise, pass groups 0-1 and 2-3 of 4 each see every patch masked)."""
+    groups = min(len(shifts), passes)
+    return [shifts[k * groups // passes] for k in range(passes)]
+
+
+def shift_image(x: np.ndarray, shift: Shift) -> np.ndarray:
+    """[..., S, S] translated down/right by `shift` pixels: out[i, j] = x[i - dy, j - dx];
+    the uncovered top rows / left columns are mirrored from the image."""
+    dy, dx = shift
+    if dy == 0 and dx == 0:
+        return x
+    pad = [(0, 0)] * (x.ndim - 2) + [(dy, 0), (dx, 0)]
+    rows, cols = x.shape[-2:]
+    return np.pad(x, pad, mode="reflect")[..., :rows, :cols]
+
+
+def unshift(a: np.ndarray, shift: Shift) -> np.ndarray:
+    """The inverse of `shift_image` for a map [..., S, S]: out[i, j] = a[i + dy, j + dx];
+    pixels that left the shifted image (the last dy rows, dx columns) are 0."""
+    dy, dx = shift
+    if dy == 0 and dx == 0:
+        return a
+    rows, cols = a.shape[-2:]
+    out = np.zeros_like(a)
+    out[..., : rows - dy, : cols - dx] = a[..., dy:, dx:]
+    return out
+
+
+def shifted_sums(
+    pixel_values: np.ndarray,
+    reconstruction: np.ndarray,
+    mask: np.ndarray,
+    pass_shifts: list[Shift],
+    sums: SumsFn,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(error map, counts) in the unshifted frame of passes run on shifted inputs: `sums(x,
+    rec, mask)` (e.g. `masked_sums` with the patch size bound) per group of passes sharing an
+    offset, on that group's shifted input, moved back and pooled."""
+    total = np.zeros(pixel_values.shape[-2:], np.float32)
+    counts = np.zeros_like(total)
+    for shift in dict.fromkeys(pass_shifts):
+        rows = [k for k, s in enumerate(pass_shifts) if s == shift]
+        t, c = sums(shift_image(pixel_values, shift), reconstruction[rows], mask[rows])
+        total += unshift(np.asarray(t, np.float32), shift)
+        counts += unshift(np.asarray(c, np.float32), shift)
+    error = np.divide(total, counts, out=np.zeros_like(total), where=counts > 0)
+    return error.astype(np.float32), counts
+
+
+def grid_strength(error: np.ndarray, patch: int, where: np.ndarray | None = None) -> float:
+    """How much a map [S, S] shows a grid of period `patch`: the mean |difference| between
+    neighbouring pixels (along rows and along columns) at each of the `patch` phases of the
+    grid, the largest over the median of the phases. About 1 without a grid, whatever its
+    offset; a map made of blocks scores well above. Only pairs of pixels both in `where`
+    (e.g. the foreground) count; without it, all but the outer patch."""
+    e = np.asarray(error, np.float64)
+    if where is None:
+        where = np.zeros(e.shape, bool)
+        where[patch:-patch, patch:-patch] = True
+    sums, counts = np.zeros(patch), np.zeros(patch)
+    for a, m in ((e, where), (e.T, where.T)):
+        both = m[:, 1:] & m[:, :-1]
+        diff = np.abs(np.diff(a, axis=1))
+        phase = np.broadcast_to(np.arange(diff.shape[1]) % patch, diff.shape)
+        sums += np.bincount(phase[both], weights=diff[both], minlength=patch)
+        counts += np.bincount(phase[both], minlength=patch)
+    if (counts == 0).any():
+        return 1.0
+    phases = sums / counts
+    median = float(np.median(phases))
+    return float(phases.max() / median) if median > 0 else 1.0
 
 
 def to_source(model_map: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -138,23 +266,24 @@ def _sizeable_regions(mask: np.ndarray) -> np.ndarray:
 
 
 def exposure_field(gray: np.ndarray) -> np.ndarray:
-    """bool mask of the exposed field: the convex hull of the sizeable dark (air) regions,
-    slightly eroded, so a bright collimation border and its edge are left out; the whole image
-    when no sizeable dark region exists.
+    """bool mask of the usable exposed field: inside the collimator blades by half a patch,
+    off the image border band and away from burned-in markers (`exposed_field.detect_field`),
+    and inside the convex hull of the sizeable dark (air) regions, slightly eroded; without
+    blades and sizeable air, the whole image less the border band and markers.
 
     All dark regions of at least 0.5 % of the image count, not only the largest: air usually
     lies on both sides of a limb, and the hull of one side alone would leave the limb out.
     """
     import cv2
 
-    air = _sizeable_regions(gray <= _otsu(gray))
-    field = np.ones(gray.shape, bool)
+    usable = detect_field(gray).usable
+    air = _sizeable_regions((gray <= _otsu(gray)) & usable)
     if air.sum() < 0.05 * gray.size:
-        return field
+        return usable
     hull: np.ndarray = np.zeros(gray.shape, np.uint8)
     cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(air.astype(np.uint8))), 1)
     hull = cv2.erode(hull, _margin_kernel(gray))
-    return hull > 0 if hull.sum() >= 0.2 * gray.size else field
+    return (hull > 0) & usable if hull.sum() >= 0.2 * gray.size else usable
 
 
 def foreground_mask(rgb_u8: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -177,7 +306,7 @@ def foreground_mask(rgb_u8: np.ndarray, geometry: Geometry) -> np.ndarray:
     pieces = _sizeable_regions(opened > 0).astype(np.uint8)
     anatomy = (cv2.dilate(pieces, _margin_kernel(gray)) > 0) & field
     if anatomy.sum() < 0.02 * field.sum():
-        anatomy = field
+        anatomy = field.copy()
     mask = np.zeros(rgb_u8.shape[:2], bool)
     mask[y0:y1, x0:x1] = anatomy
     return mask

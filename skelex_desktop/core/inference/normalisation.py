@@ -180,6 +180,29 @@ def declared_lowpass(errormap: dict[str, Any]) -> float | None:
     return float(value) if np.isfinite(value) and 0 < value <= 64 else None
 
 
+def lowpass_masked_sums(
+    pixel_values: np.ndarray,
+    reconstruction: np.ndarray,
+    mask: np.ndarray,
+    patch: int,
+    prep: Preprocessing,
+    sigma: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(sum over passes of the masked low-pass squared error, times masked), both [S, S]:
+    see `lowpass_masked_error`."""
+    target = denormalise(pixel_values, prep).mean(axis=0)
+    recon = denormalise(unpatchify(reconstruction, patch, pixel_values.shape[0]), prep).mean(axis=1)
+    masked = expand_mask(mask.astype(np.float32), patch)
+    target_lp = _gaussian(target, sigma)
+    per_pass = np.stack(
+        [
+            (_gaussian(np.where(m > 0, r, target), sigma) - target_lp) ** 2
+            for r, m in zip(recon, masked, strict=True)
+        ]
+    )
+    return (per_pass * masked).sum(axis=0), masked.sum(axis=0)
+
+
 def lowpass_masked_error(
     pixel_values: np.ndarray,
     reconstruction: np.ndarray,
@@ -195,16 +218,5 @@ def lowpass_masked_error(
     visible): blurring the raw output would smear the untrained visible-patch outputs across
     patch borders and draw the patch grid into the map.
     """
-    target = denormalise(pixel_values, prep).mean(axis=0)
-    recon = denormalise(unpatchify(reconstruction, patch, pixel_values.shape[0]), prep).mean(axis=1)
-    masked = expand_mask(mask.astype(np.float32), patch)
-    target_lp = _gaussian(target, sigma)
-    per_pass = np.stack(
-        [
-            (_gaussian(np.where(m > 0, r, target), sigma) - target_lp) ** 2
-            for r, m in zip(recon, masked, strict=True)
-        ]
-    )
-    counts = masked.sum(axis=0)
-    total = (per_pass * masked).sum(axis=0)
+    total, counts = lowpass_masked_sums(pixel_values, reconstruction, mask, patch, prep, sigma)
     return np.divide(total, counts, out=np.zeros_like(total), where=counts > 0).astype(np.float32)

@@ -8,6 +8,7 @@ returns an `ErrorMapResult` whose map and boxes are in full-resolution pixel coo
 from __future__ import annotations
 
 import threading
+from functools import partial
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,9 +19,14 @@ from skelex_desktop.core.inference.cache import PredictionCache, cache_key
 from skelex_desktop.core.inference.errormap import (
     FOREGROUND_VERSION,
     ErrorMap,
+    SumsFn,
+    declared_shifts,
     foreground_mask,
-    masked_error,
+    masked_sums,
     noise_for,
+    shift_image,
+    shift_of_passes,
+    shifted_sums,
 )
 from skelex_desktop.core.inference.hotspots import (
     DEFAULT_Z,
@@ -34,7 +40,7 @@ from skelex_desktop.core.inference.interfaces import ServiceSettings
 from skelex_desktop.core.inference.normalisation import (
     declared_lowpass,
     declared_normaliser,
-    lowpass_masked_error,
+    lowpass_masked_sums,
 )
 from skelex_desktop.core.inference.package import Manifest, PackageError, sha256_bytes
 from skelex_desktop.core.inference.preprocess import normalise, to_model_u8
@@ -162,7 +168,10 @@ class MaeRuntime:
         When the manifest declares `errormap.lowpass_sigma`, input and reconstructions are
         Gaussian-blurred by that many model pixels before differencing; when it declares a
         valid `errormap.normalisation` table, the error is then divided by the table's expected
-        normal error of each pixel's structure bin (`normalisation.py`).
+        normal error of each pixel's structure bin (`normalisation.py`). When it declares
+        `errormap.shifts`, the complementary passes are split over copies of the input shifted
+        by those offsets and their errors moved back (`errormap.shifted_sums`); by default
+        nothing is shifted.
         """
         prep = self.manifest.preprocessing
         rgb, geometry = to_model_u8(pixels, prep)
@@ -181,12 +190,17 @@ class MaeRuntime:
             passes,
             int(settings.get("reference_seed", 0)),
         )
-        batch = np.broadcast_to(x, (noise.shape[0], *x.shape))
+        patch = self.manifest.patch_size
+        pass_shifts = shift_of_passes(noise.shape[0], declared_shifts(settings, mode, patch))
+        batch = np.stack([shift_image(x, s) for s in pass_shifts])
         rec, mask = self.reconstruct(batch, noise)
-        error, counts = masked_error(x, rec, mask, self.manifest.patch_size, prep)
         sigma = declared_lowpass(settings)
-        if sigma is not None:
-            error = lowpass_masked_error(x, rec, mask, self.manifest.patch_size, prep, sigma)
+        sums: SumsFn
+        if sigma is None:
+            sums = partial(masked_sums, patch=patch, prep=prep)
+        else:
+            sums = partial(lowpass_masked_sums, patch=patch, prep=prep, sigma=sigma)
+        error, counts = shifted_sums(x, rec, mask, pass_shifts, sums)
         if self.normaliser is not None:
             error = self.normaliser.apply(error, rgb[..., 0])
         return ErrorMap(
