@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from highdicom.coding_schemes import CodingSchemeIdentificationItem
 from highdicom.sr import CodedConcept
 from pydicom.uid import generate_uid
 
@@ -33,6 +34,20 @@ EQUIPMENT: Equipment = {
     "software_versions": SOFTWARE_VERSION,
     "device_serial_number": DEVICE_SERIAL,
 }
+
+
+def coding_schemes() -> list[CodingSchemeIdentificationItem]:
+    """The Coding Scheme Identification Sequence of an object using `99SKELEX` codes: a private
+    scheme must be declared there (PS3.3 C.12.1.1.4)."""
+    return [
+        CodingSchemeIdentificationItem(
+            designator=SCHEME,
+            name="SKELEX Desktop label schema",
+            responsible_organization=MANUFACTURER,
+        )
+    ]
+
+
 NO_UNITS = CodedConcept("1", "UCUM", "no units")
 UNCERTAIN = "uncertain"
 

@@ -1,27 +1,33 @@
 """DICOM Parametric Map holding a model's float error map over the source image.
 
-The map (a .npy file of the prediction) is resized to the image when its size differs. highdicom
-0.28 cannot build a Parametric Map over a source without a Frame of Reference (projection
-radiographs have none), so such a source is given a nominal image plane for construction: a new
-Frame of Reference UID, identity orientation, origin 0 and the image's pixel spacing. The map is
-pixel-aligned with the source; the plane claims nothing about patient anatomy.
+The map (a .npy file of the prediction) is resized to the image when its size differs. The
+Parametric Map IOD requires a Frame of Reference and an image plane (PS3.3 A.75), which projection
+radiographs do not have; a source without an image plane (no Image Position (Patient)) is given a
+nominal one on the map's own copy of the source: a Frame of Reference UID derived from the source's
+SOP Instance UID, identity orientation, origin 0, slice thickness 1 and the image's pixel spacing
+(Pixel Spacing, else Imager Pixel Spacing, else 1 mm when neither is a positive pair). The map is
+pixel-aligned with the source; the plane claims nothing about patient anatomy, and no other
+exported object shares it. Series Laterality (Type 2C) is the source's Laterality, else its Image
+Laterality when R or L, else empty. The window is LINEAR_EXACT: error maps span less than 1.
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import cv2
 import highdicom as hd
 import numpy as np
 from highdicom.pm import ParametricMap, RealWorldValueMapping
+from highdicom.spatial import get_image_coordinate_system
 from pydicom.dataset import Dataset
+from pydicom.uid import generate_uid
 
 from skelex_desktop.core.export.dicom_common import (
     EQUIPMENT,
     NO_UNITS,
 )
+from skelex_desktop.core.export.dicom_source import derivation_source
 from skelex_desktop.core.export.options import ExportError
 from skelex_desktop.core.export.selection import ModelInfo
 
@@ -40,17 +46,54 @@ def load_error_map(path: Path, rows: int, cols: int) -> np.ndarray:
     return np.nan_to_num(data).astype(np.float32)
 
 
-def _with_plane(source: Dataset) -> Dataset:
-    if "FrameOfReferenceUID" in source:
-        return source
-    plane = copy.copy(source)
-    spacing = source.get("PixelSpacing") or source.get("ImagerPixelSpacing") or [1.0, 1.0]
-    plane.FrameOfReferenceUID = hd.UID()
+def pixel_spacing(source: Dataset) -> list[float]:
+    """Pixel Spacing, else Imager Pixel Spacing, else 1 mm: the first positive pair."""
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        try:
+            pair = [float(v) for v in source.get(keyword) or []]
+        except (TypeError, ValueError):
+            continue
+        if len(pair) == 2 and min(pair) > 0:
+            return pair
+    return [1.0, 1.0]
+
+
+def with_plane(source: Dataset) -> Dataset:
+    """The map's copy of `source`, with a nominal image plane when the source has none."""
+    plane = derivation_source(source)
+    if get_image_coordinate_system(plane) is not None:
+        return plane
+    plane.FrameOfReferenceUID = generate_uid(
+        entropy_srcs=["skelex-nominal-plane", str(source.SOPInstanceUID)]
+    )
     plane.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
     plane.ImagePositionPatient = [0, 0, 0]
-    plane.PixelSpacing = [float(s) for s in spacing]
+    plane.PixelSpacing = pixel_spacing(source)
     plane.SliceThickness = 1
+    for keyword in ("SpacingBetweenSlices", "ImageOrientationSlide"):
+        if keyword in plane:
+            delattr(plane, keyword)
     return plane
+
+
+def laterality(source: Dataset) -> str | None:
+    """Series Laterality for a derived object: R or L from the source, else None (empty)."""
+    for keyword in ("Laterality", "ImageLaterality"):
+        value = str(source.get(keyword, "") or "").strip().upper()
+        if value in ("R", "L"):
+            return value
+    return None
+
+
+def window(error_map: np.ndarray) -> hd.VOILUTTransformation:
+    """A LINEAR_EXACT window from the median over the lowest to the 99.5th percentile value."""
+    low = float(error_map.min())
+    width = float(np.percentile(error_map, 99.5)) - low
+    return hd.VOILUTTransformation(
+        window_center=float(np.percentile(error_map, 50)),
+        window_width=width if width > 0 else 1.0,
+        voi_lut_function=hd.VOILUTFunctionValues.LINEAR_EXACT,
+    )
 
 
 def build_pm(
@@ -61,7 +104,6 @@ def build_pm(
     instance_number: int,
 ) -> ParametricMap:
     low, high = float(error_map.min()), float(error_map.max())
-    center, width = np.percentile(error_map, 50), np.percentile(error_map, 99.5) - low
     mapping = RealWorldValueMapping(
         lut_label="ERROR",
         lut_explanation=f"reconstruction error of {model.label}" if model else "error map",
@@ -70,8 +112,8 @@ def build_pm(
         slope=1,
         intercept=0,
     )
-    return ParametricMap(
-        source_images=[_with_plane(source)],
+    pm = ParametricMap(
+        source_images=[with_plane(source)],
         pixel_array=error_map,
         series_instance_uid=series_uid,
         series_number=9002,
@@ -80,12 +122,10 @@ def build_pm(
         **EQUIPMENT,
         contains_recognizable_visual_features=False,
         real_world_value_mappings=[mapping],
-        voi_lut_transformations=[
-            hd.VOILUTTransformation(
-                window_center=float(center), window_width=float(max(width, 1e-6))
-            )
-        ],
+        voi_lut_transformations=[window(error_map)],
         content_label="ERRORMAP",
         content_description="SKELEX error map",
         series_description="SKELEX error maps",
     )
+    pm.Laterality = laterality(source)
+    return pm

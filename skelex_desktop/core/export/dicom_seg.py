@@ -1,4 +1,13 @@
-"""DICOM Segmentation of an image's box regions: one binary segment per task."""
+"""DICOM Segmentation of an image's box regions: one binary segment per task.
+
+The SEG is derived from its own copy of the source alone, whichever other objects are exported.
+A source with an image plane gives the SEG its Frame of Reference and plane (highdicom copies
+them). Without one (a projection radiograph) the SEG has no plane (PS3.3 A.51 needs one only
+when the source has it): it carries the source's Frame of Reference UID when there is one, Patient
+Orientation from the source or empty (Type 2C), and Pixel Measures only when the source gives a
+positive Pixel Spacing and a Slice Thickness (the macro requires both; a radiograph's spacing
+stays in the source it references).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +18,16 @@ from highdicom.seg import (
     SegmentationTypeValues,
     SegmentDescription,
 )
+from highdicom.spatial import get_image_coordinate_system
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from skelex_desktop.core.export.dicom_common import (
     EQUIPMENT,
+    coding_schemes,
     task_concept,
 )
+from skelex_desktop.core.export.dicom_source import derivation_source
 from skelex_desktop.core.export.selection import ExportItem, TaskInfo
 
 
@@ -53,8 +65,14 @@ def build_seg(
         for n, (task, _) in enumerate(masks, start=1)
     ]
     pixels = np.stack([m for _, m in masks], axis=-1)[np.newaxis]
-    return hd.seg.Segmentation(
-        source_images=[source],
+    base = derivation_source(source)
+    planar = get_image_coordinate_system(base) is not None
+    if not planar and not _has_pixel_measures(base):
+        for keyword in ("PixelSpacing", "SliceThickness", "SpacingBetweenSlices"):
+            if keyword in base:
+                delattr(base, keyword)
+    seg = hd.seg.Segmentation(
+        source_images=[base],
         pixel_array=pixels,
         segmentation_type=SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
@@ -64,4 +82,19 @@ def build_seg(
         instance_number=instance_number,
         **EQUIPMENT,
         series_description="SKELEX regions",
+        content_label="REGIONS",
+        coding_schemes=coding_schemes(),
     )
+    if not planar:
+        seg.PatientOrientation = source.get("PatientOrientation") or None
+    return seg
+
+
+def _has_pixel_measures(source: Dataset) -> bool:
+    """Whether `source` gives what the Pixel Measures macro needs: positive spacing, thickness."""
+    try:
+        spacing = [float(v) for v in source.get("PixelSpacing") or []]
+        thickness = float(source.get("SliceThickness") or 0)
+    except (TypeError, ValueError):
+        return False
+    return len(spacing) == 2 and min(spacing) > 0 and thickness > 0

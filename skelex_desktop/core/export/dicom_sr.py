@@ -5,6 +5,8 @@ tasks as measurements), the suggestions of each model version the decisions were
 (with Algorithm Identification), every box region as an image region (TID 1410), and every
 length and angle as a measurement (TID 1410 with its line(s) as the referenced region). The
 observer context names the reader (person) and, when a model was involved, the model (device).
+The report is built from its own copy of the source (`dicom_source.derivation_source`) and
+declares the private coding scheme `99SKELEX` in its Coding Scheme Identification Sequence.
 """
 
 from __future__ import annotations
@@ -43,9 +45,11 @@ from skelex_desktop.core.export.dicom_common import (
     SOFTWARE_VERSION,
     UNCERTAIN,
     class_concept,
+    coding_schemes,
     model_uid,
     task_concept,
 )
+from skelex_desktop.core.export.dicom_source import derivation_source
 from skelex_desktop.core.export.selection import ExportItem, ModelInfo, TaskInfo
 
 RADIOGRAPHY = CodedConcept("363680008", "SCT", "Radiographic imaging procedure")
@@ -151,6 +155,7 @@ def build_sr(
     instance_number: int,
 ) -> Comprehensive3DSR:
     """The TID 1500 report of `item`, referencing the (already de-identified) `source`."""
+    source = derivation_source(source)
     evidence = SourceImageForMeasurementGroup.from_source_image(source)
     groups: list[
         MeasurementsAndQualitativeEvaluations | PlanarROIMeasurementsAndQualitativeEvaluations
@@ -226,4 +231,5 @@ def build_sr(
         series_description="SKELEX findings",
         is_complete=True,
         is_final=False,
+        coding_schemes=coding_schemes(),
     )
