@@ -3,6 +3,8 @@
 Collected from the database (patient ID, name, birth date, accession number, instance UIDs) and
 from each source DICOM header (names of patients and staff, IDs, institution, addresses, UIDs).
 Person names are also split into components (family, given, middle; three characters or more).
+The headers' device descriptions (Manufacturer, model, software versions) are kept beside them:
+the scan tolerates an institution named like its device maker inside those attributes only.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ TEXT_KEYWORDS = (
     "PatientTelephoneNumbers",
     "DeviceSerialNumber",
 )
+ORGANISATION_FIELDS = frozenset(
+    {"InstitutionName", "InstitutionAddress", "InstitutionalDepartmentName"}
+)
+# General Equipment attributes absent from PS3.15 Table E.1-1: the Basic Profile keeps them
+DEVICE_KEYWORDS = ("Manufacturer", "ManufacturerModelName", "SoftwareVersions")
 DATE_KEYWORDS = ("PatientBirthDate",)
 UID_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID")
 MIN_TEXT = 3
@@ -101,6 +108,7 @@ class IdentifierSet:
 
     def __init__(self) -> None:
         self._by_value: dict[tuple[str, str], Identifier] = {}
+        self.device_values: set[str] = set()
 
     def __iter__(self) -> Iterator[Identifier]:
         return iter(self._by_value.values())
@@ -151,6 +159,8 @@ class IdentifierSet:
         for keyword in UID_KEYWORDS:
             for uid in _texts(header.get(keyword)):
                 self.add(keyword, uid, owner, "uid")
+        for keyword in DEVICE_KEYWORDS:
+            self.device_values.update(v.lower() for v in _texts(header.get(keyword)))
 
 
 def collect(items: Iterable[ExportItem], headers: dict[str, Dataset]) -> IdentifierSet:
