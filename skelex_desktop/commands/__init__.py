@@ -13,6 +13,7 @@ from skelex_desktop.commands import (
     review_cmd,
     synth_cmd,
     task_cmd,
+    team_cmd,
     train_cmd,
 )
 from skelex_desktop.commands.common import AddCommand
@@ -29,6 +30,7 @@ MODULES = (
     db_cmd,
     audit_cmd,
     review_cmd,
+    team_cmd,
 )
 
 

@@ -1,0 +1,1 @@
+"""Team mode: a shared PostgreSQL database with roles and row-level security, reading projects with blinded reads, adjudicated final labels."""
