@@ -72,6 +72,8 @@ def test_manifest_documents_graphs_parity_and_int8_drift() -> None:
         "embedding.onnx",
         "reconstruction.int8.onnx",
         "embedding.int8.onnx",
+        "weights.bin",
+        "weights.int8.bin",
     }
     for key in ("preprocessing", "patch_size", "mask_ratio", "errormap", "licence", "provenance"):
         assert key in manifest

@@ -32,7 +32,7 @@ def test_model_list_and_verify_via_cli(data_dir: Path, capsys) -> None:
     assert rows[0]["trusted"] is True and rows[0]["trust"].startswith("imported 2")
     assert main(["--data-dir", str(data_dir), "model", "verify", "tiny"]) == 0
     out = capsys.readouterr().out
-    assert "all 4 files verified" in out and "manifest trusted (imported 2" in out
+    assert "all 6 files verified" in out and "manifest trusted (imported 2" in out
 
 
 def test_bundled_packages_are_listed_and_user_ones_shadow_them(data_dir: Path, capsys) -> None:

@@ -1,10 +1,16 @@
 """Model packages on disk: `manifest.json` + ONNX files, each checked against its sha256.
 
+Format 1: each graph is one `.onnx` file holding its weights (external data beside it only
+over 2 GB). Format 2 (what `model import` writes): the graphs are small `.onnx` files whose
+weights live once in a shared file (`weights.bin`, and `weights.int8.bin` for the int8 copies),
+listed as each graph's further `files`; sessions take them from one verified buffer.
+
 A package's identity (`package_sha256`) is the sha256 of its manifest, which lists the sha256
 of every other file. Its embedding identity (`Manifest.embedding_identity`) covers only what
-determines an embedding vector, so editing the error-map calibration keeps it. Verification
-results are memoised per (path, size, mtime) for the process, so a package is hashed once per
-session unless a file changes. These functions check a package's files against its manifest;
+determines an embedding vector, so editing the error-map calibration keeps it. `model verify`
+results are memoised per (path, inode, size, mtime, ctime) for the process, so a package is
+hashed once per session unless a file changes; sessions are built from bytes hashed as they
+are read (`read_verified`, `read_verified_buffer`), never from a memo. These functions check a package's files against its manifest;
 whether the manifest itself is to be believed is the registry's question (`trust.py`): load
 packages by name through `Registry.manifest`, never from a folder.
 """
@@ -16,9 +22,12 @@ import json
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from skelex_desktop.core.inference.interfaces import GraphSpec, ModelManifest
 from skelex_desktop.core.inference.preprocess import Preprocessing
@@ -93,13 +102,14 @@ def _listed_superseded(data: dict[str, Any]) -> list[str]:
 
 
 FORMAT = "skelex-model-package"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+SHARED_WEIGHTS_VERSION = 2  # from this format on, graphs share their weights files
 EMBEDDING_GRAPH = "embedding"
 SUPERSEDES = "supersedes"
 EMBEDDING_IDENTITY_VERSION = 1
 _CHUNK = 1 << 20
 
-_memo: dict[tuple[str, int, int], str] = {}
+_memo: dict[tuple[str, int, int, int, int], str] = {}
 _memo_lock = threading.Lock()
 
 
@@ -108,9 +118,10 @@ class PackageError(ValueError):
 
 
 def sha256_file(path: Path) -> str:
-    """sha256 of a file, memoised while its size and modification time are unchanged."""
+    """sha256 of a file, memoised while its inode, size, modification and change times are
+    unchanged (a write moves the change time, which `utime` cannot set back)."""
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
     with _memo_lock:
         if key in _memo:
             return _memo[key]
@@ -158,6 +169,10 @@ class Manifest:
     @property
     def version(self) -> str:
         return str(self.data.get("version", ""))
+
+    @property
+    def format_version(self) -> int:
+        return int(self.data.get("format_version", 1))
 
     @property
     def patch_size(self) -> int:
@@ -305,6 +320,63 @@ def read_verified(manifest: ModelManifest, name: str) -> bytes:
             "tampered); the package is refused, reinstall or re-import it"
         )
     return data
+
+
+def read_verified_buffer(manifest: ModelManifest, name: str) -> np.ndarray:
+    """The bytes of file `name` as a uint8 array, hashed while they are read (the hash of one
+    chunk runs while the next is read) and checked against the manifest before they are
+    returned: the array is private memory, so what was checked is what is used."""
+    entry = manifest.files.get(name)
+    if entry is None:
+        raise PackageError(f"{manifest.name}: {name} is not listed in the manifest")
+    path = manifest.folder / name
+    expected = int(entry["bytes"]) if "bytes" in entry else None
+    try:
+        size = path.stat().st_size
+        if expected is not None and size != expected:
+            raise PackageError(
+                f"{manifest.name}: file {name} is {size} bytes, the manifest says {expected} "
+                "(truncated or replaced); the package is refused, reinstall or re-import it"
+            )
+        buffer = np.empty(size, np.uint8)
+        digest, done = _read_hashing(path, buffer.data)
+    except FileNotFoundError as exc:
+        raise PackageError(
+            f"{manifest.name}: file {name} is missing; reinstall or re-import"
+        ) from exc
+    except OSError as exc:
+        raise PackageError(f"{manifest.name}: cannot read {name}: {exc}") from exc
+    if done != size or digest != entry["sha256"]:
+        raise PackageError(
+            f"{manifest.name}: file {name} fails its sha256 check (damaged, truncated or "
+            "tampered); the package is refused, reinstall or re-import it"
+        )
+    return buffer
+
+
+_READ_CHUNK = 16 << 20
+
+
+def _read_hashing(path: Path, target: memoryview) -> tuple[str, int]:
+    """Read `path` into `target`, hashing on a worker thread chunk by chunk; returns the sha256
+    and the number of bytes read (more than `target` holds counts as one more)."""
+    digest = hashlib.sha256()
+    pending: Future[None] | None = None
+    position = 0
+    with ThreadPoolExecutor(1) as pool, path.open("rb", buffering=0) as handle:
+        while position < len(target):
+            count = handle.readinto(target[position : position + _READ_CHUNK])
+            if not count:
+                break
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(digest.update, target[position : position + count])
+            position += count
+        if pending is not None:
+            pending.result()
+        if handle.read(1):
+            position += 1
+    return digest.hexdigest(), position
 
 
 def package_size(folder: Path, manifest: Manifest) -> int:

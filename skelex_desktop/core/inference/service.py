@@ -8,8 +8,8 @@ returns an `ErrorMapResult` whose map and boxes are in full-resolution pixel coo
 from __future__ import annotations
 
 import threading
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,10 +42,15 @@ from skelex_desktop.core.inference.normalisation import (
     declared_normaliser,
     lowpass_masked_sums,
 )
-from skelex_desktop.core.inference.package import Manifest, PackageError, sha256_bytes
+from skelex_desktop.core.inference.package import (
+    Manifest,
+    PackageError,
+    sha256_bytes,
+    verify_file,
+)
 from skelex_desktop.core.inference.preprocess import normalise, to_model_u8
 from skelex_desktop.core.inference.registry import Registry
-from skelex_desktop.core.inference.session import open_graph
+from skelex_desktop.core.inference.session import SharedWeights, open_graph
 
 if TYPE_CHECKING:  # onnxruntime ships no type information: Any to mypy
     from onnxruntime import InferenceSession
@@ -114,7 +119,15 @@ class ErrorMapResult:
 
 
 class MaeRuntime:
-    """The onnxruntime sessions of one verified package, and the error-map algorithm."""
+    """The onnxruntime sessions of one trusted package, and the error-map algorithm.
+
+    Construction opens the map graph's session (its files checked against the manifest as
+    they are read, and the session built from those bytes), then checks every other file of
+    the package, so a damaged package fails here and nothing is half-loaded. The embedding
+    graph's session opens on first use, again from bytes checked as they are read. The graphs
+    of a format-2 package take their weights from one verified buffer (`SharedWeights`), so
+    `weights.bin` is read and hashed once.
+    """
 
     def __init__(self, manifest: Manifest, threads: int = 1, int8: bool = False) -> None:
         self.manifest = manifest
@@ -124,16 +137,22 @@ class MaeRuntime:
             raise PackageError(f"package {manifest.name} has no {self.graph} graph")
         self._sessions: dict[str, InferenceSession] = {}
         self._lock = threading.Lock()
+        self.weights = SharedWeights.verified(manifest)
         self.session_runs = 0
         cfg = manifest.data["architecture"]["config"]
         self.grid = int(cfg["image_size"]) // manifest.patch_size
         # the structure table the manifest declares (None: plain maps), parsed once
         self.normaliser = declared_normaliser(manifest.errormap)
+        self._session(self.graph)
+        opened = set(manifest.graph(self.graph).files)
+        for name in manifest.files:
+            if name not in opened:
+                verify_file(manifest, name)
 
     def _session(self, graph: str) -> InferenceSession:
         with self._lock:
             if graph not in self._sessions:
-                self._sessions[graph] = open_graph(self.manifest, graph, self.threads)
+                self._sessions[graph] = open_graph(self.manifest, graph, self.threads, self.weights)
             return self._sessions[graph]
 
     def reconstruct(
@@ -260,9 +279,10 @@ class ErrorMapService:
 
     @property
     def runtime(self) -> MaeRuntime:
-        """The verified package's sessions (loaded, and hashed, on first use)."""
+        """The trusted package's sessions (loaded on first use; each file is checked against
+        the manifest as the session that uses it is built, from the bytes it is built from)."""
         if self._runtime is None:
-            manifest = self.registry.manifest(self.model)
+            manifest = self.registry.read(self.model)
             self._runtime = MaeRuntime(manifest, int(self.settings.inference_threads), self.int8)
         return self._runtime
 

@@ -2,12 +2,16 @@
 
 Reconstruction: `pixel_values` [B, 3, S, S] + `noise` [B, L] -> `reconstruction` [B, L, P*P*C],
 `mask` [B, L]. Embedding: `pixel_values` -> `embedding` [B, D]. The batch axis is dynamic.
-A graph whose weights exceed 2 GB is saved with external data (`<file>.data` beside it).
+Both graphs keep their weights in one shared file, `weights.bin`, each distinct tensor once
+(the encoder is in both graphs); the dynamic int8 copies likewise share `weights.int8.bin`
+(`weight_store.py`, package format 2).
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +20,12 @@ import numpy as np
 import torch
 
 from skelex_desktop.core.training.mae import EmbeddingGraph, MaskedAutoencoder, ReconstructionGraph
+from skelex_desktop.core.training.weight_store import share_weights
 
 OPSET = 20
-EXTERNAL_DATA_BYTES = 2_000_000_000
+GRAPHS = ("reconstruction", "embedding")
+WEIGHTS = "weights.bin"
+INT8_WEIGHTS = "weights.int8.bin"
 RECONSTRUCTION_INPUTS = ("pixel_values", "noise")
 RECONSTRUCTION_OUTPUTS = ("reconstruction", "mask")
 EMBEDDING_INPUTS = ("pixel_values",)
@@ -35,17 +42,12 @@ class ParityReport:
     batch_sizes: tuple[int, ...]
 
 
-def _weight_bytes(model: torch.nn.Module) -> int:
-    return sum(p.numel() * p.element_size() for p in model.state_dict().values())
-
-
 def _export(
     module: torch.nn.Module,
     args: tuple[torch.Tensor, ...],
     path: Path,
     inputs: tuple[str, ...],
     outputs: tuple[str, ...],
-    external: bool,
 ) -> None:
     batch = torch.export.Dim("batch", min=1, max=4096)
     dynamic = {name: {0: batch} for name in inputs}
@@ -70,7 +72,7 @@ def _export(
         finally:
             quiet.setLevel(level)
     assert program is not None
-    program.save(str(path), external_data=external)
+    program.save(str(path), external_data=True)
 
 
 def sample_inputs(
@@ -84,50 +86,44 @@ def sample_inputs(
 
 
 def export_graphs(model: MaskedAutoencoder, folder: Path) -> dict[str, list[str]]:
-    """Write `reconstruction.onnx` and `embedding.onnx` into `folder`; returns the files of each
-    graph (the .onnx file first, then any external data)."""
+    """Write `reconstruction.onnx` and `embedding.onnx` into `folder`, their weights once in
+    `weights.bin`; returns the files of each graph (the .onnx file first)."""
     model = model.eval().float()
-    external = _weight_bytes(model) > EXTERNAL_DATA_BYTES
-    files: dict[str, list[str]] = {}
-    with torch.no_grad():
-        pixels, noise = sample_inputs(model, 2)
-        _export(
-            ReconstructionGraph(model),
-            (pixels, noise),
-            folder / "reconstruction.onnx",
-            RECONSTRUCTION_INPUTS,
-            RECONSTRUCTION_OUTPUTS,
-            external,
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=folder))
+    try:
+        with torch.no_grad():
+            pixels, noise = sample_inputs(model, 2)
+            _export(
+                ReconstructionGraph(model),
+                (pixels, noise),
+                staging / "reconstruction.onnx",
+                RECONSTRUCTION_INPUTS,
+                RECONSTRUCTION_OUTPUTS,
+            )
+            _export(
+                EmbeddingGraph(model),
+                (pixels,),
+                staging / "embedding.onnx",
+                EMBEDDING_INPUTS,
+                EMBEDDING_OUTPUTS,
+            )
+        share_weights(
+            {staging / f"{g}.onnx": folder / f"{g}.onnx" for g in GRAPHS}, folder / WEIGHTS
         )
-        _export(
-            EmbeddingGraph(model),
-            (pixels,),
-            folder / "embedding.onnx",
-            EMBEDDING_INPUTS,
-            EMBEDDING_OUTPUTS,
-            external,
-        )
-    for graph in ("reconstruction", "embedding"):
-        names = [f"{graph}.onnx"]
-        names += sorted(p.name for p in folder.glob(f"{graph}.onnx.*"))
-        files[graph] = names
-    return files
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {g: [f"{g}.onnx", WEIGHTS] for g in GRAPHS}
 
 
 def check_parity(
     model: MaskedAutoencoder, folder: Path, batch_sizes: tuple[int, ...] = (1, 3), threads: int = 1
 ) -> ParityReport:
     """Run both graphs with onnxruntime against torch on seeded inputs of several batch sizes."""
-    import onnxruntime as ort
+    from skelex_desktop.core.inference.session import SharedWeights, open_folder_graph
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = max(1, threads)
-    rec = ort.InferenceSession(
-        str(folder / "reconstruction.onnx"), options, providers=["CPUExecutionProvider"]
-    )
-    emb = ort.InferenceSession(
-        str(folder / "embedding.onnx"), options, providers=["CPUExecutionProvider"]
-    )
+    weights = SharedWeights.unverified(folder)  # both graphs on one copy of the weights
+    rec = open_folder_graph(folder, "reconstruction.onnx", threads, weights)
+    emb = open_folder_graph(folder, "embedding.onnx", threads, weights)
     worst_rec, worst_emb, masks_equal = 0.0, 0.0, True
     model = model.eval()
     for i, batch in enumerate(batch_sizes):
@@ -143,8 +139,25 @@ def check_parity(
     return ParityReport(worst_rec, masks_equal, worst_emb, tuple(batch_sizes))
 
 
+def quantise_graphs(folder: Path) -> dict[str, list[str]]:
+    """Dynamic int8 copies of both graphs in `folder` (`<graph>.int8.onnx`), their weights once
+    in `weights.int8.bin`; returns the files of each (`<graph>_int8`)."""
+    staging = Path(tempfile.mkdtemp(prefix=".int8-", dir=folder))
+    try:
+        for graph in GRAPHS:
+            quantise_dynamic(folder / f"{graph}.onnx", staging / f"{graph}.int8.onnx")
+        share_weights(
+            {staging / f"{g}.int8.onnx": folder / f"{g}.int8.onnx" for g in GRAPHS},
+            folder / INT8_WEIGHTS,
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {f"{g}_int8": [f"{g}.int8.onnx", INT8_WEIGHTS] for g in GRAPHS}
+
+
 def quantise_dynamic(source: Path, target: Path) -> None:
-    """Dynamic int8 quantisation of the MatMul weights of an ONNX graph."""
+    """Dynamic int8 quantisation of the MatMul weights of an ONNX graph (its weights inline or
+    external beside it); the result keeps its weights in `<target>.data`."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
@@ -156,7 +169,7 @@ def quantise_dynamic(source: Path, target: Path) -> None:
             str(target),
             weight_type=QuantType.QInt8,
             op_types_to_quantize=["MatMul", "Gemm"],
-            use_external_data_format=source.stat().st_size > EXTERNAL_DATA_BYTES,
+            use_external_data_format=True,
         )
     finally:
         root.setLevel(level)

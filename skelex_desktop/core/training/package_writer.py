@@ -49,7 +49,7 @@ from skelex_desktop.core.training.onnx_export import (
     OPSET,
     check_parity,
     export_graphs,
-    quantise_dynamic,
+    quantise_graphs,
 )
 
 PARITY_TOLERANCE = 1e-4
@@ -140,10 +140,8 @@ def measure_int8_drift(
     model: MaskedAutoencoder, folder: Path, prep: Preprocessing, threads: int
 ) -> dict[str, float]:
     """Relative L2 drift of the int8 reconstruction and embedding against fp32 (onnxruntime)."""
-    import onnxruntime as ort
-
     from skelex_desktop.core.inference.errormap import complementary_noise
-    from skelex_desktop.core.inference.session import session_options
+    from skelex_desktop.core.inference.session import SharedWeights, open_folder_graph
 
     cfg = model.config
     pixels = _drift_inputs(model, prep)
@@ -154,17 +152,13 @@ def measure_int8_drift(
     )
     noise = noise[: len(pixels)]
     out: dict[str, float] = {}
-    opts = session_options(threads)
+    weights = SharedWeights.unverified(folder)
     for graph, feeds in (
         ("reconstruction", {"pixel_values": pixels, "noise": noise}),
         ("embedding", {"pixel_values": pixels}),
     ):
-        ref = ort.InferenceSession(
-            str(folder / f"{graph}.onnx"), opts, providers=["CPUExecutionProvider"]
-        ).run(None, feeds)[0]
-        q = ort.InferenceSession(
-            str(folder / f"{graph}.int8.onnx"), opts, providers=["CPUExecutionProvider"]
-        ).run(None, feeds)[0]
+        ref = open_folder_graph(folder, f"{graph}.onnx", threads, weights).run(None, feeds)[0]
+        q = open_folder_graph(folder, f"{graph}.int8.onnx", threads, weights).run(None, feeds)[0]
         out[f"{graph}_relative_l2"] = float(
             np.linalg.norm(q - ref) / max(float(np.linalg.norm(ref)), 1e-12)
         )
@@ -334,11 +328,7 @@ def import_model(
         if options.int8:
             if progress:
                 progress.set_status("writing the int8 copies")
-            for graph in ("reconstruction", "embedding"):
-                quantise_dynamic(build / f"{graph}.onnx", build / f"{graph}.int8.onnx")
-                graphs[f"{graph}_int8"] = [f"{graph}.int8.onnx"] + sorted(
-                    p.name for p in build.glob(f"{graph}.int8.onnx.*")
-                )
+            graphs.update(quantise_graphs(build))
             parity["int8_drift"] = measure_int8_drift(model, build, prep, options.threads)
             if progress:
                 progress.advance()
