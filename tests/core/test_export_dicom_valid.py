@@ -34,6 +34,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import highdicom as hd
+import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
@@ -135,10 +137,25 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     yield World(root, data_dir, sources)
 
 
+@pytest.fixture(scope="module")
+def plain(world: World) -> Path:
+    return world.export("plain", "dicom-sr,dicom-pm,dicom-seg")
+
+
 @pytest.fixture(scope="module", params=[False, True], ids=["plain", "deidentified"])
-def exported(world: World, request: pytest.FixtureRequest) -> Path:
-    extra = ("--deidentify",) if request.param else ()
-    return world.export(f"all-{request.param}", "dicom-sr,dicom-pm,dicom-seg", *extra)
+def exported(world: World, plain: Path, request: pytest.FixtureRequest) -> Path:
+    if not request.param:
+        return plain
+    return world.export("deidentified", "dicom-sr,dicom-pm,dicom-seg", "--deidentify")
+
+
+def _by_source(world: World, out: Path, kind: str) -> dict[str, Path]:
+    """Source file name -> the `kind` object derived from it (an export without --deidentify)."""
+    found = {}
+    for path in (out / "dicom" / kind).glob("*.dcm"):
+        image = pydicom.dcmread(_source_image(out, path), stop_before_pixels=True)
+        found[world.sources[image.SOPInstanceUID]] = path
+    return found
 
 
 def _source_image(out: Path, obj: Path) -> Path:
@@ -208,3 +225,84 @@ def test_every_object_passes_dciodvfy(exported: Path):
                     report[kind][category] += 1
     assert not problems, "dciodvfy:\n" + "\n".join(problems)
     print({k: dict(v) for k, v in report.items()})  # the counts docs/EXPORT.md reports
+
+
+def test_objects_read_back_with_highdicom(exported: Path):
+    expected = np.zeros((45, 10), dtype=bool)  # the box on each image, as a mask
+    expected[2:9, 1:6] = True
+    for path in sorted((exported / "dicom" / "seg").glob("*.dcm")):
+        source = pydicom.dcmread(_source_image(exported, path), stop_before_pixels=True)
+        seg = hd.seg.segread(path)
+        assert seg.get_segment_description(1).segment_label == "fracture"
+        mask = seg.get_pixels_by_source_instance(source_sop_instance_uids=[source.SOPInstanceUID])[
+            0, ..., 0
+        ].astype(bool)
+        np.testing.assert_array_equal(mask[:45, :10], expected[: mask.shape[0], : mask.shape[1]])
+        assert mask.sum() == expected[: mask.shape[0], : mask.shape[1]].sum()
+    for path in sorted((exported / "dicom" / "sr").glob("*.dcm")):
+        sr = hd.sr.srread(path)
+        (box,) = [
+            g for g in sr.content.get_planar_roi_measurement_groups() if not g.get_measurements()
+        ]
+        assert box.roi.value.tolist() == [[1, 2], [6, 2], [6, 9], [1, 9], [1, 2]]
+        assert "99SKELEX" in {
+            i.CodingSchemeDesignator for i in sr.CodingSchemeIdentificationSequence
+        }
+    for path in sorted((exported / "dicom" / "pm").glob("*.dcm")):
+        ds = pydicom.dcmread(path)
+        pm = hd.pm.ParametricMap.from_dataset(ds)
+        voi = pm.SharedFunctionalGroupsSequence[0].FrameVOILUTSequence[0]
+        assert voi.VOILUTFunction == "LINEAR_EXACT" and float(voi.WindowWidth) > 0
+        assert ds.pixel_array.dtype == np.float32
+
+
+def test_sources_lacking_attributes_give_valid_objects(world: World, plain: Path):
+    """No Patient ID, no Modality, an empty Specific Character Set: the objects carry the Type 2
+    attributes empty, and the source's values where it has them."""
+    for kind in KINDS:
+        objects = _by_source(world, plain, kind)
+        assert set(objects) == set(world.sources.values()) - set(NOT_DERIVABLE), kind
+        for name in ("MR_bare.dcm", "OT-PAL-8-face.dcm"):
+            ds = pydicom.dcmread(objects[name])
+            assert "PatientID" in ds and ds.PatientID == "", (kind, name)
+            assert "SpecificCharacterSet" not in ds or ds.SpecificCharacterSet, (kind, name)
+        ds = pydicom.dcmread(objects["J2K_pixelrep_mismatch.dcm"])
+        assert list(ds.SpecificCharacterSet) == ["ISO 2022 IR 13", "ISO 2022 IR 87"]
+    pm = {n: pydicom.dcmread(p) for n, p in _by_source(world, plain, "pm").items()}
+    assert pm["RG3_J2KR.dcm"].Laterality == "R"  # from the radiograph's Laterality
+    assert pm["RG1_UNCR.dcm"].Laterality == ""  # unknown: present, empty (Type 2C)
+
+
+def test_unusable_sources_are_skipped_with_a_reason(plain: Path):
+    notes = json.loads((plain / "manifest.json").read_text(encoding="utf-8"))["notes"]
+    for reason in NOT_DERIVABLE.values():
+        for kind in KINDS:
+            assert f"1 image(s): no dicom-{kind} written: {reason}" in notes
+    assert not [n for n in notes if "could not build" in n]
+
+
+def test_seg_does_not_depend_on_the_other_formats(world: World, plain: Path):
+    """The SEG of an export with a Parametric Map is the SEG of an export without one: its Frame
+    of Reference is the source's (or none), never the map's nominal plane."""
+    alone = _by_source(world, world.export("seg-alone", "dicom-seg"), "seg")
+    together = _by_source(world, plain, "seg")
+    maps = {
+        n: pydicom.dcmread(p).FrameOfReferenceUID for n, p in _by_source(world, plain, "pm").items()
+    }
+    assert set(alone) == set(together)
+    for name, path in together.items():
+        source = pydicom.dcmread(
+            get_testdata_file(name) if name != "MR_bare.dcm" else world.root / "src" / name,
+            stop_before_pixels=True,
+            force=True,
+        )
+        with_pm, without = pydicom.dcmread(path), pydicom.dcmread(alone[name])
+        for seg in (with_pm, without):
+            assert seg.get("FrameOfReferenceUID") == source.get("FrameOfReferenceUID"), name
+            assert ("PlaneOrientationSequence" in seg.SharedFunctionalGroupsSequence[0]) == (
+                "ImagePositionPatient" in source
+            ), name
+            if "ImagePositionPatient" not in source:
+                assert seg.PatientOrientation == source.get("PatientOrientation", ""), name
+        if "FrameOfReferenceUID" not in source:
+            assert maps[name] not in (with_pm.get("FrameOfReferenceUID"), None)
