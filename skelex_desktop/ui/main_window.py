@@ -174,6 +174,13 @@ class MainWindow(QMainWindow):
         self._action("Next image", "N", lambda: self.step_image(1), review)
         self._action("Previous image", "P", lambda: self.step_image(-1), review)
         self._action("What the AI changed...", "Ctrl+Shift+I", self.show_influence_dialog, review)
+        self._action(
+            "Reader agreement...",
+            "Ctrl+Shift+K",
+            self.show_agreement_dialog,
+            review,
+            "Inter-reader agreement per task: Cohen's and Fleiss' kappa with 95% intervals",
+        )
         self.study_action = self._action(
             "Study view: the other views beside the image",
             "S",
@@ -565,6 +572,13 @@ class MainWindow(QMainWindow):
         from skelex_desktop.ui.dialogs.influence_dialog import InfluenceDialog
 
         dialog = InfluenceDialog(self.db, self)
+        dialog.show()
+        return dialog
+
+    def show_agreement_dialog(self):  # noqa: ANN201 - AgreementDialog, imported lazily
+        from skelex_desktop.ui.dialogs.agreement_dialog import AgreementDialog
+
+        dialog = AgreementDialog(self.db, self.runner, self)
         dialog.show()
         return dialog
 
