@@ -228,17 +228,14 @@ def test_every_object_passes_dciodvfy(exported: Path):
 
 
 def test_objects_read_back_with_highdicom(exported: Path):
-    expected = np.zeros((45, 10), dtype=bool)  # the box on each image, as a mask
-    expected[2:9, 1:6] = True
     for path in sorted((exported / "dicom" / "seg").glob("*.dcm")):
         source = pydicom.dcmread(_source_image(exported, path), stop_before_pixels=True)
         seg = hd.seg.segread(path)
         assert seg.get_segment_description(1).segment_label == "fracture"
-        mask = seg.get_pixels_by_source_instance(source_sop_instance_uids=[source.SOPInstanceUID])[
-            0, ..., 0
-        ].astype(bool)
-        np.testing.assert_array_equal(mask[:45, :10], expected[: mask.shape[0], : mask.shape[1]])
-        assert mask.sum() == expected[: mask.shape[0], : mask.shape[1]].sum()
+        mask = seg.get_pixels_by_source_instance(source_sop_instance_uids=[source.SOPInstanceUID])
+        expected = np.zeros((source.Rows, source.Columns), dtype=bool)  # the box, as a mask
+        expected[2:9, 1:6] = True
+        np.testing.assert_array_equal(mask[0, ..., 0].astype(bool), expected)
     for path in sorted((exported / "dicom" / "sr").glob("*.dcm")):
         sr = hd.sr.srread(path)
         (box,) = [
@@ -291,11 +288,7 @@ def test_seg_does_not_depend_on_the_other_formats(world: World, plain: Path):
     }
     assert set(alone) == set(together)
     for name, path in together.items():
-        source = pydicom.dcmread(
-            get_testdata_file(name) if name != "MR_bare.dcm" else world.root / "src" / name,
-            stop_before_pixels=True,
-            force=True,
-        )
+        source = pydicom.dcmread(world.root / "src" / name, stop_before_pixels=True, force=True)
         with_pm, without = pydicom.dcmread(path), pydicom.dcmread(alone[name])
         for seg in (with_pm, without):
             assert seg.get("FrameOfReferenceUID") == source.get("FrameOfReferenceUID"), name
