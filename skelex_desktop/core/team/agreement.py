@@ -428,7 +428,8 @@ def agreement_report(
         progress.set_total(len(chosen))
         progress.set_status("reading decisions")
     decisions = _decisions(session, [t.id for t in chosen], ids)
-    study_of = _studies(session, {d[1] for rows in decisions.values() for d in rows})
+    study_wide = {t.id for t in chosen if t.scope == "study"}
+    study_of = _studies(session, {d[1] for t in study_wide for d in decisions.get(t, [])})
     out: list[TaskAgreement] = []
     for task in chosen:
         check(progress)
