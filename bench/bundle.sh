@@ -36,7 +36,7 @@ if [ "${1:-}" = "--time-window" ]; then  # inside xvfb-run: seconds from exec to
 fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-mb() { echo $(( ($1 + 524288) / 1048576 )); }
+mb() { echo $(( ($1 + 500000) / 1000000 )); }  # MB = 10^6 bytes
 for edition in reader full; do
     dir=build/bundle/$edition/dist/skelex-desktop
     if [ ! -d "$dir" ]; then
