@@ -31,7 +31,7 @@ from skelex_desktop.core.inference.registry import Registry  # noqa: E402
 from skelex_desktop.core.inference.service import MaeRuntime  # noqa: E402
 from skelex_desktop.core.inference.trust import IMPORTED, TrustStore  # noqa: E402
 from skelex_desktop.core.settings import Settings  # noqa: E402
-from skelex_desktop.core.training.weight_store import INLINE_BYTES  # noqa: E402
+from skelex_desktop.core.training.weight_store import INLINE_BYTES, WEIGHTS_SHA256  # noqa: E402
 from tests.core.test_mae_helpers import write_png  # noqa: E402
 
 HF_TINY = dict(
@@ -113,6 +113,9 @@ def test_import_stores_the_shared_weights_once(imported: Path) -> None:
         for name in (f"reconstruction{graph}", f"embedding{graph}"):
             key = name.replace(".int8", "_int8")
             assert manifest["graphs"][key]["files"] == [f"{name}.onnx", weights]
+            # the graph file names its weights' sha256: its own hash identifies them too
+            props = {p.key: p.value for p in onnx.load(str(folder / f"{name}.onnx")).metadata_props}
+            assert props[WEIGHTS_SHA256] == manifest["files"][weights]["sha256"]
     fp32 = (folder / "weights.bin").stat().st_size
     params = manifest["architecture"]["parameters"]
     assert fp32 < 4 * params * 1.05 + 4096 * 80  # the encoder is not stored a second time

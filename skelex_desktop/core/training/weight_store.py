@@ -5,7 +5,8 @@ references (offset, length) into that file.
 The graphs of one MAE hold the same encoder weights under different initializer names (the
 exporter names folded transposes after their node), so tensors are matched by content:
 identical bytes are written once. Small tensors (shapes, scalars)
-stay inside the graph file.
+stay inside the graph file. Each graph records the sha256 of the weights file it reads
+(metadata `skelex_weights_sha256`), so a graph file's own hash identifies its weights too.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 INLINE_BYTES = 1024  # tensors smaller than this stay inside the .onnx file
+WEIGHTS_SHA256 = "skelex_weights_sha256"  # graph metadata: the sha256 of its weights file
 ALIGN = 4096  # each stored tensor starts on a page boundary (mmap-friendly, aligned views)
 
 
@@ -27,6 +29,7 @@ class WeightFile:
         self.path = path
         self._offsets: dict[str, int] = {}
         self._handle = path.open("wb")
+        self._digest = hashlib.sha256()
         self.size = 0
 
     def put(self, data: bytes) -> int:
@@ -35,14 +38,20 @@ class WeightFile:
         key = hashlib.sha256(data).hexdigest()
         if key not in self._offsets:
             pad = -self.size % ALIGN
-            self._handle.write(b"\0" * pad)
+            for chunk in (b"\0" * pad, data):
+                self._handle.write(chunk)
+                self._digest.update(chunk)
             self._offsets[key] = self.size + pad
-            self._handle.write(data)
             self.size += pad + len(data)
         return self._offsets[key]
 
     def close(self) -> None:
         self._handle.close()
+
+    @property
+    def sha256(self) -> str:
+        """The sha256 of everything written so far."""
+        return self._digest.hexdigest()
 
     @property
     def tensors(self) -> int:
@@ -57,6 +66,7 @@ def share_weights(sources: dict[Path, Path], weights: Path) -> int:
     so memory stays at one tensor plus the graph structure).
     """
     store = WeightFile(weights)
+    graphs: dict[Path, onnx.ModelProto] = {}
     try:
         for source, target in sources.items():
             proto = onnx.load(str(source), load_external_data=False)
@@ -76,9 +86,13 @@ def share_weights(sources: dict[Path, Path], weights: Path) -> int:
                 ):
                     entry = tensor.external_data.add()
                     entry.key, entry.value = key, value
-            onnx.save(proto, str(target))
+            graphs[target] = proto
     finally:
         store.close()
+    for target, proto in graphs.items():
+        prop = proto.metadata_props.add()
+        prop.key, prop.value = WEIGHTS_SHA256, store.sha256
+        onnx.save(proto, str(target))
     return store.tensors
 
 
