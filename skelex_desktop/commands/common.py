@@ -34,6 +34,7 @@ READING_COMMANDS = frozenset(
         "model-version list",
         "export",
         "audit report",
+        "team agreement",
     }
 )
 """Commands that only read the database: they open it without writing (no waiting for another
@@ -47,6 +48,7 @@ _ACTIONS = (
     "model_command",
     "audit_command",
     "review_command",
+    "team_command",
 )
 
 
