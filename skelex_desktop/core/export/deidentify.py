@@ -19,9 +19,10 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 
 from skelex_desktop.core.export.profile import (
+    DUMMY_TEXT,
     FILE_META_REMOVED,
+    actions,
     is_overlay_or_curve,
-    removed_tags,
 )
 
 # DICOM PS3.16 CID 7050 de-identification method codes
@@ -31,10 +32,14 @@ PROFILE_CODES = (
     ("113108", "Retain Patient Characteristics Option"),
 )
 METHOD = "PS3.15 Basic Profile; dicognito {version}; SKELEX Desktop"
+PSEUDONYMISED = ("PatientID", "PatientName")  # Z in the table; they get the patient pseudonym
+NUMERIC_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD", "IS", "DS"})
+BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 
 
 class _PatientNames(ElementAnonymizer):
-    """Patient ID and name become the export's patient pseudonym; every other name is emptied."""
+    """Patient ID and name become the export's patient pseudonym; every other name is emptied
+    (but the profile's dummy name, D in the table, stays)."""
 
     def __init__(self) -> None:
         self.code = ""
@@ -46,7 +51,7 @@ class _PatientNames(ElementAnonymizer):
         if data_element.keyword == "PatientName":
             data_element.value = f"ANONYMOUS^{self.code}" if self.code else ""
             return True
-        if data_element.VR == "PN":
+        if data_element.VR == "PN" and str(data_element.value) != DUMMY_TEXT:
             data_element.value = ""
             return True
         return False
@@ -63,7 +68,7 @@ class Deidentifier:
         self._names = _PatientNames()
         self._anonymizer = Anonymizer(seed=secret or secrets.token_hex(32))
         self._anonymizer.add_element_handler(self._names)
-        self._removed = set(removed_tags())
+        self._actions = actions()
         self._patients: dict[int, str] = {}
         self._readers: dict[str, str] = {}
         self._uids: dict[str, str] = {}
@@ -115,15 +120,42 @@ class Deidentifier:
         ds.LongitudinalTemporalInformationModified = "MODIFIED"
 
     def _strip(self, ds: Dataset) -> None:
-        """Remove the profile's attributes, overlays and curves, recursively."""
+        """Carry out the table's X, Z and D actions and remove private attributes, overlays and
+        curves, recursively; U and C (dates) are dicognito's, K stays."""
         for tag in list(ds.keys()):
-            if int(tag) in self._removed or is_overlay_or_curve(int(tag)):
+            action = self._actions.get(int(tag), "")
+            if action == "X" or is_overlay_or_curve(int(tag)):
                 del ds[tag]
                 continue
             element = ds[tag]
+            if action == "Z" and element.keyword not in PSEUDONYMISED:
+                element.value = _empty(element.VR)
+            elif action == "D":
+                element.value = _dummy(element.VR, element.value)
+            elif action == "U" and element.keyword.endswith("ClassUID") and element.value:
+                element.value = self.uid(str(element.value))  # dicognito keeps class UIDs
             if element.VR == "SQ":
                 for item in element.value:
                     self._strip(item)
+
+
+def _empty(vr: str) -> object:
+    """A zero-length value of `vr`."""
+    if vr == "SQ":
+        return Sequence([])
+    return None if vr in NUMERIC_VRS else (b"" if vr in BINARY_VRS else "")
+
+
+def _dummy(vr: str, value: object) -> object:
+    """A non-empty value of `vr` that carries nothing of the original (a sequence keeps its items,
+    which the profile then de-identifies; UIDs are replaced by dicognito)."""
+    if vr in ("SQ", "UI"):
+        return value
+    if vr in NUMERIC_VRS:
+        return "0" if vr in ("IS", "DS") else 0
+    if vr in BINARY_VRS:
+        return DUMMY_TEXT.encode()
+    return "urn:anonymized" if vr == "UR" else DUMMY_TEXT
 
 
 def _code(value: str, meaning: str) -> Dataset:
