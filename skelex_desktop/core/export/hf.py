@@ -140,7 +140,10 @@ def parquet_bytes(cols: list[Column], records: list[ExportRecord]) -> bytes:
         import pyarrow as pa  # type: ignore[import-untyped]
         import pyarrow.parquet as pq  # type: ignore[import-untyped]
     except ImportError as exc:  # only the hf format needs it
-        raise ExportError("format hf needs pyarrow: pip install pyarrow") from exc
+        raise ExportError(
+            "format hf needs pyarrow, which this installation lacks (the reader edition leaves it"
+            " out): use the full edition, or pip install pyarrow"
+        ) from exc
     arrow = {
         "string": pa.string(),
         "int64": pa.int64(),
