@@ -30,9 +30,13 @@ def configure_logging(data_dir) -> None:  # noqa: ANN001 - a Path
 
 
 def run_gui(
-    data_dir: str | None = None, db_url: str | None = None, reader: str | None = None
+    data_dir: str | None = None,
+    db_url: str | None = None,
+    reader: str | None = None,
+    open_paths: list[str] | None = None,
 ) -> int:
-    """Open the main window on the configured workspace; returns the exit status."""
+    """Open the main window on the configured workspace (importing `open_paths` and showing the
+    first of their images, when given); returns the exit status."""
     if not display_available():
         print(NO_DISPLAY, file=sys.stderr)
         return 2
@@ -59,6 +63,10 @@ def run_gui(
     window = MainWindow(workspace)
     window.show()
     window.start()  # keyboard-first: the worklist has the focus, the first unread image is open
+    if open_paths:
+        from pathlib import Path
+
+        window.open_files([Path(p).absolute() for p in open_paths])
     try:
         return app.exec()
     finally:

@@ -25,7 +25,8 @@ STDOUT_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for `yes | head`'s `y
 def cmd_gui(args: argparse.Namespace) -> int:
     from skelex_desktop.app import run_gui
 
-    return run_gui(data_dir=args.data_dir, db_url=args.db, reader=args.reader)
+    paths = getattr(args, "paths", None) or None
+    return run_gui(data_dir=args.data_dir, db_url=args.db, reader=args.reader, open_paths=paths)
 
 
 def cmd_self_test(args: argparse.Namespace) -> int:
@@ -77,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
+    opener = add(
+        "open",
+        cmd_gui,
+        "open the window, import these files or folders and show the first image (what a file "
+        "manager's Open With runs); without paths, just the window",
+    )
+    opener.add_argument(
+        "paths", nargs="*", metavar="PATH", help="DICOM, DICOMDIR, PNG/TIFF or a folder"
+    )
     register_all(add)
     return parser
 

@@ -530,6 +530,25 @@ class MainWindow(QMainWindow):
         dialog.show()
         return dialog
 
+    def open_files(self, paths: list[Path]) -> ImportDialog:
+        """Import files or folders handed to the application (a file manager's Open With) and
+        show the first of their images, already imported ones included. The import dialog
+        stays open when a file was skipped or failed, so its reason can be read."""
+        dialog = self.show_import_dialog()
+        dialog.add_sources(paths)
+        dialog.imported.connect(lambda report: self._open_first_imported(dialog, report))
+        dialog.start()
+        return dialog
+
+    def _open_first_imported(self, dialog: ImportDialog, report: ImportReport | None) -> None:
+        if report is None:
+            return
+        ids = [image_id for result in report.files for image_id in result.image_ids]
+        if ids:
+            self.open_image(ids[0])
+        if ids and not (report.failed or report.skipped):
+            dialog.close()
+
     def show_export_dialog(self):  # noqa: ANN201 - ExportDialog, imported lazily
         from skelex_desktop.ui.dialogs.export_dialog import ExportDialog
 
