@@ -26,6 +26,7 @@ from skelex_desktop.core.db.migrate import (
     upgrade,
 )
 from skelex_desktop.core.db.models import ImportJob, utcnow
+from skelex_desktop.core.db.session_user import session_user
 from skelex_desktop.core.domain import JobState
 from skelex_desktop.core.ingest.importer import import_job_alive, remove_job_lock
 from skelex_desktop.core.review.schema import seed_default_schema
@@ -70,8 +71,10 @@ def open_workspace(settings: Settings, writes: bool = True) -> Workspace:
             revision = current_revision(db.engine)
             check_known(url, revision)
             if revision == head_revision():
+                _take_connected_reader(settings, db)
                 return Workspace(settings, db, UpgradeResult(revision, revision, None))
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _take_connected_reader(settings, db)
         result = upgrade(db.engine)
         with db.write() as session:
             seed_default_schema(session, who=settings.reader)
@@ -80,6 +83,15 @@ def open_workspace(settings: Settings, writes: bool = True) -> Workspace:
         db.dispose()
         raise
     return Workspace(settings=settings, db=db, upgrade=result)
+
+
+def _take_connected_reader(settings: Settings, db: Database) -> None:
+    """On PostgreSQL the reader is the database's session user (the role this person logged
+    in as), whatever the settings or --reader say: a name nobody can type for someone else."""
+    with db.read() as session:
+        user = session_user(session)
+    if user is not None:
+        settings.reader = user
 
 
 def _open_read_only(settings: Settings) -> Workspace:

@@ -329,3 +329,94 @@ class AuditEvent(Base):
     entity_id: Mapped[int | None] = mapped_column(Integer)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class Project(Base):
+    """A reading project (team mode): a set of images read by several readers, `reads_per_image`
+    reads each, for `tasks`; `filters` are the worklist filters the image set was chosen by.
+    While `blinded`, a reader sees no one else's decisions on the project's images; `show_ai`
+    says whether readers were shown the AI suggestions (reader studies compare both)."""
+
+    __tablename__ = "projects"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'closed')", name="project_status_known"),
+        CheckConstraint("reads_per_image >= 1", name="reads_per_image_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    tasks: Mapped[list[Any]] = mapped_column(default=list)
+    reads_per_image: Mapped[int] = mapped_column(Integer, default=2)
+    show_ai: Mapped[bool] = mapped_column(Boolean, default=False)
+    blinded: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProjectReader(Base):
+    """A reader of a project (a database user name in team mode)."""
+
+    __tablename__ = "project_readers"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    reader: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
+class ProjectImage(Base):
+    """An image of a project's image set."""
+
+    __tablename__ = "project_images"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    image_id: Mapped[int] = mapped_column(
+        ForeignKey("images.id", ondelete="RESTRICT"), primary_key=True, index=True
+    )
+
+
+class Assignment(Base):
+    """One read to make: `reader` reads `image_id` for the project."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        UniqueConstraint("project_id", "image_id", "reader", name="uq_assignments_read"),
+        Index("ix_assignments_reader_image", "reader", "image_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="RESTRICT"))
+    reader: Mapped[str] = mapped_column(String(128))
+
+
+class FinalLabel(Base):
+    """An adjudicated decision for (image, task), stored apart from the readers' labels.
+
+    Never updated in place: a new decision is the next `version` (unique per image and task, so
+    of two adjudicators who read the same version only one can store the next); `provenance`
+    holds the reads (label id, reader, value) and the AI suggestion it was decided from.
+    """
+
+    __tablename__ = "final_labels"
+    __table_args__ = (
+        UniqueConstraint("image_id", "task_id", "version", name="uq_final_labels_version"),
+        CheckConstraint("version >= 1", name="final_version_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="RESTRICT"))
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="RESTRICT"))
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL"), index=True
+    )
+    value: Mapped[Any] = mapped_column(JSON, nullable=True)
+    uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer)
+    adjudicator: Mapped[str] = mapped_column(String(128))
+    provenance: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

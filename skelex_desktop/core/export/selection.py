@@ -24,6 +24,7 @@ from skelex_desktop.core.db.models import (
 from skelex_desktop.core.export.options import STATUS_ANY, ExportError, Selection
 from skelex_desktop.core.review.labels import is_current, prediction_value
 from skelex_desktop.core.review.measurements import MeasurementView, list_measurements
+from skelex_desktop.core.team.adjudication import current_finals
 
 
 @dataclass(frozen=True)
@@ -212,9 +213,14 @@ def _image_rows(
     return list(session.execute(query))
 
 
-def select_items(session: Session, sel: Selection, with_ai: bool = False) -> SelectionResult:
+def select_items(
+    session: Session, sel: Selection, with_ai: bool = False, final_labels: bool = True
+) -> SelectionResult:
     """Images passing every filter that hold at least one current label or region of the tasks;
-    with `with_ai`, each also carries the AI's newest suggestion per task."""
+    with `with_ai`, each also carries the AI's newest suggestion per task. With `final_labels`
+    (the default) an adjudicated final label (team mode) takes the place of the readers'
+    decisions of its image and task (source "final", reader the adjudicator); not when the
+    selection asks for one reader's labels."""
     tasks = _tasks(session, sel.tasks)
     by_id = {t.id: t for t in tasks}
     model_ids = _model_ids(session, sel.model_version) if sel.model_version else None
@@ -247,6 +253,15 @@ def select_items(session: Session, sel: Selection, with_ai: bool = False) -> Sel
             )
             if mv:
                 used_models.add(mv)
+        if final_labels and not sel.reader:
+            for (image_id, task_id), final in current_finals(session, chunk, list(by_id)).items():
+                labels[image_id][by_id[task_id].name] = LabelInfo(
+                    value=final.value,
+                    uncertain=final.uncertain,
+                    source="final",
+                    reader=final.adjudicator,
+                    model_version_id=None,
+                )
         region_query = select(Region).where(
             Region.image_id.in_(chunk), Region.task_id.in_(list(by_id)), Region.deleted_at.is_(None)
         )

@@ -26,6 +26,7 @@ from skelex_desktop.core.db.models import (
     Study,
     Task,
 )
+from skelex_desktop.core.db.session_user import session_user, team_mode
 from skelex_desktop.core.domain import MIN_RELIABLE_AUROC, Changes, ImageStatus, TaskKind
 from skelex_desktop.core.inference.reliability import finite_or_none
 from skelex_desktop.core.review.labels import LabelError, is_current, prediction_value, set_label
@@ -143,12 +144,10 @@ def task_states(session: Session, image_id: int) -> list[TaskState]:
     for prediction, metrics in rows:  # later rows (active, newest) win
         predictions[prediction.task_id] = prediction
         version_metrics[prediction.task_id] = metrics or {}
-    labels = {
-        label.task_id: label
-        for label in session.scalars(
-            select(Label).where(Label.image_id == image_id, is_current(), Label.source == "human")
-        )
-    }
+    mine = select(Label).where(Label.image_id == image_id, is_current(), Label.source == "human")
+    if team_mode(session):  # each reader has their own current decisions: show this reader's
+        mine = mine.where(Label.reader == session_user(session))
+    labels = {label.task_id: label for label in session.scalars(mine)}
     states = []
     for task in list_tasks(session):
         prediction = predictions.get(task.id)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from skelex_desktop.core.db import audit
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, Label, Prediction, Series, Task, utcnow
+from skelex_desktop.core.db.session_user import team_mode
 from skelex_desktop.core.domain import (
     Changes,
     ImageStatus,
@@ -91,10 +92,14 @@ def is_current() -> ColumnElement[bool]:
     return Label.superseded_by.is_(None) & Label.retracted_at.is_(None)
 
 
-def _current(session: Session, image_id: int, task_id: int) -> Label | None:
-    return session.scalar(
-        select(Label).where(Label.image_id == image_id, Label.task_id == task_id, is_current())
-    )
+def _current(
+    session: Session, image_id: int, task_id: int, reader: str | None = None
+) -> Label | None:
+    """The current decision for (image, task); of `reader` only, when given (team mode)."""
+    query = select(Label).where(Label.image_id == image_id, Label.task_id == task_id, is_current())
+    if reader is not None:
+        query = query.where(Label.reader == reader)
+    return session.scalar(query)
 
 
 def _label_dict(label: Label) -> dict[str, Any]:
@@ -137,7 +142,9 @@ def set_label(
             if prediction_value(task, prediction) == stored
             else PredictionRelation.OVERRODE
         )
-    previous = _current(session, image_id, task.id)
+    # in team mode each reader's decisions are their own rows: a decision supersedes only the
+    # same reader's current one (the database refuses a change to someone else's)
+    previous = _current(session, image_id, task.id, reader if team_mode(session) else None)
     label = Label(
         image_id=image_id,
         task_id=task.id,

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 from sqlalchemy import CTE, ColumnElement, Select, and_, case, func, or_, select, union
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
-from skelex_desktop.core.db.models import Image, Patient, Series, Study
+from skelex_desktop.core.db.models import Assignment, Image, Patient, Project, Series, Study
+from skelex_desktop.core.db.session_user import session_user, team_mode
 
 
 @dataclass
@@ -31,6 +32,9 @@ class WorklistQuery:
     date_from: date | None = None
     date_to: date | None = None
     text: str | None = None
+    # team mode: only the images assigned to this reader in active projects; None: the
+    # connected user's assignments when they have any (a reader), else every image
+    assigned_to: str | None = None
     sort: str = "study_date"
     descending: bool = True
     offset: int = 0
@@ -152,11 +156,35 @@ def _body_parts_like(pattern: str) -> Select[tuple[str]]:
     return select(parts.c.part).where(parts.c.part.ilike(pattern, escape="\\"))
 
 
-def _filters(query: WorklistQuery) -> tuple[list[ColumnElement[bool]], bool]:
+def _assigned(reader: str) -> Select[int]:
+    """The images assigned to `reader` in active projects."""
+    return (
+        select(Assignment.image_id)
+        .join(Project, Project.id == Assignment.project_id)
+        .where(Assignment.reader == reader, Project.status == "active")
+    )
+
+
+def assigned_reader(session: Session) -> str | None:
+    """In team mode, the connected user when they have reads assigned in an active project
+    (their worklist is those images); None otherwise (single user, adjudicator, admin)."""
+    if not team_mode(session):
+        return None
+    user = session_user(session)
+    if user is None or session.scalar(_assigned(user).limit(1)) is None:
+        return None
+    return user
+
+
+def _filters(
+    query: WorklistQuery, assigned_to: str | None = None
+) -> tuple[list[ColumnElement[bool]], bool]:
     """WHERE conditions, and whether they need the study (and patient) joined (free text is
     not a condition: see `_text_matches`)."""
     conditions: list[ColumnElement[bool]] = []
     needs_study = False
+    if assigned_to is not None:
+        conditions.append(Image.id.in_(_assigned(assigned_to)))
     if query.image_ids is not None:
         conditions.append(Image.id.in_(list(query.image_ids)))
     if query.status:
@@ -193,7 +221,8 @@ def query_worklist(session: Session, query: WorklistQuery) -> WorklistPage:
     if query.sort not in SORT_KEYS and query.sort not in SORT_KEYS_EXTRA:
         known = ", ".join(sorted([*SORT_KEYS, *SORT_KEYS_EXTRA]))
         raise ValueError(f"unknown worklist sort key {query.sort!r}; use one of {known}")
-    conditions, needs_study = _filters(query)
+    assigned_to = query.assigned_to or assigned_reader(session)
+    conditions, needs_study = _filters(query, assigned_to)
     where = and_(*conditions) if conditions else None
     text = (query.text or "").strip()
     search = _TextSearch(text) if text else None
