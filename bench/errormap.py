@@ -3,8 +3,9 @@ onnxruntime call) against the reference algorithm (torch eager, 10 random passes
 both measured in this run; plus the fraction of the matmul FLOP floor reached, the int8 copy
 with its drift, and the bundled demo model's latency from decoded pixels to map + hotspots.
 
-Random weights: the timings do not depend on training. The ViT-L package (~1.2 GB, ~2.4 GB
-with int8) is written to a temporary folder and deleted afterwards.
+Random weights: the timings do not depend on training. The ViT-L package (format 2: 1.32 GB,
+1.66 GB with int8) is written to a temporary folder and deleted afterwards. The package's
+size, import memory and cold first map are measured by bench/skelex_size.py.
 
 Usage: python bench/errormap.py [--threads N] [--repeats R] [--no-int8]
 """
