@@ -29,6 +29,7 @@ from sqlalchemy.exc import DBAPIError
 from skelex_desktop.cli import main
 from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Label
+from skelex_desktop.core.review.decisions import task_states
 from skelex_desktop.core.review.labels import confirm_label, current_labels, undo_label
 from skelex_desktop.core.settings import Settings
 from skelex_desktop.core.workspace import open_workspace
@@ -210,6 +211,11 @@ def test_blinded_project_assignments_adjudication_and_export(
         assert team.cli(reader, "label", "list", "--json") == 0
         rows = _json(capsys)
         assert {r["reader"] for r in rows} == {reader} and {r["value"] for r in rows} == mine
+    bob = team.db("bob")  # the review panel of image 1: bob's own decision only
+    with bob.read() as s:
+        (state,) = [st for st in task_states(s, 1) if st.name == "kl_grade"]
+    assert (state.reader, state.value) == ("bob", "3")
+    bob.dispose()
     assert team.cli("alice", "team", "queue") == 1
     assert "only an adjudicator (skelex_adjudicator) can see the adjudication queue" in (
         _error(capsys)
@@ -379,3 +385,21 @@ def test_unblinded_readers_see_each_other_and_keep_their_own_rows(
     _read(team, "bob", 1, 2)
     assert team.cli("alice", "label", "list", "--json") == 0
     assert {(r["reader"], r["value"]) for r in _json(capsys)} == {("alice", "1"), ("bob", "2")}
+
+
+def test_sqlite_stays_single_user(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """No session user on SQLite: the reader is the setting, and a decision supersedes the
+    current one whoever made it, as before team mode."""
+    ws = open_workspace(Settings(data_dir=tmp_path, reader="dr.solo"))
+    assert ws.settings.reader == "dr.solo"
+    with ws.db.write() as session:
+        image_id = add_image(session).id
+    confirm_label(ws.db, image_id, "kl_grade", 1, "dr.solo")
+    confirm_label(ws.db, image_id, "kl_grade", 3, "dr.other")
+    with ws.db.read() as s:
+        assert [(lv.reader, lv.value) for lv in current_labels(s, "kl_grade")] == [
+            ("dr.other", "3")
+        ]
+    ws.close()
+    assert main(["--data-dir", str(tmp_path), "--reader", "dr.solo", "worklist", "--json"]) == 0
+    assert [r["image_id"] for r in _json(capsys)["rows"]] == [image_id]
