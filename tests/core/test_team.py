@@ -11,68 +11,34 @@ processes racing for the same version.
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from skelex_desktop.cli import main
-from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Label
-from skelex_desktop.core.review.decisions import task_states
+from skelex_desktop.core.review.decisions import (
+    confirm_image,
+    image_details,
+    reopen_image,
+    task_states,
+)
 from skelex_desktop.core.review.labels import confirm_label, current_labels, undo_label
 from skelex_desktop.core.settings import Settings
 from skelex_desktop.core.workspace import open_workspace
 from tests.core.factories import add_image
-from tests.core.postgres_server import find_pg_bin, postgres_cluster
+from tests.core.postgres_server import find_pg_bin
+from tests.core.team_db import Team, cluster_url_fixture  # noqa: F401 - the fixture
 from tests.core.test_ingest_helpers import write_raster
 
 pytestmark = pytest.mark.skipif(find_pg_bin() is None, reason="PostgreSQL server not installed")
-
-_numbers = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def cluster_url() -> Iterator[str]:
-    with (
-        tempfile.TemporaryDirectory(prefix="skelex-pg-") as tmp,
-        postgres_cluster(Path(tmp) / "pg") as url,
-    ):
-        yield url
-
-
-class Team:
-    """A fresh team database on the cluster: its URL per person, and the CLI as each."""
-
-    def __init__(self, cluster_url: str, tmp_path: Path) -> None:
-        self.database = f"team_{next(_numbers)}"
-        self.cluster_url = cluster_url
-        self.tmp_path = tmp_path
-        engine = create_engine(cluster_url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{self.database}"'))
-        engine.dispose()
-
-    def url(self, user: str = "skelex") -> str:
-        parsed = make_url(self.cluster_url).set(username=user, database=self.database)
-        return parsed.render_as_string(hide_password=False)
-
-    def cli(self, user: str, *args: str) -> int:
-        data_dir = self.tmp_path / f"data-{user}"
-        return main(["--db", self.url(user), "--data-dir", str(data_dir), *args])
-
-    def db(self, user: str) -> Database:
-        return Database(self.url(user))
 
 
 @pytest.fixture
@@ -116,7 +82,13 @@ def test_init_needs_postgres_and_users_are_added_by_an_admin(
     assert "is reserved" in _error(capsys)
     # a second init (after an upgrade, say) changes nothing and fails nothing
     assert team.cli("skelex", "team", "init", "--json") == 0
-    assert set(_json(capsys)["rls"]) == {"final_labels", "labels", "measurements", "regions"}
+    assert set(_json(capsys)["rls"]) == {
+        "assignments",
+        "final_labels",
+        "labels",
+        "measurements",
+        "regions",
+    }
     engine = create_engine(team.url("skelex"))
     with engine.connect() as conn:
         roles = dict(
@@ -403,3 +375,71 @@ def test_sqlite_stays_single_user(tmp_path: Path, capsys: pytest.CaptureFixture[
     ws.close()
     assert main(["--data-dir", str(tmp_path), "--reader", "dr.solo", "worklist", "--json"]) == 0
     assert [r["image_id"] for r in _json(capsys)["rows"]] == [image_id]
+
+
+def _worklist(team: Team, user: str, capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    assert team.cli(user, "worklist", "--sort", "image_id", "--ascending", "--json", *args) == 0
+    return {r["image_id"]: (r["status"], r["reader"]) for r in _json(capsys)["rows"]}
+
+
+def test_each_reader_has_their_own_read_state_while_blinded(
+    team: Team, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """alice's Enter is done for alice only: bob's worklist still shows the image to read,
+    names no reader, and its status filter uses bob's own state; the image's shared status
+    stays until the final labels confirm it, and the database refuses a reader moving it."""
+    create = ["team", "project", "create", "knees", "--images", "ids=1,2", "--task", "kl_grade"]
+    create += ["--reader", "alice", "--reader", "bob", "--reads", "2", "--blinded"]
+    assert team.cli("ann", *create) == 0
+    capsys.readouterr()
+    alice = team.db("alice")
+    confirm_label(alice, 1, "kl_grade", 2, "alice")
+    assert _worklist(team, "alice", capsys) == {1: ("in_review", "alice"), 2: ("new", "")}
+    confirm_label(alice, 1, "abnormal", 1, "alice")  # required before Enter
+    confirm_image(alice, 1, "alice")  # Enter
+    assert _worklist(team, "alice", capsys) == {1: ("confirmed", "alice"), 2: ("new", "")}
+    assert _worklist(team, "alice", capsys, "--status", "confirmed") == {1: ("confirmed", "alice")}
+    with alice.read() as s:
+        assert image_details(s, 1).status == "confirmed"  # the review panel: her own state
+    # bob: nothing read yet, whatever alice did; no reader named
+    assert _worklist(team, "bob", capsys) == {1: ("new", ""), 2: ("new", "")}
+    assert _worklist(team, "bob", capsys, "--status", "confirmed") == {}
+    assert _worklist(team, "bob", capsys, "--status", "new") == {1: ("new", ""), 2: ("new", "")}
+    # the shared image row did not move: not confirmed for anyone, no reader
+    assert _worklist(team, "carol", capsys)[1] == ("new", "")
+    bob = team.db("bob")
+    with bob.read() as s:  # alice's assignment is hers alone while blinded
+        rows = s.execute(text("SELECT reader, status FROM assignments ORDER BY image_id")).all()
+        assert [tuple(r) for r in rows] == [("bob", "assigned"), ("bob", "assigned")]
+    with bob.engine.begin() as c:  # invisible, so not bob's to move
+        moved = c.execute(text("UPDATE assignments SET status = 'done' WHERE reader = 'alice'"))
+        assert moved.rowcount == 0
+    for change in ("status = 'confirmed'", "reader = 'bob'"):
+        with (
+            pytest.raises(DBAPIError, match="image 1 is read in an active project"),
+            bob.engine.begin() as c,
+        ):
+            c.execute(text(f"UPDATE images SET {change} WHERE id = 1"))
+    with pytest.raises(DBAPIError, match="permission denied"), bob.engine.begin() as c:
+        c.execute(text("UPDATE assignments SET reader = 'alice' WHERE reader = 'bob'"))
+    # undoing Enter puts alice's own read back in review
+    reopen_image(alice, 1, "alice", "in_review")
+    assert _worklist(team, "alice", capsys)[1] == ("in_review", "alice")
+    confirm_image(alice, 1, "alice")
+    confirm_label(bob, 1, "kl_grade", 2, "bob")
+    confirm_label(bob, 1, "abnormal", 0, "bob")
+    confirm_image(bob, 1, "bob")
+    assert _worklist(team, "bob", capsys)[1] == ("confirmed", "bob")
+    assert _worklist(team, "carol", capsys)[1] == ("new", "")
+    # the final label confirms the image for everyone
+    adjudicate = ["team", "adjudicate", "1", "--task", "kl_grade", "--value", "2"]
+    assert team.cli("carol", *adjudicate, "--version", "0") == 0
+    capsys.readouterr()
+    assert _worklist(team, "carol", capsys)[1] == ("confirmed", "")
+    with team.db("ann").read() as s:
+        states = s.execute(
+            text("SELECT reader, status, read_at IS NOT NULL FROM assignments WHERE image_id = 1")
+        ).all()
+    assert sorted(tuple(r) for r in states) == [("alice", "done", True), ("bob", "done", True)]
+    alice.dispose()
+    bob.dispose()

@@ -380,18 +380,23 @@ class ProjectImage(Base):
 
 
 class Assignment(Base):
-    """One read to make: `reader` reads `image_id` for the project."""
+    """One read to make: `reader` reads `image_id` for the project. `status` is that reader's
+    own read state (assigned, in_review, done; the shared `Image.status` is not theirs to
+    move), `read_at` when it last changed."""
 
     __tablename__ = "assignments"
     __table_args__ = (
         UniqueConstraint("project_id", "image_id", "reader", name="uq_assignments_read"),
         Index("ix_assignments_reader_image", "reader", "image_id"),
+        CheckConstraint("status IN ('assigned', 'in_review', 'done')", name="read_status_known"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="RESTRICT"))
     reader: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="assigned", server_default="assigned")
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class FinalLabel(Base):

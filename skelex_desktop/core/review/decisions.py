@@ -29,6 +29,7 @@ from skelex_desktop.core.db.models import (
 from skelex_desktop.core.db.session_user import session_user, team_mode
 from skelex_desktop.core.domain import MIN_RELIABLE_AUROC, Changes, ImageStatus, TaskKind
 from skelex_desktop.core.inference.reliability import finite_or_none
+from skelex_desktop.core.review import reads
 from skelex_desktop.core.review.labels import LabelError, is_current, prediction_value, set_label
 from skelex_desktop.core.review.schema import list_tasks
 
@@ -75,7 +76,7 @@ def image_details(session: Session, image_id: int) -> ImageDetails:
         view=image.view,
         body_part=image.body_part,
         modality=image.modality,
-        status=image.status,
+        status=reads.own_status(session, image_id, image.status),
         patient_id=patient_id,
         patient_name=patient_name,
         study_date=study_date,
@@ -257,9 +258,14 @@ def confirm_image(db: Database, image_id: int, reader: str) -> Changes:
                 )
                 changes.labels.add(label.id)
                 changes.tasks.add(state.name)
-        before = image.status
-        image.status = ImageStatus.CONFIRMED.value
-        image.reader = reader
+        if reads.held_by_project(session, image_id):  # the reader's own read is done
+            before = reads.own_status(session, image_id, image.status)
+            reads.mark(session, image_id, reader, reads.DONE)
+            after = ImageStatus.CONFIRMED.value
+        else:
+            before = image.status
+            image.status = after = ImageStatus.CONFIRMED.value
+            image.reader = reader
         audit.record(
             session,
             reader,
@@ -267,7 +273,7 @@ def confirm_image(db: Database, image_id: int, reader: str) -> Changes:
             "image",
             image_id,
             before={"status": before},
-            after={"status": image.status, "labels": sorted(changes.labels)},
+            after={"status": after, "labels": sorted(changes.labels)},
         )
     return changes
 
@@ -278,8 +284,12 @@ def reopen_image(db: Database, image_id: int, reader: str, status: str) -> Chang
         image = session.get(Image, image_id)
         if image is None:
             raise LabelError(f"no image with id {image_id}")
-        before = image.status
-        image.status = ImageStatus(status).value
+        if reads.held_by_project(session, image_id):  # the reader's own read state
+            before = reads.own_status(session, image_id, image.status)
+            reads.mark(session, image_id, reader, reads.state_of_status(status))
+        else:
+            before = image.status
+            image.status = ImageStatus(status).value
         audit.record(
             session,
             reader,

@@ -24,6 +24,7 @@ from skelex_desktop.core.domain import (
     PredictionRelation,
     TaskKind,
 )
+from skelex_desktop.core.review import reads
 
 
 class LabelError(ValueError):
@@ -159,7 +160,10 @@ def set_label(
     session.flush()
     if previous is not None:
         previous.superseded_by = label.id
-    if source == LabelSource.HUMAN and image.status != ImageStatus.CONFIRMED:
+    if source == LabelSource.HUMAN and reads.held_by_project(session, image_id):
+        # a project's image: the reader's own assignment moves, not the shared status
+        reads.mark(session, image_id, reader, reads.IN_REVIEW, only_from=reads.ASSIGNED)
+    elif source == LabelSource.HUMAN and image.status != ImageStatus.CONFIRMED:
         image.status = ImageStatus.IN_REVIEW.value
         image.reader = reader
     audit.record(

@@ -18,6 +18,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from skelex_desktop.core.db.models import Assignment, Image, Patient, Project, Series, Study
 from skelex_desktop.core.db.session_user import session_user, team_mode
+from skelex_desktop.core.review.reads import reader_column, reader_status
 
 
 @dataclass
@@ -189,7 +190,8 @@ def _filters(
         conditions.append(Image.id.in_(list(query.image_ids)))
     if query.status:
         statuses = [query.status] if isinstance(query.status, str) else list(query.status)
-        conditions.append(Image.status.in_(statuses))
+        status = Image.status if assigned_to is None else reader_status(assigned_to)
+        conditions.append(status.in_(statuses))
     if query.modality:
         conditions.append(Image.modality == query.modality)
     if query.body_part:
@@ -247,6 +249,9 @@ def query_worklist(session: Session, query: WorklistQuery) -> WorklistPage:
             raise ValueError("sorting by rank needs the ranked image ids")
         key = case({image_id: i for i, image_id in enumerate(query.image_ids)}, value=Image.id)
         needs_join = needs_study
+    elif assigned_to is not None and query.sort in ("status", "reader"):  # their own read
+        key = (reader_status if query.sort == "status" else reader_column)(assigned_to)
+        needs_join = needs_study
     else:
         key = SORT_KEYS[query.sort]
         needs_join = needs_study or key.table is not Image.__table__
@@ -267,7 +272,12 @@ def query_worklist(session: Session, query: WorklistQuery) -> WorklistPage:
         return WorklistPage(rows=[], total=total)
 
     # 2) the rows of those ids, with patient, study and the study's image count (14 columns:
-    # more than SQLAlchemy types one by one)
+    # more than SQLAlchemy types one by one); an assigned reader sees their own read state and
+    # name, never the shared status and reader of a project's image
+    status: ColumnElement[str] | InstrumentedAttribute[str] = Image.status
+    reader: ColumnElement[str] | InstrumentedAttribute[str] = Image.reader
+    if assigned_to is not None:
+        status, reader = reader_status(assigned_to), reader_column(assigned_to)
     statement: Select[*tuple[Any, ...]] = _joined(
         select(
             Image.id,
@@ -278,9 +288,9 @@ def query_worklist(session: Session, query: WorklistQuery) -> WorklistPage:
             Image.view,
             Image.laterality,
             Image.modality,
-            Image.status,
+            status,
             Image.ai_score,
-            Image.reader,
+            reader,
             Image.thumbnail_path,
             Study.study_instance_uid,
             _images_in_study(),

@@ -36,6 +36,7 @@ FUNCTIONS = (
     "skelex_superuser()",
     "skelex_stamp_reader()",
     "skelex_stamp_adjudicator()",
+    "skelex_guard_image()",
 )
 MAX_ROLE_NAME = 63  # PostgreSQL's identifier length (bytes)
 
@@ -138,6 +139,29 @@ END $$
 """,
 ]
 
+# a reader's decisions in a project move their own assignment (core/review/reads.py), never the
+# image's shared status and reader: one reader cannot confirm an image for the others, and no
+# one learns from the image who read it. Adjudicators and admins may (final labels confirm).
+_FUNCTIONS.append(
+    f"""
+CREATE OR REPLACE FUNCTION skelex_guard_image() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+  IF (NEW.reader IS DISTINCT FROM OLD.reader
+      OR (NEW.status IS DISTINCT FROM OLD.status AND NEW.status IN ('in_review', 'confirmed')))
+     AND NOT (pg_has_role(session_user, '{ADJUDICATOR}', 'MEMBER')
+              OR pg_has_role(session_user, '{ADMIN}', 'MEMBER') OR skelex_superuser())
+     AND EXISTS (SELECT 1 FROM project_images pi JOIN projects p ON p.id = pi.project_id
+                 WHERE pi.image_id = OLD.id AND p.status = 'active') THEN
+    RAISE EXCEPTION 'image % is read in an active project: a reader''s read state is their '
+      'own assignment, and the image is confirmed by its final labels', OLD.id
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END $$
+"""
+)
+
 _MEMBER = "pg_has_role(session_user, '{}', 'MEMBER')"
 
 
@@ -178,6 +202,26 @@ def _final_label_rules() -> list[str]:
     ]
 
 
+def _assignment_rules() -> list[str]:
+    """A reader sees their own assignments (and others' once the image is not blinded) and
+    moves only their own read state; admins create them (the grants say who writes)."""
+    mine = "reader = session_user::text"
+    return [
+        "ALTER TABLE assignments ENABLE ROW LEVEL SECURITY",
+        "ALTER TABLE assignments FORCE ROW LEVEL SECURITY",
+        "DROP POLICY IF EXISTS skelex_select ON assignments",
+        "CREATE POLICY skelex_select ON assignments FOR SELECT "
+        f"USING ({mine} OR NOT skelex_blinded(image_id))",
+        "DROP POLICY IF EXISTS skelex_insert ON assignments",
+        "CREATE POLICY skelex_insert ON assignments FOR INSERT WITH CHECK (true)",
+        "DROP POLICY IF EXISTS skelex_update ON assignments",
+        f"CREATE POLICY skelex_update ON assignments FOR UPDATE USING ({mine}) WITH CHECK ({mine})",
+        "DROP TRIGGER IF EXISTS skelex_guard_image ON images",
+        "CREATE TRIGGER skelex_guard_image BEFORE UPDATE OF status, reader ON images "
+        "FOR EACH ROW EXECUTE FUNCTION skelex_guard_image()",
+    ]
+
+
 def _grants(database: str) -> list[str]:
     people = f"{READER}, {ADJUDICATOR}"
     everyone = f"{people}, {ADMIN}"
@@ -195,6 +239,7 @@ def _grants(database: str) -> list[str]:
         f"GRANT UPDATE (status, reader, ai_score) ON images TO {people}",
         f"GRANT INSERT, UPDATE ON predictions TO {people}",
         f"GRANT INSERT ON model_versions TO {people}",
+        f"GRANT UPDATE (status, read_at) ON assignments TO {people}",
         f"GRANT INSERT ON final_labels TO {ADJUDICATOR}",
         f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON final_labels FROM {READER}",
         f"GRANT EXECUTE ON FUNCTION skelex_blinded(integer) TO {everyone}",
@@ -239,6 +284,7 @@ def init_team(db: Database) -> TeamInitResult:
             for table in DECISION_TABLES:
                 _run(conn, _policies(table))
             _run(conn, _final_label_rules())
+            _run(conn, _assignment_rules())
             _run(conn, _grants(database))
             tables = tuple(
                 conn.execute(
