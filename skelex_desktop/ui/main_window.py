@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox
 from skelex_desktop import __version__
 from skelex_desktop.core.analysis.image_analysis import ImageAnalysis
 from skelex_desktop.core.db.executor import SerialExecutor
+from skelex_desktop.core.db.session_user import analysis_refused
 from skelex_desktop.core.domain import Changes
 from skelex_desktop.core.inference.reliability import map_caveat
 from skelex_desktop.core.ingest.report import ImportReport
@@ -271,7 +272,13 @@ class MainWindow(QMainWindow):
         from skelex_desktop.ui.viewer.rendering import overlay_source
 
         done: list[ImageAnalysis] = []
-        summary = analyse_images(self.db, self.service, [image_id], on_image=done.append)
+        try:
+            summary = analyse_images(self.db, self.service, [image_id], on_image=done.append)
+        except Exception as exc:  # a team database lets only an admin register the models
+            message = analysis_refused(exc)
+            if message is None:
+                raise
+            raise PermissionError(message) from exc
         if image_id in summary.failed:
             raise ValueError(summary.failed[image_id])
         (analysis,) = done

@@ -9,7 +9,10 @@ name is the setting, as always.
 from __future__ import annotations
 
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+
+INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for a refused privilege
 
 
 def _dialect(bind: Session | Connection) -> str:
@@ -32,3 +35,26 @@ def team_mode(bind: Session | Connection) -> bool:
         text("SELECT relrowsecurity FROM pg_class WHERE oid = to_regclass('labels')")
     ).scalar()
     return bool(on)
+
+
+def refused(exc: BaseException) -> str | None:
+    """The server's one-line refusal when `exc` is the team database refusing this person's
+    role a write (a privilege, row-level security or a team trigger), else None."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+        return None
+    return str(orig).strip().splitlines()[0]
+
+
+def analysis_refused(exc: BaseException) -> str | None:
+    """What to tell a reader whose AI analysis the team database refused, else None."""
+    reason = refused(exc)
+    if reason is None:
+        return None
+    return (
+        f"AI analysis is not available to you yet ({reason}): on a team database only an admin "
+        "registers the models; ask an admin to run `skelex-desktop analyze` once on the "
+        "imported images (docs/TEAM.md). You can read without the AI suggestions"
+    )

@@ -238,7 +238,9 @@ def _grants(database: str) -> list[str]:
         # a decision moves its image to in_review / confirmed; analysis stores AI output
         f"GRANT UPDATE (status, reader, ai_score) ON images TO {people}",
         f"GRANT INSERT, UPDATE ON predictions TO {people}",
-        f"GRANT INSERT ON model_versions TO {people}",
+        # which models (and head versions) the team uses is an admin's choice: an admin's
+        # `analyze` registers them; a reader's window then only adds predictions
+        f"REVOKE INSERT, UPDATE, DELETE ON model_versions FROM {people}",
         f"GRANT UPDATE (status, read_at) ON assignments TO {people}",
         f"GRANT INSERT ON final_labels TO {ADJUDICATOR}",
         f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON final_labels FROM {READER}",
