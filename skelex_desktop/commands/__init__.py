@@ -15,6 +15,7 @@ from skelex_desktop.commands import (
     task_cmd,
     team_cmd,
     train_cmd,
+    worker_cmd,
 )
 from skelex_desktop.commands.common import AddCommand
 
@@ -31,6 +32,7 @@ MODULES = (
     audit_cmd,
     review_cmd,
     team_cmd,
+    worker_cmd,
 )
 
 

@@ -14,6 +14,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from skelex_desktop.core.inference.service import ErrorMapService
     from skelex_desktop.core.progress import TextProgress
 
+    if args.queue:
+        from skelex_desktop.commands.worker_cmd import enqueue_analysis
+
+        return enqueue_analysis(args)
     ws = open_ws(args)
     progress = TextProgress()
     try:
@@ -129,6 +133,9 @@ def register(add: AddCommand) -> None:
     an = add("analyze", cmd_analyze, "compute predictions, error maps and embeddings")
     an.add_argument("--model", metavar="NAME", help="model package (default: the active one)")
     an.add_argument("--json", action="store_true")
+    an.add_argument(
+        "--queue", action="store_true", help="queue the images for `worker`s (PostgreSQL only)"
+    )
     group = an.add_mutually_exclusive_group(required=True)
     group.add_argument("--all", action="store_true")
     group.add_argument("image_ids", nargs="*", default=[], metavar="IMAGE_ID")
