@@ -40,6 +40,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             images=args.images,
             include_burned_in=args.include_burned_in,
             with_ai=args.with_ai,
+            with_reads=args.reads,
         )
         options.validate()
     except ExportError as exc:
@@ -126,5 +127,11 @@ def register(add: AddCommand) -> None:
         "--with-ai",
         action="store_true",
         help="add the AI's suggestions to CSV/JSONL (ai_<task>, _p, _model), beside the labels",
+    )
+    ex.add_argument(
+        "--reads",
+        action="store_true",
+        help="add each reader's own reads to CSV/JSONL (<task>__<reader>; readers R01.. when "
+        "de-identified), beside the final labels",
     )
     ex.add_argument("--json", action="store_true", help="machine-readable output")

@@ -443,3 +443,66 @@ def test_each_reader_has_their_own_read_state_while_blinded(
     assert sorted(tuple(r) for r in states) == [("alice", "done", True), ("bob", "done", True)]
     alice.dispose()
     bob.dispose()
+
+
+def test_export_with_each_readers_reads_beside_the_final_label(
+    team: Team, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create = ["team", "project", "create", "knees", "--images", "ids=1,2", "--task", "kl_grade"]
+    create += ["--reader", "alice", "--reader", "bob", "--reads", "2", "--blinded"]
+    assert team.cli("ann", *create) == 0
+    _read(team, "alice", 1, 2)
+    _read(team, "bob", 1, 3)
+    _read(team, "alice", 2, 1)
+    _read(team, "bob", 2, 1)
+    for image, value in (("1", "3"), ("2", "1")):
+        adjudicate = ["team", "adjudicate", image, "--task", "kl_grade", "--value", value]
+        assert team.cli("carol", *adjudicate, "--version", "0") == 0
+    capsys.readouterr()
+    export = ["export", "--format", "csv,jsonl", "--images", "none", "--task", "kl_grade"]
+    out = team.tmp_path / "reads"
+    assert team.cli("carol", *export, "--reads", "--out", str(out)) == 0
+    capsys.readouterr()
+    header = (out / "labels.csv").read_text().splitlines()[0].split(",")
+    assert header[-2:] == ["kl_grade__alice", "kl_grade__bob"]
+    rows = {r["sop_instance_uid"]: r for r in csv.DictReader((out / "labels.csv").open())}
+    first, second = rows["1.2.3.0"], rows["1.2.3.1"]
+    assert (first["kl_grade"], first["source"], first["reader"]) == (
+        "3",
+        "final",
+        "alice;bob;carol",
+    )
+    assert (first["kl_grade__alice"], first["kl_grade__bob"]) == ("2", "3")
+    assert (second["kl_grade"], second["kl_grade__alice"], second["kl_grade__bob"]) == ("1",) * 3
+    jsonl = [json.loads(line) for line in (out / "labels.jsonl").read_text().splitlines()]
+    assert {(r["kl_grade"], r["kl_grade__alice"], r["kl_grade__bob"]) for r in jsonl} == {
+        ("3", "2", "3"),
+        ("1", "1", "1"),
+    }
+    # without --reads: the final labels only, as before
+    assert team.cli("carol", *export, "--out", str(team.tmp_path / "plain")) == 0
+    plain = (team.tmp_path / "plain" / "labels.csv").read_text().splitlines()[0]
+    assert "__" not in plain
+    # de-identified: the readers are pseudonyms in the column names too (the factory's patient
+    # name "Test^Patient" would be found in the manifest's word "patient")
+    admin = team.db("ann")
+    with admin.write() as session:
+        session.execute(text("UPDATE patients SET name = 'Doe^Jane'"))
+    admin.dispose()
+    deid = team.tmp_path / "deid"
+    assert team.cli("carol", *export, "--reads", "--deidentify", "--out", str(deid)) == 0
+    text_ = (deid / "labels.csv").read_text() + (deid / "labels.jsonl").read_text()
+    assert "alice" not in text_ and "bob" not in text_ and "carol" not in text_
+    (row,) = [r for r in csv.DictReader((deid / "labels.csv").open()) if r["kl_grade"] == "3"]
+    assert (row["kl_grade__R01"], row["kl_grade__R02"]) == ("2", "3")  # alice, bob
+    assert row["reader"] == "R01;R02;R03"
+    # one reader's labels and every reader's reads do not go together
+    capsys.readouterr()
+    assert team.cli("carol", *export, "--reads", "--reader", "bob", "--out", str(out / "x")) == 2
+    assert "--reads adds every reader's reads" in _error(capsys)
+    # a blinded reader exports their own reads only (row-level security)
+    assert team.cli("ann", "team", "project", "reopen", "knees") == 0
+    mine = team.tmp_path / "alice-export"
+    assert team.cli("alice", *export, "--status", "any", "--reads", "--out", str(mine)) == 0
+    header = (mine / "labels.csv").read_text().splitlines()[0]
+    assert "kl_grade__alice" in header and "bob" not in header

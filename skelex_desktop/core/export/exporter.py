@@ -234,6 +234,8 @@ class _Run:
         row["regions"] = regions
         if self.options.with_ai:
             row.update(tabular.ai_columns(self.tasks, item))
+        if self.options.with_reads:
+            row.update(tabular.read_columns(self.tasks, item, self.reader))
         row["measurements"] = tabular.measurements_text(item.measurements)
         row["measurement_list"] = [
             m.to_json() | {"reader": self.reader(m.reader)} for m in item.measurements
@@ -279,7 +281,10 @@ class _Run:
         rows = [r.row for r in self.records]
         formats = self.options.formats
         if "csv" in formats:
-            header = tabular.columns(self.tasks, self.deid is None, self.options.with_ai)
+            readers = sorted(
+                {self.reader(r) for i in self.items for t in i.reads.values() for r in t}
+            )
+            header = tabular.columns(self.tasks, self.deid is None, self.options.with_ai, readers)
             files["labels.csv"] = tabular.to_csv(rows, header)
             study_tasks = [t.name for t in self.tasks if t.scope == "study"]
             if study_tasks:  # a study-scoped decision once per study, beside the image rows
@@ -370,7 +375,9 @@ def export_labelled_set(
     if progress is not None:
         progress.set_status("selecting images")
     with db.read() as session:
-        chosen = select_items(session, options.selection, options.with_ai)
+        chosen = select_items(
+            session, options.selection, options.with_ai, with_reads=options.with_reads
+        )
     if not chosen.items:
         filters = ", ".join(
             f"{k} {', '.join(v) if isinstance(v, list) else v}"

@@ -63,6 +63,7 @@ class ExportOptions:
     images: str | None = None
     include_burned_in: bool = False
     with_ai: bool = False  # the AI's suggestions in CSV/JSONL, beside (never in) the label columns
+    with_reads: bool = False  # each reader's reads in CSV/JSONL (<task>__<reader>), beside them
 
     @property
     def image_mode(self) -> str:
@@ -107,6 +108,11 @@ class ExportOptions:
                 "radiograph becomes black)"
             )
         sel = self.selection
+        if self.with_reads and sel.reader:
+            raise ExportError(
+                "--reads adds every reader's reads beside the final labels, --reader exports one "
+                "reader's labels instead: choose one"
+            )
         if sel.date_from and sel.date_to and sel.date_from > sel.date_to:
             raise ExportError("the date range is empty: --from is after --to")
 

@@ -132,11 +132,13 @@ class ExportItem:
     error_maps: list[tuple[str, int]] = field(default_factory=list)  # (path, model version id)
     measurements: list[MeasurementView] = field(default_factory=list)
     ai: dict[str, AiSuggestion] = field(default_factory=dict)
+    reads: dict[str, dict[str, LabelInfo]] = field(default_factory=dict)  # task -> reader -> read
 
     @property
     def readers(self) -> list[str]:
         names = [lab.reader for lab in self.labels.values()] + [r.reader for r in self.regions]
         names += [m.reader for m in self.measurements]
+        names += [reader for by_reader in self.reads.values() for reader in by_reader]
         return sorted({n for n in names if n})
 
     @property
@@ -214,19 +216,25 @@ def _image_rows(
 
 
 def select_items(
-    session: Session, sel: Selection, with_ai: bool = False, final_labels: bool = True
+    session: Session,
+    sel: Selection,
+    with_ai: bool = False,
+    final_labels: bool = True,
+    with_reads: bool = False,
 ) -> SelectionResult:
     """Images passing every filter that hold at least one current label or region of the tasks;
     with `with_ai`, each also carries the AI's newest suggestion per task. With `final_labels`
     (the default) an adjudicated final label (team mode) takes the place of the readers'
     decisions of its image and task (source "final", reader the adjudicator); not when the
-    selection asks for one reader's labels."""
+    selection asks for one reader's labels. With `with_reads`, each item also carries every
+    reader's own current decision per task (`ExportItem.reads`), beside the final label."""
     tasks = _tasks(session, sel.tasks)
     by_id = {t.id: t for t in tasks}
     model_ids = _model_ids(session, sel.model_version) if sel.model_version else None
     rows = _image_rows(session, sel, model_ids)
     image_ids = [image.id for image, *_ in rows]
     labels: dict[int, dict[str, LabelInfo]] = defaultdict(dict)
+    reads: dict[int, dict[str, dict[str, LabelInfo]]] = defaultdict(dict)
     regions: dict[int, list[RegionInfo]] = defaultdict(list)
     measurements: dict[int, list[MeasurementView]] = defaultdict(list)
     maps: dict[int, list[tuple[str, int]]] = defaultdict(list)
@@ -242,7 +250,7 @@ def select_items(
         for label, prediction in session.execute(label_query):
             task = by_id[label.task_id]
             mv = prediction.model_version_id if prediction is not None else None
-            labels[label.image_id][task.name] = LabelInfo(
+            info = LabelInfo(
                 value=label.value,
                 uncertain=label.uncertain,
                 source=label.source,
@@ -251,6 +259,9 @@ def select_items(
                 prediction_value=_predicted_value(task, prediction),
                 prediction_score=prediction.score if prediction is not None else None,
             )
+            labels[label.image_id][task.name] = info
+            if with_reads and label.source == "human" and task.kind != "region":
+                reads[label.image_id].setdefault(task.name, {})[label.reader] = info
             if mv:
                 used_models.add(mv)
         if final_labels and not sel.reader:
@@ -303,6 +314,7 @@ def select_items(
             image, series, study, patient, labels[image.id], regions[image.id], maps[image.id]
         )
         item.measurements = measurements[image.id]
+        item.reads = reads.get(image.id, {})
         items.append(item)
     if with_ai:
         _attach_ai(session, items, tasks)

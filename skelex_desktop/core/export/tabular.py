@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 from skelex_desktop.core.export.selection import ExportItem, LabelInfo, TaskInfo
@@ -74,10 +75,39 @@ def study_rows(rows: list[dict[str, Any]], study_tasks: list[str]) -> list[dict[
     return list(studies.values())
 
 
-def columns(tasks: list[TaskInfo], with_image_id: bool, with_ai: bool = False) -> list[str]:
+def columns(
+    tasks: list[TaskInfo],
+    with_image_id: bool,
+    with_ai: bool = False,
+    readers: list[str] | None = None,
+) -> list[str]:
+    """The CSV header; `readers` (as exported, pseudonyms when de-identified): the read
+    columns `<task>__<reader>` after the AI's."""
     fixed = list(FIXED_COLUMNS) + (["image_id"] if with_image_id else [])
     ai = [f"ai_{t.name}{part}" for t in tasks for part in AI_PARTS] if with_ai else []
-    return fixed + [t.name for t in tasks] + list(TRAILING_COLUMNS) + ai
+    reads = [read_column(t, r) for t in tasks if t.kind != "region" for r in readers or []]
+    return fixed + [t.name for t in tasks] + list(TRAILING_COLUMNS) + ai + reads
+
+
+def read_column(task: TaskInfo, reader: str) -> str:
+    """The column of one reader's reads of a task: `<task>__<reader>`."""
+    return f"{task.name}__{reader}"
+
+
+def read_columns(
+    tasks: list[TaskInfo], item: ExportItem, exported: Callable[[str], str]
+) -> dict[str, Any]:
+    """Each reader's own current decision per task, encoded as the label columns are, in
+    columns `<task>__<reader>` beside the task's (final) label; `exported` gives the reader's
+    exported name (a pseudonym when de-identified). Readers without a read of this image have
+    no key here (an empty cell in CSV)."""
+    out: dict[str, Any] = {}
+    for task in tasks:
+        if task.kind == "region":
+            continue
+        for reader, read in sorted(item.reads.get(task.name, {}).items()):
+            out[read_column(task, exported(reader))] = encode_value(task, read, item)
+    return out
 
 
 AI_PARTS = ("", "_p", "_model")  # ai_<task>: the suggestion; _p its probability; _model who
