@@ -6,6 +6,8 @@ run, two baselines computed on the same preprocessed 8-bit model input:
 - median residual |x - median15(x)|, Gaussian residual |x - gauss_sigma4(x)| (x on [0, 1]);
 - optionally the normalised / low-pass variants of the model map (`--variants`), the
   structure lookup table fitted on `--fit-n` NORMAL images of another seed (`--fit-seed`);
+- optionally (`--pooling`) the plain complementary map (each pass's masked error pooled, the
+  default before issue #20) on the same passes;
 - optionally (`--ceiling`) the map of a perfect normal-anatomy predictor: the residual against
   the image's finding-free twin (same anatomy, exposure and noise), the upper bound of any
   reconstruction-error map on this input.
@@ -21,7 +23,7 @@ docs/LOCALISATION.md and skelex_desktop/core/inference/yardstick.py.
 latest; 1 reproduces the figures made before generator versions existed, docs/SYNTH.md).
 
 Usage: python bench/localisation.py [--n 200] [--model skelex-demo] [--variants] [--ceiling]
-                                    [--synth-version V] [--json F]
+                                    [--pooling] [--synth-version V] [--json F]
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import numpy as np
 
 from skelex_desktop.core.inference.errormap import (
     ErrorMap,
+    declared_pooling,
     foreground_mask,
     masked_error,
     noise_for,
@@ -53,6 +56,7 @@ from skelex_desktop.core.inference.hotspots import (
 )
 from skelex_desktop.core.inference.normalisation import (
     ErrorNormaliser,
+    combine_passes,
     declared_lowpass,
     fit_normaliser,
     lowpass_masked_error,
@@ -105,7 +109,8 @@ MapFn = Callable[[Pieces], np.ndarray | None]  # None: this map has nothing for 
 
 
 def model_pieces(runtime: MaeRuntime, pixels: np.ndarray) -> Pieces:
-    """The steps of `MaeRuntime.error_map` (complementary mode), keeping the passes."""
+    """The steps of `MaeRuntime.error_map` (complementary mode, unshifted), keeping the
+    passes."""
     manifest = runtime.manifest
     prep = manifest.preprocessing
     rgb, geometry = to_model_u8(pixels, prep)
@@ -114,12 +119,16 @@ def model_pieces(runtime: MaeRuntime, pixels: np.ndarray) -> Pieces:
         "complementary", runtime.grid, manifest.mask_ratio, int(manifest.errormap.get("passes", 4))
     )
     rec, mask = runtime.reconstruct(np.broadcast_to(x, (noise.shape[0], *x.shape)), noise)
-    raw, counts = masked_error(x, rec, mask, manifest.patch_size, prep)
-    sigma = declared_lowpass(manifest.errormap)
-    error = (
-        raw
-        if sigma is None
-        else lowpass_masked_error(x, rec, mask, manifest.patch_size, prep, sigma)
+    raw, _ = masked_error(x, rec, mask, manifest.patch_size, prep)
+    error, counts = combine_passes(
+        x,
+        rec,
+        mask,
+        [(0, 0)] * noise.shape[0],
+        manifest.patch_size,
+        prep,
+        declared_lowpass(manifest.errormap),
+        declared_pooling(manifest.errormap, "complementary"),
     )
     if runtime.normaliser is not None:  # a structure table the package declares
         error = runtime.normaliser.apply(error, rgb[..., 0])
@@ -193,6 +202,20 @@ def lowpass(runtime: MaeRuntime, sigma: float = LOWPASS_SIGMA) -> Callable[[Piec
 
     def fn(p: Pieces) -> np.ndarray:
         return lowpass_masked_error(p.x, p.rec, p.mask, m.patch_size, m.preprocessing, sigma)
+
+    return fn
+
+
+def pooled_errors(runtime: MaeRuntime) -> Callable[[Pieces], np.ndarray]:
+    """The package's map with each pass's masked error pooled (`errormap.pooling: "error"`)."""
+    m = runtime.manifest
+    sigma = declared_lowpass(m.errormap)
+
+    def fn(p: Pieces) -> np.ndarray:
+        shifts = [(0, 0)] * p.rec.shape[0]
+        return combine_passes(
+            p.x, p.rec, p.mask, shifts, m.patch_size, m.preprocessing, sigma, "error"
+        )[0]
 
     return fn
 
@@ -486,6 +509,11 @@ def main() -> None:
         action="store_true",
         help="also score the residual against each image's finding-free twin (an upper bound)",
     )
+    parser.add_argument(
+        "--pooling",
+        action="store_true",
+        help="also score the plain complementary map (pooled errors, the map before issue #20)",
+    )
     parser.add_argument("--fit-n", type=int, default=120)
     parser.add_argument("--fit-seed", type=int, default=FIT_SEED)
     parser.add_argument("--latency-n", type=int, default=50)
@@ -514,6 +542,13 @@ def main() -> None:
     maps[own + ", z 3.5 hotspots"] = maps[own]
     if declared is not None:
         maps["model, plain error (before low-pass)"] = lambda p: p.raw
+    if args.pooling and declared_pooling(manifest.errormap, "complementary") != "error":
+        # the plain complementary map as shipped before issue #20: each pass's masked error
+        # pooled (same passes, same low-pass), scored with the package's own threshold too
+        pooled = pooled_errors(runtime)
+        maps["model, pooled errors (plain complementary), own hotspots"] = pooled
+        thresholds["model, pooled errors (plain complementary), own hotspots"] = own_threshold
+        maps["model, pooled errors (plain complementary), z 3.5 hotspots"] = pooled
     maps[f"median{MEDIAN_KERNEL} residual"] = median_residual
     maps[f"gauss{GAUSS_SIGMA:g} residual"] = gauss_residual
     if args.variants:

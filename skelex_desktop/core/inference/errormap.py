@@ -7,9 +7,17 @@ form a regular lattice (each 2x2 block of patches shows one patch per pass for K
 patches are split into K seeded, balanced groups. All passes run in ONE batched call.
 Reference mode: N seeded uniform-random masks, as the SKELEX reference (N=10).
 
-Per pass: de-normalise input and reconstruction to [0, 1] (clipped), squared difference
-averaged over RGB, kept only where the patch was masked; per pixel the sum is divided by the
-number of passes that masked it.
+Pooling (complementary mode), `errormap.pooling`:
+- "reconstruction" (the default since issue #20): the passes' reconstructions of the patches
+  they masked are averaged per pixel (weighted by a per-patch Hann window, which only matters
+  when passes run on shifted inputs), and the error is that of the one blended reconstruction
+  (channel mean on [0, 1]; low-pass first when declared). No pass's error is cut at its patch
+  borders, so the map shows no patch grid (docs/LOCALISATION.md).
+- "error" (plain complementary, the behaviour before): per pass, de-normalise input and
+  reconstruction to [0, 1] (clipped), squared difference averaged over RGB, kept only where
+  the patch was masked; per pixel the sum is divided by the number of passes that masked it.
+  The set of passes pooled changes at every patch border, which draws the 16-px grid.
+Reference mode always pools errors, as the reference.
 """
 
 from __future__ import annotations
@@ -25,7 +33,12 @@ from skelex_desktop.core.inference.exposed_field import detect_field
 from skelex_desktop.core.inference.preprocess import Geometry, Preprocessing, denormalise
 
 MODES = ("complementary", "reference")
-FOREGROUND_VERSION = 3  # part of cached maps' keys: bump when `foreground_mask` changes
+# part of cached maps' keys and of stored predictions' state: bump when `foreground_mask` or
+# the default map changes (4: pooled reconstructions, issue #20)
+FOREGROUND_VERSION = 4
+POOLING_KEY = "pooling"
+POOLINGS = ("reconstruction", "error")
+DEFAULT_POOLING = "reconstruction"
 
 
 def patch_groups(grid: int, passes: int, seed: int = 0) -> np.ndarray:
@@ -115,7 +128,8 @@ def masked_error(
 
 # Shifted passes: the patch grid of a ViT draws itself into a masked-reconstruction map (every
 # patch is reconstructed as a block). Passes can run on copies of the image translated by
-# given offsets; their errors are moved back and pooled, so patch borders fall at different
+# given offsets; their reconstructions (pooling "reconstruction", weighted by `patch_window`) or
+# errors (pooling "error") are moved back and pooled, so patch borders fall at different
 # pixels in different passes. The input is just the pixels: no new graph. A package opts in
 # with `errormap.shifts` (e.g. [[0, 0], [8, 8]]: half the passes shifted by half a patch);
 # without it (and in reference mode) nothing is shifted: on the pydicom-data radiographs the
@@ -202,12 +216,86 @@ def shifted_sums(
     return error.astype(np.float32), counts
 
 
-def grid_strength(error: np.ndarray, patch: int, where: np.ndarray | None = None) -> float:
-    """How much a map [S, S] shows a grid of period `patch`: the mean |difference| between
-    neighbouring pixels (along rows and along columns) at each of the `patch` phases of the
-    grid, the largest over the median of the phases. About 1 without a grid, whatever its
-    offset; a map made of blocks scores well above. Only pairs of pixels both in `where`
-    (e.g. the foreground) count; without it, all but the outer patch."""
+def declared_pooling(errormap: dict[str, Any], mode: str) -> str:
+    """How a map pools its passes: "error" in reference mode and where the package declares
+    `pooling: "error"`; otherwise (absent, unknown) `DEFAULT_POOLING`."""
+    if mode != "complementary":
+        return "error"
+    value = errormap.get(POOLING_KEY)
+    return value if isinstance(value, str) and value in POOLINGS else DEFAULT_POOLING
+
+
+def patch_window(patch: int) -> np.ndarray:
+    """[P, P] 2-D Hann window of one patch: ~1 in the middle, ~0 at the border, never 0.
+    Copies of it offset by half a patch along rows, columns and both sum to 1 everywhere,
+    so passes on those four offsets blend without seams."""
+    h = np.sin(np.pi * (np.arange(patch) + 0.5) / patch) ** 2
+    return np.outer(h, h).astype(np.float32)
+
+
+def blended_reconstruction(
+    pixel_values: np.ndarray,
+    reconstruction: np.ndarray,
+    mask: np.ndarray,
+    pass_shifts: list[Shift],
+    patch: int,
+    prep: Preprocessing,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(blend [S, S], target [S, S], times masked [S, S]) in the unshifted frame, gray on
+    [0, 1] (channel mean, clipped): each pixel's blend is the mean of the reconstructions of
+    the passes that masked it, each weighted by `patch_window` at the pixel's place in its
+    patch (passes on one offset weigh the same, so without shifts it is the plain mean).
+    `reconstruction` [K, L, P*P*C], `mask` [K, L], `pass_shifts` the offset of each pass."""
+    size = pixel_values.shape[-2:]
+    total = np.zeros(size, np.float64)
+    weight = np.zeros(size, np.float64)
+    counts = np.zeros(size, np.float32)
+    reps = (-(-size[0] // patch), -(-size[1] // patch))
+    window = np.tile(patch_window(patch), reps)[: size[0], : size[1]]
+    channels = pixel_values.shape[0]
+    for shift in dict.fromkeys(pass_shifts):
+        rows = [k for k, s in enumerate(pass_shifts) if s == shift]
+        recon = denormalise(unpatchify(reconstruction[rows], patch, channels), prep).mean(axis=1)
+        masked = expand_mask(mask[rows].astype(np.float32), patch)
+        total += unshift((recon * masked).sum(axis=0) * window, shift)
+        weight += unshift(masked.sum(axis=0) * window, shift)
+        counts += unshift(masked.sum(axis=0), shift)
+    target = denormalise(pixel_values, prep).mean(axis=0)
+    blend = np.where(weight > 0, total / np.where(weight > 0, weight, 1.0), target)
+    return blend.astype(np.float32), target.astype(np.float32), counts
+
+
+def blended_error(
+    pixel_values: np.ndarray,
+    reconstruction: np.ndarray,
+    mask: np.ndarray,
+    pass_shifts: list[Shift],
+    patch: int,
+    prep: Preprocessing,
+    sigma: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(error map [S, S] float32, times masked [S, S]) of the blended reconstruction
+    (`blended_reconstruction`): its squared difference from the input, both blurred by a
+    Gaussian of `sigma` model pixels first when given. Pixels no pass masked score 0."""
+    blend, target, counts = blended_reconstruction(
+        pixel_values, reconstruction, mask, pass_shifts, patch, prep
+    )
+    if sigma:
+        import cv2
+
+        blend, target = (
+            cv2.GaussianBlur(a, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+            for a in (blend, target)
+        )
+    error = np.where(counts > 0, (blend - target) ** 2, 0.0)
+    return error.astype(np.float32), counts
+
+
+def grid_phases(error: np.ndarray, patch: int, where: np.ndarray | None = None) -> np.ndarray:
+    """[patch] the mean |difference| between neighbouring pixels (along rows and along columns)
+    at each phase of a grid of period `patch` (phase p: pixels p and p + 1 of a patch; p =
+    patch - 1 straddles the border). Only pairs of pixels both in `where` count; without it,
+    all but the outer patch. NaN for a phase without pairs."""
     e = np.asarray(error, np.float64)
     if where is None:
         where = np.zeros(e.shape, bool)
@@ -219,9 +307,16 @@ def grid_strength(error: np.ndarray, patch: int, where: np.ndarray | None = None
         phase = np.broadcast_to(np.arange(diff.shape[1]) % patch, diff.shape)
         sums += np.bincount(phase[both], weights=diff[both], minlength=patch)
         counts += np.bincount(phase[both], minlength=patch)
-    if (counts == 0).any():
+    return np.divide(sums, counts, out=np.full(patch, np.nan), where=counts > 0)
+
+
+def grid_strength(error: np.ndarray, patch: int, where: np.ndarray | None = None) -> float:
+    """How much a map [S, S] shows a grid of period `patch`: of `grid_phases`, the largest
+    over the median. About 1 without a grid, whatever its offset; a map made of blocks scores
+    well above. 1.0 when a phase has no pairs or the median is 0."""
+    phases = grid_phases(error, patch, where)
+    if np.isnan(phases).any():
         return 1.0
-    phases = sums / counts
     median = float(np.median(phases))
     return float(phases.max() / median) if median > 0 else 1.0
 

@@ -11,17 +11,29 @@ one on the user's normal studies (`user_calibration.py`).
 
 `lowpass_masked_error`: the masked error of Gaussian-blurred reconstruction and input, which
 ignores fine texture and patch-border blockiness and keeps changes of local grey level.
+
+`combine_passes`: the error map of a batch of passes as a package declares it (pooling,
+low-pass, shifts), shared by `MaeRuntime.error_map` and the benches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from skelex_desktop.core.inference.errormap import expand_mask, unpatchify
+from skelex_desktop.core.inference.errormap import (
+    Shift,
+    SumsFn,
+    blended_error,
+    expand_mask,
+    masked_sums,
+    shifted_sums,
+    unpatchify,
+)
 from skelex_desktop.core.inference.preprocess import Preprocessing, denormalise
 
 KIND = "structure_lut"
@@ -220,3 +232,27 @@ def lowpass_masked_error(
     """
     total, counts = lowpass_masked_sums(pixel_values, reconstruction, mask, patch, prep, sigma)
     return np.divide(total, counts, out=np.zeros_like(total), where=counts > 0).astype(np.float32)
+
+
+def combine_passes(
+    pixel_values: np.ndarray,
+    reconstruction: np.ndarray,
+    mask: np.ndarray,
+    pass_shifts: list[Shift],
+    patch: int,
+    prep: Preprocessing,
+    sigma: float | None,
+    pooling: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(error map [S, S], times masked [S, S]) of passes run on `pixel_values` shifted by
+    `pass_shifts`: pooling "reconstruction" blends the passes' reconstructions first
+    (`errormap.blended_error`); "error" pools each pass's masked error
+    (`errormap.shifted_sums` of `masked_sums`, or of `lowpass_masked_sums` with `sigma`)."""
+    if pooling == "reconstruction":
+        return blended_error(pixel_values, reconstruction, mask, pass_shifts, patch, prep, sigma)
+    sums: SumsFn
+    if sigma is None:
+        sums = partial(masked_sums, patch=patch, prep=prep)
+    else:
+        sums = partial(lowpass_masked_sums, patch=patch, prep=prep, sigma=sigma)
+    return shifted_sums(pixel_values, reconstruction, mask, pass_shifts, sums)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,14 +18,12 @@ from skelex_desktop.core.inference.cache import PredictionCache, cache_key
 from skelex_desktop.core.inference.errormap import (
     FOREGROUND_VERSION,
     ErrorMap,
-    SumsFn,
+    declared_pooling,
     declared_shifts,
     foreground_mask,
-    masked_sums,
     noise_for,
     shift_image,
     shift_of_passes,
-    shifted_sums,
 )
 from skelex_desktop.core.inference.hotspots import (
     DEFAULT_Z,
@@ -38,9 +35,9 @@ from skelex_desktop.core.inference.hotspots import (
 )
 from skelex_desktop.core.inference.interfaces import ServiceSettings
 from skelex_desktop.core.inference.normalisation import (
+    combine_passes,
     declared_lowpass,
     declared_normaliser,
-    lowpass_masked_sums,
 )
 from skelex_desktop.core.inference.package import (
     Manifest,
@@ -180,22 +177,30 @@ class MaeRuntime:
         return out
 
     def error_map(
-        self, pixels: np.ndarray, mode: str = "complementary", passes: int | None = None
+        self,
+        pixels: np.ndarray,
+        mode: str = "complementary",
+        passes: int | None = None,
+        errormap: dict[str, Any] | None = None,
     ) -> ErrorMap:
         """The model-space error map of decoded pixels (gray [H, W] or RGB [H, W, 3]).
 
-        When the manifest declares `errormap.lowpass_sigma`, input and reconstructions are
-        Gaussian-blurred by that many model pixels before differencing; when it declares a
-        valid `errormap.normalisation` table, the error is then divided by the table's expected
-        normal error of each pixel's structure bin (`normalisation.py`). When it declares
-        `errormap.shifts`, the complementary passes are split over copies of the input shifted
-        by those offsets and their errors moved back (`errormap.shifted_sums`); by default
-        nothing is shifted.
+        Complementary mode blends the passes' reconstructions and takes the error of the blend
+        unless the manifest declares `errormap.pooling: "error"` (the plain complementary map:
+        each pass's masked error, pooled); reference mode pools errors, as the reference
+        (`errormap.declared_pooling`). When the manifest declares `errormap.lowpass_sigma`,
+        input and reconstructions are Gaussian-blurred by that many model pixels before
+        differencing; when it declares a valid `errormap.normalisation` table, the error is
+        then divided by the table's expected normal error of each pixel's structure bin
+        (`normalisation.py`). When it declares `errormap.shifts`, the complementary passes are
+        split over copies of the input shifted by those offsets and moved back (blended with
+        per-patch Hann windows); by default nothing is shifted. `errormap` replaces the
+        manifest's settings (benches).
         """
         prep = self.manifest.preprocessing
         rgb, geometry = to_model_u8(pixels, prep)
         x = normalise(rgb, prep)
-        settings = self.manifest.errormap
+        settings = self.manifest.errormap if errormap is None else errormap
         if passes is None:
             passes = int(
                 settings.get("passes", 4)
@@ -213,13 +218,16 @@ class MaeRuntime:
         pass_shifts = shift_of_passes(noise.shape[0], declared_shifts(settings, mode, patch))
         batch = np.stack([shift_image(x, s) for s in pass_shifts])
         rec, mask = self.reconstruct(batch, noise)
-        sigma = declared_lowpass(settings)
-        sums: SumsFn
-        if sigma is None:
-            sums = partial(masked_sums, patch=patch, prep=prep)
-        else:
-            sums = partial(lowpass_masked_sums, patch=patch, prep=prep, sigma=sigma)
-        error, counts = shifted_sums(x, rec, mask, pass_shifts, sums)
+        error, counts = combine_passes(
+            x,
+            rec,
+            mask,
+            pass_shifts,
+            patch,
+            prep,
+            declared_lowpass(settings),
+            declared_pooling(settings, mode),
+        )
         if self.normaliser is not None:
             error = self.normaliser.apply(error, rgb[..., 0])
         return ErrorMap(
