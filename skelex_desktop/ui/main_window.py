@@ -31,6 +31,7 @@ from skelex_desktop.ui.background import BackgroundLoader
 from skelex_desktop.ui.dialogs.import_dialog import ImportDialog
 from skelex_desktop.ui.panels.findings_panel import FindingsPanel
 from skelex_desktop.ui.panels.job_status import JobStatus
+from skelex_desktop.ui.panels.queue_status import add_queue_status
 from skelex_desktop.ui.panels.worklist_panel import WorklistPanel
 from skelex_desktop.ui.shortcuts import GROUP, ShortcutsDialog, shortcuts_html
 from skelex_desktop.ui.viewer.canvas import RadiographView
@@ -83,6 +84,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addWidget(self.readout, 1)
         self.job_status = JobStatus(self.runner)
         self.statusBar().addPermanentWidget(self.job_status)
+        self.queue_status = add_queue_status(self.statusBar(), workspace.settings.database_url)
 
         self.loader = BackgroundLoader(self._read_frame, self._analyse)
         self.loader.frame_ready.connect(self._on_frame)
@@ -725,6 +727,8 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self.save_layout()
+        if self.queue_status is not None:
+            self.queue_status.stop()
         self.runner.cancel_all()
         self.loader.stop()
         self.session.close()  # every queued decision is stored before the window goes

@@ -214,6 +214,8 @@ class JobQueue:
 
     def __enter__(self) -> JobQueue:
         try:
+            with self._connect():  # fails at once (the pool would retry for half a minute)
+                pass
             self.app.open()
         except (psycopg.Error, procrastinate_errors.ConnectorException) as exc:
             raise QueueError(
