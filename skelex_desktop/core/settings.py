@@ -52,12 +52,19 @@ class Settings:
     reader: str = field(default_factory=default_reader)
     inference_threads: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     active_model: str = DEFAULT_MODEL
+    image_root: str = ""
     version: int = SETTINGS_VERSION
 
     @property
     def database_url(self) -> str:
         """The configured URL, or the embedded default: a SQLite file in the data dir."""
         return self.db_url or f"sqlite:///{self.data_dir / 'skelex.sqlite3'}"
+
+    @property
+    def image_root_path(self) -> Path | None:
+        """The shared image folder on this workstation (None when not set): images imported
+        from under it are stored relative to it (docs/TEAM.md, "Where the images live")."""
+        return Path(self.image_root).expanduser() if self.image_root else None
 
     @property
     def settings_path(self) -> Path:
@@ -116,6 +123,14 @@ def _text(value: object) -> str | None:
     return None if isinstance(value, str) else f"must be text, got {_shown_json(value)}"
 
 
+def _folder(value: object) -> str | None:
+    if not isinstance(value, str):
+        return f"must be text, got {_shown_json(value)}"
+    if value and not Path(value).expanduser().is_absolute():
+        return f"must be an absolute folder path (or empty for none), got {_shown_json(value)}"
+    return None
+
+
 def _model_name(value: object) -> str | None:
     if isinstance(value, str) and value.strip():
         return None
@@ -141,6 +156,7 @@ CHECKS: dict[str, Callable[[object], str | None]] = {
     "reader": _reader_name,
     "inference_threads": _whole_number_from_one,
     "active_model": _model_name,
+    "image_root": _folder,
 }
 
 
@@ -188,11 +204,18 @@ def load_settings(
     db_url: str | None = None,
     environ: dict[str, str] | None = None,
 ) -> Settings:
-    """Settings from options, environment (SKELEX_DATA_DIR, SKELEX_DB) and the settings file."""
+    """Settings from options, environment (SKELEX_DATA_DIR, SKELEX_DB, SKELEX_IMAGE_ROOT) and
+    the settings file."""
     env = os.environ if environ is None else environ
     chosen_dir = data_dir or env.get("SKELEX_DATA_DIR") or default_data_dir()
     settings = Settings(data_dir=Path(chosen_dir).expanduser())
     if settings.settings_path.exists():
         _apply_file(settings, settings.settings_path)
     settings.db_url = db_url or env.get("SKELEX_DB") or settings.db_url
+    image_root = env.get("SKELEX_IMAGE_ROOT")
+    if image_root:
+        problem = _folder(image_root)
+        if problem is not None:
+            raise SettingsError(f"environment variable SKELEX_IMAGE_ROOT {problem}")
+        settings.image_root = image_root
     return settings

@@ -65,7 +65,7 @@ def open_workspace(settings: Settings, writes: bool = True) -> Workspace:
             "them writable (e.g. chmod u+w), or use the database only for reading "
             "(worklist, label list, db info)"
         )
-    db = Database(url)
+    db = Database(url, image_root=settings.image_root_path)
     try:
         if not writes and (path is None or path.exists()):
             revision = current_revision(db.engine)
@@ -96,7 +96,7 @@ def _take_connected_reader(settings: Settings, db: Database) -> None:
 
 def _open_read_only(settings: Settings) -> Workspace:
     url = settings.database_url
-    db = Database(url, readonly=True)
+    db = Database(url, readonly=True, image_root=settings.image_root_path)
     try:
         revision = current_revision(db.engine)
         check_known(url, revision)

@@ -207,16 +207,27 @@ def _refuse_audit_changes(session: Session, _context: object, _instances: object
             raise PermissionError("audit events are append-only: an AuditEvent cannot change")
 
 
+IMAGE_ROOT_INFO = "skelex_image_root"  # the session.info key of the workstation's image folder
+
+
 class Database:
     """One database: its engine, a read session factory and the serialised writer.
 
     `readonly=True` opens an existing SQLite file read-only: `read()` works, `write()` raises
-    `DatabaseFileError`.
+    `DatabaseFileError`. `image_root` is this workstation's shared image folder (the setting);
+    every session carries it in `session.info[IMAGE_ROOT_INFO]` for the readers of image paths.
     """
 
-    def __init__(self, url: str, readonly: bool = False, synchronous: str = SYNCHRONOUS) -> None:
+    def __init__(
+        self,
+        url: str,
+        readonly: bool = False,
+        synchronous: str = SYNCHRONOUS,
+        image_root: Path | None = None,
+    ) -> None:
         self.url = url
         self.readonly = readonly
+        self.image_root = image_root
         self.engine = create_db_engine(url, readonly, synchronous)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._writes = sessionmaker(immediate(self.engine), expire_on_commit=False)
@@ -233,6 +244,7 @@ class Database:
     def read(self) -> Iterator[Session]:
         """A session for queries; it is closed (and rolled back) afterwards."""
         with explained(self.url), self._sessions() as session:
+            session.info[IMAGE_ROOT_INFO] = self.image_root
             yield session
 
     @contextmanager
@@ -246,6 +258,7 @@ class Database:
                 "writable (e.g. chmod u+w) to change anything"
             )
         with explained(self.url), self._write_lock, self._writes.begin() as session:
+            session.info[IMAGE_ROOT_INFO] = self.image_root
             yield session
 
     def dispose(self) -> None:

@@ -22,6 +22,7 @@ from skelex_desktop.core.db.models import (
     Task,
 )
 from skelex_desktop.core.export.options import STATUS_ANY, ExportError, Selection
+from skelex_desktop.core.ingest.image_paths import resolve_image_path, session_image_root
 from skelex_desktop.core.review.labels import is_current, prediction_value
 from skelex_desktop.core.review.measurements import MeasurementView, list_measurements
 from skelex_desktop.core.team.adjudication import current_finals
@@ -307,12 +308,14 @@ def select_items(
             if not sel.reader or measurement.reader == sel.reader:
                 measurements[measurement.image_id].append(measurement)
     items: list[ExportItem] = []
+    root = session_image_root(session)  # the file of an image stored relative to the folder
     for image, series, study, patient in rows:
         if not labels.get(image.id) and not regions.get(image.id):
             continue
         item = _item(
             image, series, study, patient, labels[image.id], regions[image.id], maps[image.id]
         )
+        item.file_path = str(resolve_image_path(image.file_path, root, must_exist=False))
         item.measurements = measurements[image.id]
         item.reads = reads.get(image.id, {})
         items.append(item)

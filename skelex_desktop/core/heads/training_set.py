@@ -18,6 +18,7 @@ from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image, Label, Patient, Series, Study, Task
 from skelex_desktop.core.inference.embeddings import ImageRef, cached_embeddings
 from skelex_desktop.core.inference.interfaces import ModelManifest
+from skelex_desktop.core.ingest.image_paths import resolve_image_path
 from skelex_desktop.core.review.labels import is_current
 
 TRAINABLE_KINDS = ("binary", "multiclass", "ordinal")
@@ -141,9 +142,12 @@ def human_labels(db: Database, specs: list[TaskSpec]) -> list[HumanLabel]:
     )
     with db.read() as session:
         rows = session.execute(query).all()
+    root = db.image_root
     return [
         HumanLabel(
-            image=ImageRef(image_id, Path(path), int(frame), content_hash),
+            image=ImageRef(
+                image_id, resolve_image_path(path, root, False), int(frame), content_hash
+            ),
             task=task,
             index=None if uncertain else class_index(by_name[task], value),
             patient=str(patient),

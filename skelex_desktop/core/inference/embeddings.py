@@ -25,6 +25,7 @@ from skelex_desktop.core.db.engine import Database
 from skelex_desktop.core.db.models import Image
 from skelex_desktop.core.inference.cache import cache_key
 from skelex_desktop.core.inference.interfaces import AnalysisService, ModelManifest
+from skelex_desktop.core.ingest.image_paths import resolve_image_path
 from skelex_desktop.core.progress import Progress, check
 
 BATCH_SIZE = 16
@@ -89,7 +90,8 @@ def image_refs(db: Database, image_ids: Iterable[int] | None = None) -> list[Ima
         query = query.where(Image.id.in_(ids))
     with db.read() as session:
         rows = session.execute(query).all()
-    refs = [ImageRef(r[0], Path(r[1]), int(r[2]), r[3]) for r in rows]
+    root = db.image_root  # `root:` paths resolved here; a missing file fails when read
+    refs = [ImageRef(r[0], resolve_image_path(r[1], root, False), int(r[2]), r[3]) for r in rows]
     if image_ids is not None and len(refs) != len(ids):
         missing = sorted(set(ids) - {r.image_id for r in refs})
         raise ValueError(f"no image with id {', '.join(map(str, missing))}")

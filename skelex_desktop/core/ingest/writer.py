@@ -8,7 +8,6 @@ transaction, so a cancelled or killed import never leaves half a file behind. A 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import cast
 
@@ -26,6 +25,7 @@ from skelex_desktop.core.db.models import (
     Study,
 )
 from skelex_desktop.core.domain import ImportOutcome
+from skelex_desktop.core.ingest.image_paths import stored_image_path
 from skelex_desktop.core.ingest.records import DecodedFile, ImageRecord
 from skelex_desktop.core.ingest.report import FileResult, ImportOptions
 from skelex_desktop.core.ingest.store import copy_into_store
@@ -152,10 +152,11 @@ class BatchWriter:
         return results, len(new_ids)
 
     def _file_path(self, item: DecodedFile) -> str:
-        """Where the image rows will point: the file in place, or its copy in the store."""
+        """Where the image rows will point: the file in place (relative to the shared image
+        folder when it lies under it), or its copy in the store."""
         if self.options.copy:
             return str(copy_into_store(self.options.data_dir, item.content_hash, Path(item.path)))
-        return os.path.abspath(item.path)
+        return stored_image_path(item.path, self.db.image_root)
 
     def _insert_images(
         self, session: Session, additions: list[tuple[DecodedFile, list[ImageRecord], str]]

@@ -29,6 +29,7 @@ from skelex_desktop.core.db.models import (
 from skelex_desktop.core.db.session_user import session_user, team_mode
 from skelex_desktop.core.domain import MIN_RELIABLE_AUROC, Changes, ImageStatus, TaskKind
 from skelex_desktop.core.inference.reliability import finite_or_none
+from skelex_desktop.core.ingest.image_paths import resolve_image_path, session_image_root
 from skelex_desktop.core.review import reads
 from skelex_desktop.core.review.labels import LabelError, is_current, prediction_value, set_label
 from skelex_desktop.core.review.schema import list_tasks
@@ -67,7 +68,7 @@ def image_details(session: Session, image_id: int) -> ImageDetails:
     image, patient_id, patient_name, study_date = row
     return ImageDetails(
         image_id=image.id,
-        file_path=Path(image.file_path),
+        file_path=resolve_image_path(image.file_path, session_image_root(session)),
         frame=image.frame,
         rows=image.rows,
         cols=image.cols,

@@ -4,7 +4,8 @@ A reference is tried, in this order, as
 1. a SOP Instance UID;
 2. a file path: an absolute path as it is, a relative one joined to the folder of the file
    being imported (what SynthMSK's `ground_truth.csv` holds), compared with the paths the
-   images were imported from;
+   images were imported from (for a path under this workstation's shared image folder, also
+   with the path stored relative to it, `root:...`);
 3. the content of that file, when it exists (an image imported with `--copy` points at its
    copy in the store, whose sha256 is the original's);
 4. for a relative path, the imported path that ends with it, component by component (a path
@@ -26,6 +27,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from skelex_desktop.core.db.models import Image
+from skelex_desktop.core.ingest.image_paths import (
+    resolve_image_path,
+    root_relative,
+    session_image_root,
+    stored_image_path,
+)
 from skelex_desktop.core.names import shown
 
 HASH_BLOCK = 1 << 20
@@ -48,6 +55,10 @@ class ImageRefs:
         found |= _lowest_frames(self.session, Image.sop_instance_uid, {r: r for r in wanted})
         paths = {ref: self.path_of(ref) for ref in wanted - found.keys()}
         found |= _lowest_frames(self.session, Image.file_path, paths)
+        root = session_image_root(self.session)
+        stored = {ref: stored_image_path(p, root) for ref, p in paths.items() if ref not in found}
+        rooted = {ref: s for ref, s in stored.items() if root_relative(s) is not None}
+        found |= _lowest_frames(self.session, Image.file_path, rooted)
         on_disk = {ref: path for ref, path in paths.items() if ref not in found}
         found |= self._by_content({ref: p for ref, p in on_disk.items() if os.path.isfile(p)})
         for ref in sorted(wanted - found.keys()):
@@ -97,7 +108,9 @@ class ImageRefs:
         if self._tails is None:
             self._tails = {}
             query = select(Image.file_path, Image.frame, Image.id)
-            for path, frame, image_id in self.session.execute(query):
+            root = session_image_root(self.session)
+            for stored, frame, image_id in self.session.execute(query):
+                path = _shown_path(stored, root)
                 paths = self._tails.setdefault(PurePath(path).name, {})
                 if path not in paths or frame < paths[path][0]:
                     paths[path] = (frame, image_id)
@@ -121,6 +134,15 @@ def _lowest_frames(
     if column is not Image.sop_instance_uid:
         best = {key: hit for key, hit in best.items() if len(files[key]) == 1}
     return {ref: best[key][2] for ref, key in keys.items() if key in best}
+
+
+def _shown_path(stored: str, root: Path | None) -> str:
+    """A stored image path as a path: under the image root when it is relative to it (its
+    relative part when no root is set here), else as stored."""
+    relative = root_relative(stored)
+    if relative is None:
+        return stored
+    return relative if root is None else str(resolve_image_path(stored, root, must_exist=False))
 
 
 def _parts(ref: str) -> tuple[str, ...]:
