@@ -49,7 +49,7 @@ def calibrate_package(
     from skelex_desktop.core.inference.errormap import to_source
     from skelex_desktop.core.inference.hotspots import anomaly_score
     from skelex_desktop.core.inference.service import MaeRuntime
-    from skelex_desktop.core.synth import generate_image
+    from skelex_desktop.core.synth import GENERATOR_VERSION, generate_image
 
     manifest = verify_package(folder)
     runtime = MaeRuntime(manifest, threads)
@@ -94,7 +94,8 @@ def calibrate_package(
         abnormal_threshold=cut,
         hotspot_threshold=hotspot,
         calibration={
-            "data": f"SynthMSK seed {CALIBRATION_SEED}, {n} images of {size} px, "
+            "data": f"SynthMSK (generator version {GENERATOR_VERSION}) seed {CALIBRATION_SEED}, "
+            f"{n} images of {size} px, "
             f"{int(labels_a.sum())} with findings",
             "image_auroc": auroc(scores_a, labels_a),
             "youden_j": j,

@@ -41,7 +41,7 @@ BUNDLED_MANIFESTS: dict[str, str] = {
     # package name -> sha256 of models/<name>/manifest.json as shipped. A rebuilt demo package
     # (scripts/pretrain_demo.sh, scripts/train_demo_heads.py) changes it: put the new digest
     # here (tests/core/test_trust.py fails and prints it until then).
-    "skelex-demo": "1ef78423a812fecf019622d0c2c0fb25bb4019eb3989cc402ef4d6cf3c205211",
+    "skelex-demo": "cd79aebbe359d23d0cc3de3db2caeabd87611421b199d5d61cc2a41247f09f14",
 }
 
 BUNDLED = "bundled"
