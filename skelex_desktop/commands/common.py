@@ -49,6 +49,7 @@ _ACTIONS = (
     "audit_command",
     "review_command",
     "team_command",
+    "queue_command",
 )
 
 
