@@ -13,7 +13,7 @@ package computes, from the decoded pixels the app analyses (`model_pixels`):
 - the embedding of the top hotspot's crop (`region_guided.plan_regions(k=1)`, the crop the app
   classifies, preprocessed like a whole image); no hotspot: the whole image.
 
-Feature sets (the map statistics are `core/heads/map_features.py::map_features`):
+Feature sets (the map statistics are `map_features`, named by `MAP_FEATURES`):
   emb       the 192-d embedding (today's heads)
   map       16 error-map statistics: inside the app's foreground mean, std, p90, p99, p99.9,
             the anomaly score; hotspots: log(1 + count), their total area / foreground area,
@@ -58,6 +58,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +89,70 @@ def demo_script() -> Any:
     return module
 
 
+MAP_FEATURES = (
+    "fg_mean",  # error inside the app's foreground: mean, std, percentiles 90 / 99 / 99.9
+    "fg_std",
+    "fg_p90",
+    "fg_p99",
+    "fg_p999",
+    "anomaly_score",  # the image's analysis score
+    "log1p_hotspots",  # log(1 + number of hotspots)
+    "hotspot_area_share",  # their total area / foreground area
+    "top_peak",  # the top hotspot: peak error, mean error, robust z (its score), area share
+    "top_mean",
+    "top_z",
+    "top_area_share",
+    "crop_mean",  # the full-resolution map in the top hotspot's crop: mean, p99, max,
+    "crop_p99",
+    "crop_max",
+    "crop_mean_ratio",  # and its mean / the foreground mean
+)
+
+
+def map_features(
+    model_map: np.ndarray,
+    foreground: np.ndarray,
+    spots: Sequence[Any],
+    score: float,
+    full_map: np.ndarray,
+    crop: tuple[int, int, int, int],
+) -> np.ndarray:
+    """The `MAP_FEATURES` vector [16] of one image: `model_map` [S, S] and its bool
+    `foreground`, the model-space hotspots best first (`find_hotspots`), the anomaly `score`,
+    the full-resolution map and the top hotspot's crop box (x0, y0, x1, y1) in it (the whole
+    image when there is no hotspot). Without a hotspot the four top-hotspot values are 0."""
+    fg = foreground if foreground.any() else np.ones_like(foreground, bool)
+    inside = np.asarray(model_map, np.float64)[fg]
+    fg_area = float(fg.sum())
+    top = spots[0] if spots else None
+    x0, y0, x1, y1 = crop
+    region = np.asarray(full_map, np.float64)[y0:y1, x0:x1]
+    if region.size == 0:
+        raise ValueError(f"empty crop {crop} of a map of shape {np.shape(full_map)}")
+    values = [
+        inside.mean(),
+        inside.std(),
+        np.percentile(inside, 90),
+        np.percentile(inside, 99),
+        np.percentile(inside, 99.9),
+        score,
+        np.log1p(len(spots)),
+        sum(s.area for s in spots) / fg_area,
+        top.peak_error if top else 0.0,
+        top.mean_error if top else 0.0,
+        top.score if top else 0.0,
+        top.area / fg_area if top else 0.0,
+        region.mean(),
+        np.percentile(region, 99),
+        region.max(),
+        region.mean() / max(inside.mean(), 1e-12),
+    ]
+    return np.array(values, np.float64)
+
+
 def map_statistics(runtime: Any, pixels: np.ndarray) -> tuple[np.ndarray, list[Any], Any]:
     """(the `map_features` vector [16], full-resolution hotspots, the analysis score) of one image,
     from the runtime's own error map, hotspots and score (as `MaeRuntime.analyse`)."""
-    from skelex_desktop.core.heads.map_features import map_features
     from skelex_desktop.core.heads.region_guided import plan_regions
     from skelex_desktop.core.inference.hotspots import (
         DEFAULT_Z,

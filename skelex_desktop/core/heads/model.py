@@ -4,12 +4,6 @@ Saved as one .npz (no pickles) and applied with numpy, so predicting needs no to
 Per task: "binary" has W [D, 1], b [1] (logit of the second class); "multiclass" W [D, C],
 b [C]; "ordinal" (cumulative logit) W [D, 1] and ordered thresholds b [C-1] with
 P(grade > k) = sigmoid(x.W - b_k).
-
-`features` is the head's input (`map_features.FEATURE_SETS`): "embedding" (the default, and
-what a file that records none means, so every older head file loads unchanged) or
-"embedding+map" (the embedding followed by the image's error-map statistics,
-`map_features.head_input`). It is written only when it is not the default, so an embedding
-head's file is byte for byte what it was before feature sets existed.
 """
 
 from __future__ import annotations
@@ -21,7 +15,6 @@ from typing import IO
 
 import numpy as np
 
-from skelex_desktop.core.heads.map_features import EMBEDDING, FEATURE_SETS
 from skelex_desktop.core.heads.metrics import softmax
 from skelex_desktop.core.heads.training_set import TaskSpec
 
@@ -49,16 +42,9 @@ class HeadWeights:
     weights: dict[str, np.ndarray]
     biases: dict[str, np.ndarray]
     temperatures: dict[str, float] = field(default_factory=dict)
-    features: str = EMBEDDING
 
     def standardise(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float64)
-        if x.shape[-1] != self.mean.shape[-1]:
-            raise ValueError(
-                f"a head on {self.features!r} takes {self.mean.shape[-1]} input values, "
-                f"got {x.shape[-1]}"
-            )
-        return (x - self.mean) / self.scale
+        return (np.asarray(x, np.float64) - self.mean) / self.scale
 
     def logits(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """[N, C] logits per task whose softmax is the (uncalibrated) class distribution."""
@@ -87,12 +73,7 @@ class HeadWeights:
         for task in self.tasks:
             arrays[f"w/{task.name}"] = self.weights[task.name]
             arrays[f"b/{task.name}"] = self.biases[task.name]
-        meta: dict[str, object] = {
-            "tasks": [t.to_json() for t in self.tasks],
-            "temperatures": self.temperatures,
-        }
-        if self.features != EMBEDDING:
-            meta["features"] = self.features
+        meta = {"tasks": [t.to_json() for t in self.tasks], "temperatures": self.temperatures}
         with open(path, "wb") as handle:
             # numpy's stub lets **arrays fill savez's `allow_pickle: bool`; the keys are only
             # "mean", "scale", "w/<task>" and "b/<task>"
@@ -103,12 +84,6 @@ class HeadWeights:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             tasks = [TaskSpec(**t) for t in meta["tasks"]]
-            features = str(meta.get("features", EMBEDDING))
-            if features not in FEATURE_SETS:
-                raise ValueError(
-                    f"head file of unknown feature set {features!r}; this version knows "
-                    f"{', '.join(FEATURE_SETS)}"
-                )
             return cls(
                 tasks=tasks,
                 mean=data["mean"],
@@ -116,5 +91,4 @@ class HeadWeights:
                 weights={t.name: data[f"w/{t.name}"] for t in tasks},
                 biases={t.name: data[f"b/{t.name}"] for t in tasks},
                 temperatures={k: float(v) for k, v in meta["temperatures"].items()},
-                features=features,
             )
