@@ -23,6 +23,7 @@ from skelex_desktop.cli import main  # noqa: E402
 from skelex_desktop.core.inference import service as service_module  # noqa: E402
 from skelex_desktop.core.inference.package import (  # noqa: E402
     MANIFEST,
+    PackageError,
     read_manifest,
     sha256_file,
     write_manifest,
@@ -121,6 +122,54 @@ def test_import_stores_the_shared_weights_once(imported: Path) -> None:
     assert fp32 < 4 * params * 1.05 + 4096 * 80  # the encoder is not stored a second time
 
 
+def test_int8_copies_are_onnxruntimes_dynamic_quantisation(imported: Path, tmp_path: Path) -> None:
+    """The int8 graphs, written from weights.bin one tensor at a time, are what onnxruntime's
+    `quantize_dynamic` makes of the fp32 graphs (the way they were written before): the same
+    nodes, the same initializer values and so the same outputs, bit for bit."""
+    import shutil
+
+    import onnxruntime as ort
+    from onnx import numpy_helper
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    folder = imported / "models" / "v2"
+    for file in ("reconstruction.onnx", "embedding.onnx", "weights.bin"):
+        shutil.copyfile(folder / file, tmp_path / file)  # the quantiser writes beside its input
+    rng = np.random.default_rng(6)
+    pixels = rng.normal(0, 1, (3, 3, 64, 64)).astype(np.float32)
+    feeds = {
+        "reconstruction": {"pixel_values": pixels, "noise": rng.random((3, 16), np.float32)},
+        "embedding": {"pixel_values": pixels},
+    }
+    for graph in ("reconstruction", "embedding"):
+        reference = tmp_path / f"{graph}.ort-int8.onnx"
+        quantize_dynamic(
+            str(tmp_path / f"{graph}.onnx"),
+            str(reference),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Gemm"],
+            use_external_data_format=True,
+        )
+        ours, theirs = onnx.load(str(folder / f"{graph}.int8.onnx")), onnx.load(str(reference))
+
+        def nodes(proto: onnx.ModelProto) -> list[bytes]:
+            return sorted(n.SerializeToString(deterministic=True) for n in proto.graph.node)
+
+        assert nodes(ours) == nodes(theirs)
+        mine = {t.name: numpy_helper.to_array(t) for t in ours.graph.initializer}
+        ort_values = {t.name: numpy_helper.to_array(t) for t in theirs.graph.initializer}
+        assert mine.keys() == ort_values.keys()
+        assert sum(a.dtype == np.int8 and a.ndim == 2 for a in mine.values()) >= 4
+        for name, value in mine.items():
+            assert value.dtype == ort_values[name].dtype, name
+            assert np.array_equal(value, ort_values[name]), name
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        a = ort.InferenceSession(ours.SerializeToString(), options).run(None, feeds[graph])
+        b = ort.InferenceSession(str(reference), options).run(None, feeds[graph])
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
 def _as_format_1(folder: Path, target: Path) -> None:
     """The same graphs written the format-1 way: each `.onnx` file holds all its weights."""
     target.mkdir(parents=True)
@@ -192,7 +241,8 @@ def _flip_keeping_size_and_mtime(path: Path, at: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "file", ["weights.bin", "reconstruction.onnx", "embedding.onnx", "weights.int8.bin"]
+    "file",
+    ["weights.bin", "reconstruction.onnx", "embedding.onnx", "weights.int8.bin"],
 )
 def test_a_changed_byte_is_refused_with_size_and_mtime_kept(
     data_dir: Path, tmp_path: Path, file: str, capsys
@@ -206,10 +256,20 @@ def test_a_changed_byte_is_refused_with_size_and_mtime_kept(
     assert f"{file} fails its sha256 check" in capsys.readouterr().err
     image = write_png(tmp_path / "x.png")
     errormap = [*args, "errormap", str(image), "--model", "v2", "--out", str(tmp_path / "m.npy")]
-    assert main(errormap) == 1  # every file is checked when the package is loaded
+    manifest = Registry.from_settings(Settings(data_dir=data_dir)).read("v2")
+    if file.startswith("weights.int8"):
+        # only the int8 graphs read it: the fp32 map does not hash it, the int8 runtime refuses
+        assert main(errormap) == 0
+        with pytest.raises(PackageError, match=f"{file} fails its sha256 check"):
+            MaeRuntime(manifest, int8=True)
+        return
+    assert main(errormap) == 1  # every file the runtime may use is checked when it is loaded
     assert f"{file} fails its sha256 check" in capsys.readouterr().err
     assert not (tmp_path / "m.npy").exists()
     assert service_module._services[(str(data_dir), "v2", False)]._runtime is None
+    if file != "reconstruction.onnx":  # the int8 runtime's embedding graph reads it
+        with pytest.raises(PackageError, match=f"{file} fails its sha256 check"):
+            MaeRuntime(manifest, int8=True)
 
 
 def test_sessions_use_the_verified_buffer_not_the_file(data_dir: Path) -> None:

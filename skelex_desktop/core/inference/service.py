@@ -119,11 +119,14 @@ class MaeRuntime:
     """The onnxruntime sessions of one trusted package, and the error-map algorithm.
 
     Construction opens the map graph's session (its files checked against the manifest as
-    they are read, and the session built from those bytes), then checks every other file of
-    the package, so a damaged package fails here and nothing is half-loaded. The embedding
-    graph's session opens on first use, again from bytes checked as they are read. The graphs
-    of a format-2 package take their weights from one verified buffer (`SharedWeights`), so
-    `weights.bin` is read and hashed once.
+    they are read, and the session built from those bytes), then checks every other file this
+    runtime may use (the embedding graph's, the model card, heads, ...), so a damaged package
+    fails here and nothing is half-loaded. Files only the other map graph reads (the int8
+    copies for an fp32 runtime: 0.33 GB of hashing at ViT-L size, issue #20) are left to the
+    runtime that opens them and to `model verify`. The embedding graph's session opens on first
+    use, again from bytes checked as they are read. The graphs of a format-2 package take their
+    weights from one verified buffer (`SharedWeights`), so `weights.bin` is read and hashed
+    once.
     """
 
     def __init__(self, manifest: Manifest, threads: int = 1, int8: bool = False) -> None:
@@ -143,8 +146,16 @@ class MaeRuntime:
         self._session(self.graph)
         opened = set(manifest.graph(self.graph).files)
         for name in manifest.files:
-            if name not in opened:
+            if name not in opened and name not in self._unused_files():
                 verify_file(manifest, name)
+
+    def _unused_files(self) -> set[str]:
+        """Files that only graphs this runtime never opens read (the other map graph)."""
+        graphs = self.manifest.data.get("graphs") or {}
+        used = {self.graph, "embedding"}
+        mine = {f for g in used if g in graphs for f in self.manifest.graph(g).files}
+        theirs = {f for g in graphs if g not in used for f in self.manifest.graph(g).files}
+        return theirs - mine
 
     def _session(self, graph: str) -> InferenceSession:
         with self._lock:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from skelex_desktop.core.training.mae import EmbeddingGraph, MaskedAutoencoder, ReconstructionGraph
-from skelex_desktop.core.training.weight_store import share_weights
+from skelex_desktop.core.training.weight_store import quantise_weights, share_weights
 
 OPSET = 20
 GRAPHS = ("reconstruction", "embedding")
@@ -73,6 +73,11 @@ def _export(
             quiet.setLevel(level)
     assert program is not None
     program.save(str(path), external_data=True)
+    # the written graph's initializers are the module's parameters and folded copies of them;
+    # onnxscript's rewrite rules keep the last graph they matched in module-level state, so
+    # drop the graph's hold on its tensors (package_writer frees the parameters themselves)
+    for value in program.model.graph.initializers.values():
+        value.const_value = None
 
 
 def sample_inputs(
@@ -141,35 +146,13 @@ def check_parity(
 
 def quantise_graphs(folder: Path) -> dict[str, list[str]]:
     """Dynamic int8 copies of both graphs in `folder` (`<graph>.int8.onnx`), their weights once
-    in `weights.int8.bin`; returns the files of each (`<graph>_int8`)."""
-    staging = Path(tempfile.mkdtemp(prefix=".int8-", dir=folder))
-    try:
-        for graph in GRAPHS:
-            quantise_dynamic(folder / f"{graph}.onnx", staging / f"{graph}.int8.onnx")
-        share_weights(
-            {staging / f"{g}.int8.onnx": folder / f"{g}.int8.onnx" for g in GRAPHS},
-            folder / INT8_WEIGHTS,
-        )
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    in `weights.int8.bin`; returns the files of each (`<graph>_int8`).
+
+    The copies are what onnxruntime's `quantize_dynamic` makes of MatMul weights (int8,
+    symmetric, per tensor), written from `weights.bin` one tensor at a time
+    (`weight_store.quantise_weights`), so no fp32 graph is ever loaded whole.
+    """
+    quantise_weights(
+        {folder / f"{g}.onnx": folder / f"{g}.int8.onnx" for g in GRAPHS}, folder / INT8_WEIGHTS
+    )
     return {f"{g}_int8": [f"{g}.int8.onnx", INT8_WEIGHTS] for g in GRAPHS}
-
-
-def quantise_dynamic(source: Path, target: Path) -> None:
-    """Dynamic int8 quantisation of the MatMul weights of an ONNX graph (its weights inline or
-    external beside it); the result keeps its weights in `<target>.data`."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # the quantiser logs advice on the root logger
-    try:
-        quantize_dynamic(
-            str(source),
-            str(target),
-            weight_type=QuantType.QInt8,
-            op_types_to_quantize=["MatMul", "Gemm"],
-            use_external_data_format=True,
-        )
-    finally:
-        root.setLevel(level)

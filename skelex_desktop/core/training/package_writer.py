@@ -5,11 +5,17 @@ graphs are checked against torch, optional int8 copies are measured, thresholds 
 calibrated on SynthMSK, the final manifest's digest is recorded in the given trust store (the
 application wrote it, so it loads without a manual step), and only then is the folder renamed
 into place.
+
+Memory (issue #20): the graphs are exported one at a time; once they match torch, the torch
+model is dropped when this module owns it (`import_checkpoint`), and everything after works
+from the files: the int8 copies are written from `weights.bin` one tensor at a time, and
+hashes are taken by streaming the files.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import math
 import os
@@ -44,6 +50,7 @@ from skelex_desktop.core.training.checkpoint import (
     load_checkpoint,
 )
 from skelex_desktop.core.training.mae import MaskedAutoencoder
+from skelex_desktop.core.training.mae_config import MaeConfig
 from skelex_desktop.core.training.onnx_export import (
     EMBEDDING_INPUTS,
     OPSET,
@@ -124,7 +131,7 @@ def _source_files(hf_dir: Path) -> dict[str, str]:
     return {n: sha256_file(hf_dir / n) for n in names}
 
 
-def _drift_inputs(model: MaskedAutoencoder, prep: Preprocessing, count: int = 4) -> np.ndarray:
+def _drift_inputs(prep: Preprocessing, count: int = 4) -> np.ndarray:
     """Realistic inputs for measuring int8 drift: normal SynthMSK images, preprocessed."""
     from skelex_desktop.core.inference.preprocess import preprocess
     from skelex_desktop.core.synth import generate_image
@@ -137,14 +144,13 @@ def _drift_inputs(model: MaskedAutoencoder, prep: Preprocessing, count: int = 4)
 
 
 def measure_int8_drift(
-    model: MaskedAutoencoder, folder: Path, prep: Preprocessing, threads: int
+    cfg: MaeConfig, folder: Path, prep: Preprocessing, threads: int
 ) -> dict[str, float]:
     """Relative L2 drift of the int8 reconstruction and embedding against fp32 (onnxruntime)."""
     from skelex_desktop.core.inference.errormap import complementary_noise
     from skelex_desktop.core.inference.session import SharedWeights, open_folder_graph
 
-    cfg = model.config
-    pixels = _drift_inputs(model, prep)
+    pixels = _drift_inputs(prep)
     noise = (
         complementary_noise(cfg.grid, 4, 0.75)
         if cfg.grid % 2 == 0
@@ -184,14 +190,14 @@ def _error_definition(lowpass_sigma: float | None) -> dict[str, Any]:
 
 
 def build_manifest(
-    model: MaskedAutoencoder,
+    cfg: MaeConfig,
+    parameters: int,
     folder: Path,
     options: ImportOptions,
     graphs: dict[str, list[str]],
     parity: dict[str, Any],
     provenance: dict[str, Any],
 ) -> dict[str, Any]:
-    cfg = model.config
     prep = Preprocessing(size=cfg.image_size, resize=options.resize)
     io = _graph_io(cfg)
     graph_entries: dict[str, Any] = {}
@@ -215,7 +221,7 @@ def build_manifest(
             "type": "vit_mae",
             "hf_class": "ViTMAEForPreTraining",
             "config": cfg.to_hf(),
-            "parameters": int(sum(p.numel() for p in model.parameters())),
+            "parameters": int(parameters),
         },
         "preprocessing": {
             "size": prep.size,
@@ -252,6 +258,13 @@ def build_manifest(
     }
 
 
+def _release_weights(model: MaskedAutoencoder) -> None:
+    """Free the storage of every parameter and buffer of `model` (it is unusable after)."""
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            tensor.data = torch.empty(0, dtype=tensor.dtype)
+
+
 def _place(build: Path, target: Path, replace: bool) -> None:
     """Rename the finished build into place; an existing package is swapped out atomically."""
     if not target.exists():
@@ -285,8 +298,27 @@ def import_model(
 
     `trust`: the store of the data dir the package is for (`TrustStore.for_data_dir`); the
     final manifest is recorded there (as `trusted_as`) before the package is placed. Without
-    it nothing is recorded and the registry refuses the package until it is trusted.
+    it nothing is recorded and the registry refuses the package until it is trusted. The
+    caller keeps `model` (and its memory) throughout; `import_checkpoint` hands its model over.
     """
+    return _import([model], models_dir, options, progress, provenance, trust, trusted_as, False)
+
+
+def _import(
+    handed_over: list[MaskedAutoencoder],
+    models_dir: Path,
+    options: ImportOptions,
+    progress: Progress | None,
+    provenance: dict[str, Any] | None,
+    trust: TrustStore | None,
+    trusted_as: str,
+    owned: bool,
+) -> dict[str, Any]:
+    """`import_model` of the model in `handed_over`, which is taken out of the list. When
+    `owned` (nobody else uses it), its weights are freed as soon as the graphs have passed
+    their parity check: the int8 copies, the drift measure and the manifest need only the
+    files."""
+    model = handed_over.pop()
     check_package_name(options.name)
     _error_definition(options.lowpass_sigma)  # refuse a bad width before any work
     if model.config.num_channels != 3:
@@ -324,12 +356,18 @@ def import_model(
         parity = {**asdict(report), "tolerance": PARITY_TOLERANCE, "runtime": "onnxruntime"}
         if progress:
             progress.advance()
-        prep = Preprocessing(size=model.config.image_size, resize=options.resize)
+        cfg = model.config
+        parameters = sum(p.numel() for p in model.parameters())
+        if owned:  # emptied in place: the exporter's leftovers may still refer to the module
+            _release_weights(model)
+        del model
+        gc.collect()
+        prep = Preprocessing(size=cfg.image_size, resize=options.resize)
         if options.int8:
             if progress:
                 progress.set_status("writing the int8 copies")
             graphs.update(quantise_graphs(build))
-            parity["int8_drift"] = measure_int8_drift(model, build, prep, options.threads)
+            parity["int8_drift"] = measure_int8_drift(cfg, build, prep, options.threads)
             if progress:
                 progress.advance()
         if options.model_card is not None:
@@ -347,7 +385,7 @@ def import_model(
             **(options.provenance or {}),
             **(provenance or {}),
         }
-        manifest = build_manifest(model, build, options, graphs, parity, prov)
+        manifest = build_manifest(cfg, parameters, build, options, graphs, parity, prov)
         if int8_note := parity.get("int8_drift"):
             manifest["graphs"]["reconstruction_int8"]["drift"] = int8_note
         write_manifest(build, manifest)
@@ -386,7 +424,7 @@ def import_checkpoint(
     hf_dir = Path(hf_dir)
     if progress:
         progress.set_status(f"reading {hf_dir}")
-    model = load_checkpoint(hf_dir)
+    handed_over = [load_checkpoint(hf_dir)]  # _import takes it: freed once it has served
     provenance: dict[str, Any] = {
         "source_folder": hf_dir.name,
         "source_files_sha256": _source_files(hf_dir),
@@ -396,4 +434,6 @@ def import_checkpoint(
         training = json.loads(record.read_text(encoding="utf-8"))
         training.pop("hf_dir", None)
         provenance["training"] = training
-    return import_model(model, Path(models_dir), options, progress, provenance, trust, trusted_as)
+    return _import(
+        handed_over, Path(models_dir), options, progress, provenance, trust, trusted_as, True
+    )
