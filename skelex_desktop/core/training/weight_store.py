@@ -86,20 +86,7 @@ def share_weights(sources: dict[Path, Path], weights: Path) -> int:
             proto = onnx.load(str(source), load_external_data=False)
             for tensor in proto.graph.initializer:
                 data = numpy_helper.to_array(tensor, str(source.parent)).tobytes()
-                inline = len(data) < INLINE_BYTES
-                _clear_data(tensor)
-                if inline:
-                    tensor.raw_data = data
-                    continue
-                offset = store.put(data)
-                tensor.data_location = onnx.TensorProto.EXTERNAL
-                for key, value in (
-                    ("location", weights.name),
-                    ("offset", str(offset)),
-                    ("length", str(len(data))),
-                ):
-                    entry = tensor.external_data.add()
-                    entry.key, entry.value = key, value
+                _external(tensor, store, data)
             graphs[target] = proto
     finally:
         store.close()
