@@ -285,7 +285,9 @@ class MainWindow(QMainWindow):
             raise ValueError(summary.failed[image_id])
         (analysis,) = done
         result = analysis.result
-        analysis.overlay = overlay_source(result.error_map, result.extra.get("display_max"))
+        analysis.overlay = overlay_source(
+            result.error_map, result.extra.get("display_max"), result.extra.get("anatomy")
+        )
         return analysis
 
     # --- launch and focus -----------------------------------------------------------------------

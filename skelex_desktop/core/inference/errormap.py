@@ -431,3 +431,32 @@ def noise_for(
     if mode == "reference":
         return reference_noise(grid * grid, passes or 10, seed)
     raise ValueError(f"unknown error-map mode {mode!r}; expected one of {MODES}")
+
+
+def pack_anatomy(foreground: np.ndarray, geometry: Geometry) -> dict[str, Any]:
+    """The model-space anatomy mask and where the image lies in it, JSON-ready (bit-packed,
+    base64): a display draws the map only where hotspots and scores come from."""
+    import base64
+
+    bits = np.packbits(np.asarray(foreground, bool).ravel())
+    return {
+        "shape": [int(v) for v in foreground.shape],
+        "content": [int(v) for v in geometry.content],
+        "bits": base64.b64encode(bits.tobytes()).decode("ascii"),
+    }
+
+
+def anatomy_at(packed: dict[str, Any], shape: tuple[int, int]) -> np.ndarray:
+    """bool [rows, cols]: a `pack_anatomy` mask on an image grid of `shape` (the full-resolution
+    image or a uniformly reduced copy of it), nearest neighbour."""
+    import base64
+
+    import cv2
+
+    rows, cols = (int(v) for v in packed["shape"])
+    raw = np.frombuffer(base64.b64decode(packed["bits"]), np.uint8)
+    mask = np.unpackbits(raw)[: rows * cols].reshape(rows, cols)
+    x0, y0, x1, y1 = (int(v) for v in packed["content"])
+    content = np.ascontiguousarray(mask[y0:y1, x0:x1])
+    resized = cv2.resize(content, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return resized.astype(bool)

@@ -22,6 +22,7 @@ from skelex_desktop.core.inference.errormap import (
     declared_shifts,
     foreground_mask,
     noise_for,
+    pack_anatomy,
     shift_image,
     shift_of_passes,
 )
@@ -274,8 +275,12 @@ class MaeRuntime:
             self.manifest.sha256,
             mode,
             emap.passes,
-            # colour scale for displays: the anatomy's error, not the collimation border's
-            extra={"display_max": float(np.percentile(inside, DISPLAY_PERCENTILE))},
+            # for displays: the colour scale of the anatomy's error (not the collimation
+            # border's), and the anatomy itself, where hotspots and the score come from
+            extra={
+                "display_max": float(np.percentile(inside, DISPLAY_PERCENTILE)),
+                "anatomy": pack_anatomy(emap.foreground, emap.geometry),
+            },
         )
 
 

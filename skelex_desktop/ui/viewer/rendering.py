@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PySide6.QtGui import QImage
 
+from skelex_desktop.core.inference.errormap import anatomy_at
 from skelex_desktop.core.ingest.frame import Frame, apply_window
 from skelex_desktop.ui.viewer.windowing import Window, window_presets
 
@@ -97,9 +99,15 @@ class OverlaySource:
     scale: tuple[float, float]
 
 
-def overlay_source(error_map: np.ndarray, display_max: float | None = None) -> OverlaySource:
+def overlay_source(
+    error_map: np.ndarray,
+    display_max: float | None = None,
+    anatomy: dict[str, Any] | None = None,
+) -> OverlaySource:
     """Reduce a full-resolution map to at most OVERLAY_MAX_SIDE pixels (off the GUI thread);
-    its colour scale runs from 0 to `display_max` (default: the map's 99.5th percentile)."""
+    its colour scale runs from 0 to `display_max` (default: the map's 99.5th percentile). With
+    the analysis' `anatomy` mask the map is drawn only there (not on the collimator band, the
+    border or side markers, where no hotspot or score comes from)."""
     import cv2
 
     h, w = error_map.shape
@@ -111,6 +119,8 @@ def overlay_source(error_map: np.ndarray, display_max: float | None = None) -> O
         factor = w / small[0]
     else:
         factor = 1.0
+    if anatomy is not None:
+        values = np.where(anatomy_at(anatomy, values.shape), values, np.float32(0.0))
     high = display_max if display_max is not None else float(np.nanpercentile(values, 99.5))
     return OverlaySource(values, factor, (h, w), (0.0, max(high, 1e-12)))
 
