@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from skelex_desktop.commands.common import AddCommand, CliError, emit, needs_action, open_ws
+from skelex_desktop.commands.common import (
+    AddCommand,
+    CliError,
+    emit,
+    needs_action,
+    open_ws,
+    positive_int,
+)
 from skelex_desktop.commands.team_actions import register_actions
 
 if TYPE_CHECKING:
@@ -21,16 +28,6 @@ def _image_ids(text: str) -> list[int]:
     if any(i < 1 for i in ids):
         raise argparse.ArgumentTypeError(f"{text!r}: image ids are positive numbers")
     return ids
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def cmd_agreement(args: argparse.Namespace) -> int:
@@ -153,7 +150,7 @@ def register(add: AddCommand) -> None:
         help="weights of the ordinal tasks' weighted kappa (default quadratic)",
     )
     agreement.add_argument(
-        "--resamples", type=_positive, default=2000, help="bootstrap resamples (default 2000)"
+        "--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)"
     )
     agreement.add_argument(
         "--seed",

@@ -6,17 +6,14 @@ import argparse
 import logging
 import sys
 
-from skelex_desktop.commands.common import AddCommand, CliError, emit, needs_action, open_ws
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+from skelex_desktop.commands.common import (
+    AddCommand,
+    CliError,
+    emit,
+    needs_action,
+    open_ws,
+    positive_int,
+)
 
 
 def _seconds(text: str) -> float:
@@ -149,7 +146,7 @@ def cmd_queue_status(args: argparse.Namespace) -> int:
 
 def register(add: AddCommand) -> None:
     wk = add("worker", cmd_worker, "take analysis jobs from the shared database's queue")
-    wk.add_argument("--concurrency", type=_positive, default=1, help="jobs at once (default 1)")
+    wk.add_argument("--concurrency", type=positive_int, default=1, help="jobs at once (default 1)")
     wk.add_argument("--once", action="store_true", help="stop when the queue has no job left")
     wk.add_argument(
         "--heartbeat",
