@@ -45,10 +45,9 @@ from sqlalchemy import select
 
 from skelex_desktop.cli import main
 from skelex_desktop.core.db.models import Image
-from skelex_desktop.core.review.regions import Box
-from skelex_desktop.core.review.session import ReviewSession
 from skelex_desktop.core.settings import Settings
 from skelex_desktop.core.workspace import open_workspace
+from tests.core.flows import decide_and_box
 
 DCIODVFY = shutil.which("dciodvfy")
 
@@ -120,20 +119,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ws = open_workspace(Settings(data_dir=data_dir))
     with ws.db.read() as s:
         ids = list(s.scalars(select(Image.id).order_by(Image.id)))
+    ws.close()
     assert len(ids) == len(SOURCES) + 1
-    session = ReviewSession(ws.db, "dr.valid")
-    try:  # as a reader does it in the window: a decision, a box, and one length
-        for k, image_id in enumerate(ids):
-            session.open(image_id)
-            session.select_task("fracture")
-            assert session.choose(k % 2)
-            assert session.add_region(Box(*BOX))
-            if k == 0:
-                assert session.measure("length", LINE)
-        assert session.wait(20)
-    finally:
-        session.close()
-        ws.close()
+    decide_and_box(data_dir, "dr.valid", ids, BOX, LINE)
     yield World(root, data_dir, sources)
 
 
@@ -231,24 +219,30 @@ def test_every_object_passes_dciodvfy(exported: Path):
     print({k: dict(v) for k, v in report.items()})  # the counts docs/EXPORT.md reports
 
 
+def read_back_seg(path: Path, source: pydicom.Dataset) -> None:
+    """The SEG at `path` as highdicom reads it: the `fracture` segment, the box as its mask."""
+    seg = hd.seg.segread(path)
+    assert seg.get_segment_description(1).segment_label == "fracture"
+    mask = seg.get_pixels_by_source_instance(source_sop_instance_uids=[source.SOPInstanceUID])
+    expected = np.zeros((source.Rows, source.Columns), dtype=bool)  # the box, as a mask
+    expected[2:9, 1:6] = True
+    np.testing.assert_array_equal(mask[0, ..., 0].astype(bool), expected)
+
+
+def read_back_sr(path: Path) -> None:
+    """The SR at `path` as highdicom reads it: the box as a planar ROI, the private scheme."""
+    sr = hd.sr.srread(path)
+    (box,) = [g for g in sr.content.get_planar_roi_measurement_groups() if not g.get_measurements()]
+    assert box.roi.value.tolist() == [[1, 2], [6, 2], [6, 9], [1, 9], [1, 2]]
+    assert "99SKELEX" in {i.CodingSchemeDesignator for i in sr.CodingSchemeIdentificationSequence}
+
+
 def test_objects_read_back_with_highdicom(exported: Path):
     for path in sorted((exported / "dicom" / "seg").glob("*.dcm")):
         source = pydicom.dcmread(_source_image(exported, path), stop_before_pixels=True)
-        seg = hd.seg.segread(path)
-        assert seg.get_segment_description(1).segment_label == "fracture"
-        mask = seg.get_pixels_by_source_instance(source_sop_instance_uids=[source.SOPInstanceUID])
-        expected = np.zeros((source.Rows, source.Columns), dtype=bool)  # the box, as a mask
-        expected[2:9, 1:6] = True
-        np.testing.assert_array_equal(mask[0, ..., 0].astype(bool), expected)
+        read_back_seg(path, source)
     for path in sorted((exported / "dicom" / "sr").glob("*.dcm")):
-        sr = hd.sr.srread(path)
-        (box,) = [
-            g for g in sr.content.get_planar_roi_measurement_groups() if not g.get_measurements()
-        ]
-        assert box.roi.value.tolist() == [[1, 2], [6, 2], [6, 9], [1, 9], [1, 2]]
-        assert "99SKELEX" in {
-            i.CodingSchemeDesignator for i in sr.CodingSchemeIdentificationSequence
-        }
+        read_back_sr(path)
     for path in sorted((exported / "dicom" / "pm").glob("*.dcm")):
         ds = pydicom.dcmread(path)
         pm = hd.pm.ParametricMap.from_dataset(ds)
