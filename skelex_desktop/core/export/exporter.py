@@ -166,7 +166,12 @@ class _Run:
             image_file = self.dicom_images.get(item.sop_uid)
             if image_file is None:
                 image_file = f"{IMAGES_DIR}/{split}/{stem}.dcm"
-                staging.write(image_file, dicom_bytes(ds))
+                try:
+                    data = dicom_bytes(ds)
+                except Exception as exc:  # pydicom cannot write this source: skip it, not all
+                    self.skip(self.unwritable(item, exc))
+                    return
+                staging.write(image_file, data)
                 self.dicom_images[item.sop_uid] = image_file
         elif mode != "none":
             png_mode = mode if mode in ("png16", "png8") else "png16"
@@ -265,6 +270,12 @@ class _Run:
                 self.instances[kind] -= 1
                 continue
             staging.write(f"dicom/{kind.removeprefix('dicom-')}/{record.stem}.dcm", written)
+
+    def unwritable(self, item: ExportItem, exc: Exception) -> str:
+        """Why an image was left out: its source could not be written as DICOM (the file is
+        named only when not de-identifying: its name may identify the patient)."""
+        what = "a source" if self.deid else Path(item.file_path).name
+        return f"not exported: {what} cannot be written as DICOM ({exc})"
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1

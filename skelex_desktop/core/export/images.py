@@ -73,7 +73,14 @@ def render_png(source: str, frame: int, mode: str) -> PngImage:
 
 
 def dicom_bytes(ds: Dataset) -> bytes:
-    """A data set as a DICOM Part 10 file (preamble, file meta)."""
+    """A data set as a DICOM Part 10 file (preamble, file meta).
+
+    Elements still raw (not yet accessed) are converted first, nested ones included: a file read
+    in another VR encoding than its transfer syntax declares (explicit declared, implicit found)
+    leaves raw elements without a VR, which pydicom cannot write in the declared encoding.
+    """
+    for _ in ds.iterall():  # accessing each element converts it (the VR from the dictionary)
+        pass
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
