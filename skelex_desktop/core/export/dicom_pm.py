@@ -2,7 +2,9 @@
 
 The map (a .npy file of the prediction) is resized to the image when its size differs. The
 Parametric Map IOD requires a Frame of Reference and an image plane (PS3.3 A.75), which projection
-radiographs do not have; a source without an image plane (no Image Position (Patient)) is given a
+radiographs do not have; a source without an image plane (no Image Position (Patient)) or
+without a usable Frame of Reference (none, not a valid UID, or equal to the Study Instance UID,
+which PS3.3 does not allow: its plane is then dropped as positioned in no frame) is given a
 nominal one on the map's own copy of the source: a Frame of Reference UID derived from the source's
 SOP Instance UID, identity orientation, origin 0, slice thickness 1 and the image's pixel spacing
 (Pixel Spacing, else Imager Pixel Spacing, else 1 mm when neither is a positive pair). The map is
@@ -27,7 +29,11 @@ from skelex_desktop.core.export.dicom_common import (
     EQUIPMENT,
     NO_UNITS,
 )
-from skelex_desktop.core.export.dicom_source import derivation_source
+from skelex_desktop.core.export.dicom_source import (
+    derivation_source,
+    drop_plane,
+    has_frame_of_reference,
+)
 from skelex_desktop.core.export.options import ExportError
 from skelex_desktop.core.export.selection import ModelInfo
 
@@ -61,7 +67,9 @@ def pixel_spacing(source: Dataset) -> list[float]:
 def with_plane(source: Dataset) -> Dataset:
     """The map's copy of `source`, with a nominal image plane when the source has none."""
     plane = derivation_source(source)
-    if get_image_coordinate_system(plane) is not None:
+    if not has_frame_of_reference(plane):
+        drop_plane(plane)  # e.g. a Frame of Reference UID equal to the Study UID: none usable
+    elif get_image_coordinate_system(plane) is not None:
         return plane
     plane.FrameOfReferenceUID = generate_uid(
         entropy_srcs=["skelex-nominal-plane", str(source.SOPInstanceUID)]

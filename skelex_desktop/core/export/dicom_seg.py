@@ -1,18 +1,24 @@
 """DICOM Segmentation of an image's box regions: one binary segment per task.
 
 The SEG is derived from its own copy of the source alone, whichever other objects are exported.
-A source with an image plane gives the SEG its Frame of Reference and plane (highdicom copies
-them). Without one (a projection radiograph) the SEG has no plane (PS3.3 A.51 needs one only
-when the source has it): it carries the source's Frame of Reference UID when there is one, Patient
-Orientation from the source or empty (Type 2C), and Pixel Measures only when the source gives a
-positive Pixel Spacing and a Slice Thickness (the macro requires both; a radiograph's spacing
-stays in the source it references).
+A source with an image plane, a usable Frame of Reference and Pixel Measures gives the SEG its
+Frame of Reference and plane (highdicom copies them). Otherwise (a projection radiograph; a plane
+without a positive Pixel Spacing or a Slice Thickness, which the Pixel Measures macro of a planar
+SEG requires) the SEG has no plane (PS3.3 A.51 needs one only when the source has it): it
+carries the source's Frame of Reference UID when there is a usable one, Patient Orientation
+from the source or empty (Type 2C), and Pixel Measures only when the source gives both (a
+radiograph's spacing stays in the source it references). A Frame of Reference UID that is not a
+valid UID or equals the Study Instance UID (not allowed by PS3.3 C.7.4.1.1.1) counts as none;
+when the source's IOD requires the Frame of Reference module (CT, MR: highdicom then requires it
+of the SEG) the SEG is given its own, derived from the source's SOP Instance UID, which positions
+nothing and no other object shares.
 """
 
 from __future__ import annotations
 
 import highdicom as hd
 import numpy as np
+from highdicom._standard_utils import ModuleUsageValues, get_module_usage
 from highdicom.seg import (
     SegmentAlgorithmTypeValues,
     SegmentationTypeValues,
@@ -21,13 +27,18 @@ from highdicom.seg import (
 from highdicom.spatial import get_image_coordinate_system
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
+from pydicom.uid import generate_uid
 
 from skelex_desktop.core.export.dicom_common import (
     EQUIPMENT,
     coding_schemes,
     task_concept,
 )
-from skelex_desktop.core.export.dicom_source import derivation_source
+from skelex_desktop.core.export.dicom_source import (
+    derivation_source,
+    drop_plane,
+    has_frame_of_reference,
+)
 from skelex_desktop.core.export.selection import ExportItem, TaskInfo
 
 
@@ -66,7 +77,16 @@ def build_seg(
     ]
     pixels = np.stack([m for _, m in masks], axis=-1)[np.newaxis]
     base = derivation_source(source)
-    planar = get_image_coordinate_system(base) is not None
+    frame = base.FrameOfReferenceUID if has_frame_of_reference(base) else None
+    planar = frame is not None and get_image_coordinate_system(base) is not None
+    if planar and not _has_pixel_measures(base):
+        planar = False  # a plane needs Pixel Measures, which need spacing and thickness
+    if not planar:
+        drop_plane(base)
+        if frame is None and _frame_of_reference_mandatory(base):
+            frame = generate_uid(entropy_srcs=["skelex-seg-frame", str(source.SOPInstanceUID)])
+        if frame is not None:
+            base.FrameOfReferenceUID = frame
     if not planar and not _has_pixel_measures(base):
         for keyword in ("PixelSpacing", "SliceThickness", "SpacingBetweenSlices"):
             if keyword in base:
@@ -88,6 +108,16 @@ def build_seg(
     if not planar:
         seg.PatientOrientation = source.get("PatientOrientation") or None
     return seg
+
+
+def _frame_of_reference_mandatory(source: Dataset) -> bool:
+    """Whether the source's IOD requires the Frame of Reference module (highdicom then requires
+    one for the SEG)."""
+    try:
+        usage = get_module_usage("frame-of-reference", str(source.SOPClassUID))
+    except (KeyError, ValueError):
+        return False
+    return usage == ModuleUsageValues.MANDATORY
 
 
 def _has_pixel_measures(source: Dataset) -> bool:
