@@ -63,7 +63,8 @@ def unusable(source: Dataset) -> str | None:
         return f"the source has no {', '.join(missing)}"
     invalid = [k for k in REFERENCE_UIDS if not UID(str(source.get(k)).strip()).is_valid]
     if invalid:
-        return f"the source's {', '.join(invalid)} is not a valid UID"
+        verb = "is not a valid UID" if len(invalid) == 1 else "are not valid UIDs"
+        return f"the source's {', '.join(invalid)} {verb}"
     sop_class = UID(str(source.SOPClassUID).strip())
     if sop_class.is_retired:
         return f"the source's SOP Class ({sop_class.name}) is retired"
