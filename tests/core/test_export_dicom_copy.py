@@ -12,6 +12,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
 from sqlalchemy import select
 
 from skelex_desktop.cli import main
@@ -20,6 +21,7 @@ from skelex_desktop.core.export import exporter
 from skelex_desktop.core.settings import Settings
 from skelex_desktop.core.workspace import open_workspace
 from tests.core.flows import decide_and_box
+from tests.core.test_export_dicom_valid import DCIODVFY, _dciodvfy
 
 BOX = (1.0, 2.0, 6.0, 9.0)
 
@@ -82,3 +84,46 @@ def test_a_source_that_cannot_be_written_is_skipped_not_the_export(
     reason = "1 image(s): not exported: CT_small.dcm cannot be written as DICOM"
     assert [n for n in manifest["notes"] if n.startswith(reason)], manifest["notes"]
     assert "encoding without a string argument" in " ".join(manifest["notes"])
+
+
+def _variant(root: Path, name: str, sop_uid: str, meta_uid: str) -> Path:
+    """CT_small as a new instance whose data set and file meta name `sop_uid` and `meta_uid`."""
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SOPInstanceUID = sop_uid
+    ds.file_meta.MediaStorageSOPInstanceUID = meta_uid
+    path = root / name
+    ds.save_as(path, enforce_file_format=False)
+    return path
+
+
+def test_copy_keeps_the_valid_meta_uid_of_a_source_with_an_invalid_sop_instance_uid(
+    tmp_path: Path,
+):
+    # as pydicom-data's bad_sequence.dcm: a hash as SOP Instance UID, a valid UID in the meta
+    made = tmp_path / "made"
+    made.mkdir()
+    invalid, valid = (
+        "dccc9599087131742838cc1162a630fea87ba9bf61ac09bfda90d4adfa5ddaed",
+        generate_uid(),
+    )
+    consistent = generate_uid()
+    sources = [
+        _variant(made, "hashed.dcm", invalid, valid),
+        _variant(made, "stale.dcm", consistent, generate_uid()),  # both valid: the data set's
+    ]
+    data_dir = _labelled(tmp_path, sources)
+    _export(data_dir, tmp_path / "out")
+    copies = {}
+    for path in (tmp_path / "out" / "images").glob("*/*.dcm"):
+        copies[str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)] = path
+    assert set(copies) == {invalid, consistent}
+    hashed = pydicom.dcmread(copies[invalid], stop_before_pixels=True)
+    assert hashed.file_meta.MediaStorageSOPInstanceUID == valid
+    assert hashed.file_meta.FileMetaInformationGroupLength > 0 and hashed.preamble
+    stale = pydicom.dcmread(copies[consistent], stop_before_pixels=True)
+    assert stale.file_meta.MediaStorageSOPInstanceUID == consistent
+    if DCIODVFY is not None:
+        source_errors, _ = _dciodvfy(sources[0])
+        copy_errors, _ = _dciodvfy(copies[invalid])
+        assert set(copy_errors) <= set(source_errors)

@@ -11,6 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.uid import UID
 
 from skelex_desktop.core.export.options import ExportError
 from skelex_desktop.core.ingest.frame import apply_window
@@ -81,6 +82,28 @@ def dicom_bytes(ds: Dataset) -> bytes:
     """
     for _ in ds.iterall():  # accessing each element converts it (the VR from the dictionary)
         pass
+    kept = _kept_meta_instance(ds)
     buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
+    ds.save_as(buf, enforce_file_format=True)  # completes the file meta, updates its UIDs
+    if kept is None:
+        return buf.getvalue()
+    # pydicom copied the data set's invalid SOP Instance UID into the file meta: write the
+    # source's valid one back (the now complete meta as it is), as the source file has it
+    ds.file_meta.MediaStorageSOPInstanceUID = kept
+    if not ds.preamble:
+        ds.preamble = b"\x00" * 128
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=False)
     return buf.getvalue()
+
+
+def _kept_meta_instance(ds: Dataset) -> UID | None:
+    """The source's Media Storage SOP Instance UID, when the copy must keep it although the data
+    set's SOP Instance UID differs: the data set's is not a valid UID and the meta's is (else
+    the copy would add invalid-UID Errors in its file meta that its source does not have)."""
+    meta = getattr(ds, "file_meta", None)
+    stored = str(meta.get("MediaStorageSOPInstanceUID", "") or "") if meta is not None else ""
+    own = str(ds.get("SOPInstanceUID", "") or "")
+    if not stored or not own or stored == own or UID(own).is_valid:
+        return None
+    return UID(stored) if UID(stored).is_valid else None
