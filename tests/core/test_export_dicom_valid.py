@@ -219,21 +219,29 @@ def test_every_object_passes_dciodvfy(exported: Path):
     print({k: dict(v) for k, v in report.items()})  # the counts docs/EXPORT.md reports
 
 
+def stored_box(source: pydicom.Dataset) -> tuple[int, int, int, int]:
+    """`BOX` as the review session stores it on `source`: clipped to the image."""
+    x0, y0, x1, y1 = (int(v) for v in BOX)
+    return x0, y0, min(x1, int(source.Columns)), min(y1, int(source.Rows))
+
+
 def read_back_seg(path: Path, source: pydicom.Dataset) -> None:
     """The SEG at `path` as highdicom reads it: the `fracture` segment, the box as its mask."""
     seg = hd.seg.segread(path)
     assert seg.get_segment_description(1).segment_label == "fracture"
     mask = seg.get_pixels_by_source_instance(source_sop_instance_uids=[source.SOPInstanceUID])
     expected = np.zeros((source.Rows, source.Columns), dtype=bool)  # the box, as a mask
-    expected[2:9, 1:6] = True
+    x0, y0, x1, y1 = stored_box(source)
+    expected[y0:y1, x0:x1] = True
     np.testing.assert_array_equal(mask[0, ..., 0].astype(bool), expected)
 
 
-def read_back_sr(path: Path) -> None:
+def read_back_sr(path: Path, source: pydicom.Dataset) -> None:
     """The SR at `path` as highdicom reads it: the box as a planar ROI, the private scheme."""
     sr = hd.sr.srread(path)
     (box,) = [g for g in sr.content.get_planar_roi_measurement_groups() if not g.get_measurements()]
-    assert box.roi.value.tolist() == [[1, 2], [6, 2], [6, 9], [1, 9], [1, 2]]
+    x0, y0, x1, y1 = stored_box(source)
+    assert box.roi.value.tolist() == [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
     assert "99SKELEX" in {i.CodingSchemeDesignator for i in sr.CodingSchemeIdentificationSequence}
 
 
@@ -242,7 +250,8 @@ def test_objects_read_back_with_highdicom(exported: Path):
         source = pydicom.dcmread(_source_image(exported, path), stop_before_pixels=True)
         read_back_seg(path, source)
     for path in sorted((exported / "dicom" / "sr").glob("*.dcm")):
-        read_back_sr(path)
+        source = pydicom.dcmread(_source_image(exported, path), stop_before_pixels=True)
+        read_back_sr(path, source)
     for path in sorted((exported / "dicom" / "pm").glob("*.dcm")):
         ds = pydicom.dcmread(path)
         pm = hd.pm.ParametricMap.from_dataset(ds)
