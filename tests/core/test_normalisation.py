@@ -165,6 +165,8 @@ def test_runtime_divides_by_a_declared_table_and_is_bit_identical_without_one(
 ) -> None:
     folder = copy_tiny_package(tmp_path)
     manifest = read_manifest(folder)
+    # the plain complementary map (per-pass errors pooled), which tables were fitted on
+    manifest.data["errormap"] = {**manifest.errormap, "pooling": "error"}
     errormap = manifest.errormap
     pixels = generate_image(5, 1, size=128, abnormal=False).monochrome2()
     runtime = MaeRuntime(manifest)
