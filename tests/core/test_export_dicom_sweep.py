@@ -40,9 +40,9 @@ from tests.core.test_export_dicom_valid import (
     DCIODVFY,
     KINDS,
     World,
-    _accepted,
     _dciodvfy,
     _source_image,
+    judge,
     read_back_seg,
     read_back_sr,
 )
@@ -140,17 +140,7 @@ def test_every_derived_object_passes_dciodvfy(sweep: Sweep):
     problems = []
     for kind, path in objects:
         source_path = _source_image(sweep.out, path)
-        inherited = set(verdicts[source_path][1])
-        errors, warnings = verdicts[path]
-        obj = pydicom.dcmread(path, stop_before_pixels=True)
-        source = pydicom.dcmread(source_path, stop_before_pixels=True)
-        problems += [f"{kind}/{path.name}: {e}" for e in errors]
-        for warning in warnings:
-            category = _accepted(kind, warning, obj, source, inherited)
-            if category is None:
-                problems.append(f"{kind}/{path.name}: {warning}")
-            else:
-                report[kind][category] += 1
+        problems += judge(kind, path, source_path, verdicts[path], verdicts[source_path][1], report)
     print("\nderived objects:", {k: sum(1 for j, _ in objects if j == k) for k in KINDS})
     print("accepted warnings:", {k: dict(v) for k, v in report.items()})
     assert not problems, "dciodvfy:\n" + "\n".join(problems)

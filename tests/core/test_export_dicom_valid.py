@@ -189,6 +189,29 @@ def _accepted(
     return None
 
 
+def judge(
+    kind: str,
+    path: Path,
+    source_path: Path,
+    verdict: tuple[list[str], list[str]],
+    source_warnings: list[str],
+    report: dict[str, Counter[str]],
+) -> list[str]:
+    """dciodvfy's (errors, warnings) on the derived object at `path`: its errors and the
+    warnings not accepted, as problems; each accepted warning counted in `report[kind]`."""
+    errors, warnings = verdict
+    obj = pydicom.dcmread(path, stop_before_pixels=True)
+    source = pydicom.dcmread(source_path, stop_before_pixels=True)
+    problems = [f"{kind}/{path.name}: {e}" for e in errors]
+    for warning in warnings:
+        category = _accepted(kind, warning, obj, source, set(source_warnings))
+        if category is None:
+            problems.append(f"{kind}/{path.name}: {warning}")
+        else:
+            report[kind][category] += 1
+    return problems
+
+
 @pytest.mark.skipif(
     DCIODVFY is None,
     reason="dciodvfy is not installed (Debian/Ubuntu: apt-get install dicom3tools)",
@@ -204,17 +227,9 @@ def test_every_object_passes_dciodvfy(exported: Path):
         assert len(objects) == images - len(NOT_DERIVABLE), kind
         for path in objects:
             source_path = _source_image(exported, path)
-            inherited = set(_dciodvfy(source_path)[1])
-            errors, warnings = _dciodvfy(path)
-            obj = pydicom.dcmread(path)
-            source = pydicom.dcmread(source_path, stop_before_pixels=True)
-            problems += [f"{kind}/{path.name}: {e}" for e in errors]
-            for warning in warnings:
-                category = _accepted(kind, warning, obj, source, inherited)
-                if category is None:
-                    problems.append(f"{kind}/{path.name}: {warning}")
-                else:
-                    report[kind][category] += 1
+            problems += judge(
+                kind, path, source_path, _dciodvfy(path), _dciodvfy(source_path)[1], report
+            )
     assert not problems, "dciodvfy:\n" + "\n".join(problems)
     print({k: dict(v) for k, v in report.items()})  # the counts docs/EXPORT.md reports
 
