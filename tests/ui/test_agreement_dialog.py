@@ -10,29 +10,22 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from sklearn.metrics import cohen_kappa_score
 
-from skelex_desktop.core.review.session import ReviewSession
 from skelex_desktop.core.team import agreement
 from skelex_desktop.core.workspace import Workspace
 from skelex_desktop.ui.dialogs import agreement_dialog
 from skelex_desktop.ui.dialogs.agreement_dialog import COLUMNS, AgreementDialog
 from skelex_desktop.ui.shortcuts import shortcut_rows
 from tests.core.factories import add_image
+from tests.core.flows import decide
 from tests.ui.conftest import active_window
 
 KL = {"dr.a": [0, 1, 2, 3, 4, 2], "dr.b": [0, 1, 3, 3, 4, 1], "dr.c": [0, 2, 2, 3, 3, 2]}
 
 
 def _read(workspace: Workspace, reader: str, task: str, choices: list[int]) -> None:
-    """Decisions as a reader makes them in the window: the review session and its writer."""
-    session = ReviewSession(workspace.db, reader)
-    try:
-        for image_id, index in enumerate(choices, start=1):
-            session.open(image_id)
-            session.select_task(task)
-            assert session.choose(index)
-        assert session.wait(10)
-    finally:
-        session.close()
+    """Decisions as a reader makes them in the window, on images 1, 2, ... in turn."""
+    decisions = [(image_id, task, index) for image_id, index in enumerate(choices, start=1)]
+    decide(workspace.settings.data_dir, reader, decisions)
 
 
 def _images(workspace: Workspace, n: int) -> None:
